@@ -1,0 +1,47 @@
+"""Pure array functions for neurons, traces and learning rules (numpy and torch alike).
+
+Time-axis convention: time-first, ``(T, batch, features)``; a step works on
+``(batch, features)``.
+"""
+
+from .lif import LIFState, heaviside, leaky_readout_step, lif_step
+from .stllr import (
+    POST_FORMS,
+    bp_signal,
+    ce_output_error,
+    dfa_signal,
+    noncausal_trace,
+    stllr_eligibility,
+    stllr_update,
+)
+from .surrogates import (
+    SURROGATES,
+    arctan,
+    fast_sigmoid_sq,
+    get_surrogate,
+    sigmoid_prime,
+    triangle,
+)
+from .traces import post_trace_step, pre_trace_step
+
+__all__ = [
+    "LIFState",
+    "POST_FORMS",
+    "SURROGATES",
+    "arctan",
+    "bp_signal",
+    "ce_output_error",
+    "dfa_signal",
+    "fast_sigmoid_sq",
+    "get_surrogate",
+    "heaviside",
+    "leaky_readout_step",
+    "lif_step",
+    "noncausal_trace",
+    "post_trace_step",
+    "pre_trace_step",
+    "sigmoid_prime",
+    "stllr_eligibility",
+    "stllr_update",
+    "triangle",
+]

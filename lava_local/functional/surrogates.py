@@ -1,0 +1,56 @@
+r"""Secondary activations Ψ(u) of S-TLLR, also used as surrogate derivatives ∂y/∂u.
+
+Every function takes the membrane potential ``u`` and the threshold ``v_th`` and is
+evaluated at :math:`x = u - v_{th}`. The S-TLLR paper notes that :math:`\int Ψ \le 1`
+trains better.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ._backend import Array, absolute, clamp_min, exp
+
+
+def triangle(u: Array, v_th: float, scale: float = 0.3) -> Array:
+    r"""Triangle: :math:`Ψ(u) = 0.3 \max(1 - |u - v_{th}|, 0)` (DVS Gesture, conv default)."""
+    return scale * clamp_min(1.0 - absolute(u - v_th), 0.0)
+
+
+def fast_sigmoid_sq(u: Array, v_th: float, slope: float = 100.0) -> Array:
+    r"""Derivative of the fast sigmoid: :math:`Ψ(u) = 1 / (100 |u - v_{th}| + 1)^2` (SHD, dense)."""
+    return 1.0 / (slope * absolute(u - v_th) + 1.0) ** 2
+
+
+def sigmoid_prime(u: Array, v_th: float, slope: float = 1.0) -> Array:
+    r"""Scaled sigmoid derivative: :math:`Ψ(u) = 4 σ(k x)(1 - σ(k x))`, :math:`x = u - v_{th}`.
+
+    The paper's form (DVS CIFAR10) is ``slope`` k = 1; the public code uses σ(4x), i.e.
+    ``slope=4``. Peak value 1 at threshold in both.
+    """
+    s = 1.0 / (1.0 + exp(-slope * (u - v_th)))
+    return 4.0 * s * (1.0 - s)
+
+
+def arctan(u: Array, v_th: float, slope: float = 10.0) -> Array:
+    r"""Arctan-like: :math:`Ψ(u) = 1 / (1 + (10 (u - v_{th}))^2)` (optical flow)."""
+    return 1.0 / (1.0 + (slope * (u - v_th)) ** 2)
+
+
+SURROGATES: dict[str, Callable[..., Array]] = {
+    "triangle": triangle,
+    "fast_sigmoid_sq": fast_sigmoid_sq,
+    "sigmoid_prime": sigmoid_prime,
+    "arctan": arctan,
+}
+
+
+def get_surrogate(name: str) -> Callable[..., Array]:
+    """Return the Ψ function called ``name``; unknown names raise a ``ValueError`` listing
+    the valid ones."""
+    try:
+        return SURROGATES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown surrogate {name!r}; choose one of {', '.join(sorted(SURROGATES))}"
+        ) from None

@@ -1,0 +1,288 @@
+"""The ``lava-local`` command: train, demo, bench.
+
+Errors in what the user asked for (unknown rule, negative T, missing checkpoint, ...)
+end with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+DEFAULT_SWEEP_STEPS = (10, 50, 100, 200)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 128,128, got {text!r}"
+        ) from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 128,128, got {text!r}")
+    return vals
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options that map one-to-one onto :class:`TrainConfig` fields (defaults from it)."""
+    from .data import DATASETS, ENCODINGS
+    from .functional import POST_FORMS, SURROGATES
+    from .rules.stllr import SIGNALS
+    from .torch.train import TrainConfig
+
+    d = {f.name: f.default for f in fields(TrainConfig)}
+    S = argparse.SUPPRESS
+
+    def opt(flag, dest, help, **kw):
+        p.add_argument(flag, dest=dest, default=S, help=f"{help} (default: {d[dest]})", **kw)
+
+    opt("--dataset", "dataset", "data set", choices=DATASETS)
+    opt("--encoding", "encoding", "spike encoding of the digits", choices=ENCODINGS)
+    opt("--steps", "n_steps", "time steps T per sample", type=_positive_int, metavar="T")
+    opt("--hidden", "hidden", "hidden LIF layer widths", type=_int_list, metavar="N,N")
+    opt("--batch-size", "batch_size", "batch size", type=_positive_int)
+    opt("--lr", "lr", "Adam learning rate", type=float)
+    opt("--seed", "seed", "seed of initialisation, encoding and shuffling", type=int)
+    opt("--window", "window", "learning window: the last W steps learn (T_l = T - W); "
+        "default all steps", type=_positive_int, metavar="W")
+    opt("--gamma", "gamma", "LIF leak γ", type=float)
+    opt("--v-th", "v_th", "LIF threshold", type=float)
+    opt("--kappa", "kappa", "readout leak κ", type=float)
+    opt("--surrogate", "surrogate", "Ψ / surrogate derivative", choices=sorted(SURROGATES))
+    opt("--init-gain", "init_gain", "hidden weight init gain", type=float)
+    opt("--lam-pre", "lam_pre", "S-TLLR λ_pre", type=float)
+    opt("--lam-post", "lam_post", "S-TLLR λ_post", type=float)
+    opt("--alpha-pre", "alpha_pre", "S-TLLR α_pre", type=float)
+    opt("--alpha-post", "alpha_post", "S-TLLR α_post", type=float)
+    opt("--signal", "signal", "S-TLLR learning signal", choices=SIGNALS)
+    opt("--post-form", "post_form", "S-TLLR non-causal trace form", choices=POST_FORMS)
+    p.add_argument("--online", dest="online", action="store_true", default=S,
+                   help="S-TLLR: apply the update every step (default: once per batch)")
+    opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _config(args: argparse.Namespace, **override):
+    from .torch.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    given.update(override)
+    return TrainConfig(**given)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .torch.trainers import RULES
+
+    parser = argparse.ArgumentParser(
+        prog="lava-local",
+        description="Local learning rules for spiking neural networks (Lava / Loihi 2).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train one rule, with checkpoints and a results JSON")
+    p.add_argument("--rule", choices=RULES, default="stllr", help="learning rule")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: runs/RULE-DATASET-seedS)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in --out")
+    _add_run_options(p)
+
+    p = sub.add_parser("demo", help="S-TLLR vs BPTT on the embedded digits data, one table")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default: results/demo-TIMESTAMP)")
+    p.add_argument("--sweep-steps", type=_int_list, default=DEFAULT_SWEEP_STEPS,
+                   metavar="T,T", help="T values of the memory-vs-T measurement "
+                   f"(default: {','.join(map(str, DEFAULT_SWEEP_STEPS))})")
+    _add_run_options(p)
+
+    p = sub.add_parser("bench", help="benchmarks that print tables and write plots")
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    b = bsub.add_parser("memory", help="learning-state memory and MACs vs T, every rule")
+    b.add_argument("--sweep-steps", type=_int_list, default=DEFAULT_SWEEP_STEPS, metavar="T,T",
+                   help=f"T values (default: {','.join(map(str, DEFAULT_SWEEP_STEPS))})")
+    b.add_argument("--out", type=Path, default=None, help="write memory.json/.png here")
+    _add_run_options(b)
+    return parser
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def human_count(n: float) -> str:
+    for unit, s in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= s:
+            return f"{n / s:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def results_table(results: dict[str, dict]) -> str:
+    header = ["rule", "test acc", "mem analytic/sample", "mem measured/sample",
+              "learn MACs analytic/sample", "MACs measured/sample", "train time"]
+    rows = []
+    for name, r in results.items():
+        c = r["cost"]
+        rows.append([name, f"{100 * r['test_acc']:.2f}%",
+                     human_bytes(c["memory_analytic_bytes_per_sample"]),
+                     human_bytes(c["memory_measured_bytes_per_sample"]),
+                     human_count(c["macs_analytic_learning_per_sample"]),
+                     human_count(c["macs_measured_per_sample"]),
+                     f"{r['train_time_s']:.1f} s"])
+    return format_table(header, rows)
+
+
+def sweep_table(sweep: list[dict]) -> str:
+    rules = sorted({r["rule"] for r in sweep})
+    steps = sorted({r["n_steps"] for r in sweep})
+    cell = {(r["rule"], r["n_steps"]): r for r in sweep}
+    header = ["T"] + [f"{rule} {kind}" for rule in rules for kind in ("analytic", "measured")]
+    rows = []
+    for t in steps:
+        row = [str(t)]
+        for rule in rules:
+            c = cell[(rule, t)]
+            row += [human_bytes(c["memory_analytic_bytes_per_sample"]),
+                    human_bytes(c["memory_measured_bytes_per_sample"])]
+        rows.append(row)
+    return format_table(header, rows)
+
+
+def sweep_ratio(sweep: list[dict], a: str = "bptt", b: str = "stllr") -> tuple[int, float]:
+    """(largest T, measured memory ratio a/b at that T)."""
+    t = max(r["n_steps"] for r in sweep)
+    m = {r["rule"]: r["memory_measured_bytes_per_sample"] for r in sweep if r["n_steps"] == t}
+    return t, m[a] / m[b]
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from .plots import plot_training
+    from .torch.train import train
+
+    cfg = _config(args, rule=args.rule, epochs=args.epochs)
+    out = args.out or Path("runs") / f"{cfg.rule}-{cfg.dataset}-seed{cfg.seed}"
+    res = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
+                progress=not args.no_progress)
+    plot_training({cfg.rule: res["history"]}, out / "training.png")
+    print(results_table({cfg.rule: res}))
+    print(f"\nresults: {out / 'results.json'}  checkpoint: {out / 'checkpoint.pt'}")
+    return 0
+
+
+def _new_folder(path: Path | None, prefix: str) -> Path:
+    from .torch.train import RunError
+
+    if path is None:
+        path = Path("results") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if path.exists() and any(path.iterdir()):
+        raise RunError(f"{path} exists and is not empty; choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cmd_demo(args) -> int:
+    import json
+
+    from .plots import plot_demo
+    from .torch.train import memory_sweep, train
+
+    out = _new_folder(args.out, "demo")
+    progress = not args.no_progress
+    results = {}
+    for rule in ("stllr", "bptt"):
+        cfg = _config(args, rule=rule, epochs=args.epochs)
+        results[rule] = train(cfg, out / rule, progress=progress)
+    sweep = memory_sweep(_config(args, epochs=args.epochs), list(args.sweep_steps),
+                         progress=progress)
+    t_max, ratio = sweep_ratio(sweep)
+    summary = {"results": results, "memory_vs_steps": sweep,
+               "bptt_over_stllr_memory_at_max_T": {"n_steps": t_max, "ratio": ratio}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_demo({k: v["history"] for k, v in results.items()}, sweep, out / "summary.png")
+    cfg = results["stllr"]["config"]
+    print(f"\nS-TLLR vs BPTT on digits ({cfg['encoding']} code, T={cfg['n_steps']}, "
+          f"net {'-'.join(map(str, results['stllr']['layer_sizes']))}, "
+          f"batch {cfg['batch_size']}, {args.epochs} epochs, seed {cfg['seed']})\n")
+    print(results_table(results))
+    print("\nlearning-state memory per sample vs T (same network, same batch)\n")
+    print(sweep_table(sweep))
+    print(f"\nat T={t_max}: BPTT needs {ratio:.1f}x the learning-state memory of S-TLLR")
+    print(f"\nresults: {out / 'summary.json'}  plot: {out / 'summary.png'}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from .plots import plot_demo
+    from .torch.train import memory_sweep
+
+    sweep = memory_sweep(_config(args), list(args.sweep_steps), progress=not args.no_progress)
+    print(sweep_table(sweep))
+    header = ["T", "rule", "saved-for-backward/batch", "learn MACs analytic/sample",
+              "MACs measured/sample"]
+    print()
+    print(format_table(header, [[str(r["n_steps"]), r["rule"],
+                                 human_bytes(r["memory_measured_saved_for_backward_bytes_batch"]),
+                                 human_count(r["macs_analytic_learning_per_sample"]),
+                                 human_count(r["macs_measured_per_sample"])] for r in sweep]))
+    t_max, ratio = sweep_ratio(sweep)
+    print(f"\nat T={t_max}: BPTT / S-TLLR learning-state memory = {ratio:.1f}x")
+    if args.out is not None:
+        out = _new_folder(args.out, "bench")
+        (out / "memory.json").write_text(json.dumps(sweep, indent=2) + "\n")
+        plot_demo({}, sweep, out / "memory.png")
+        print(f"written: {out / 'memory.json'}, {out / 'memory.png'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .torch.train import RunError
+
+    try:
+        return {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)
+    except RunError as e:
+        print(f"lava-local: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nlava-local: interrupted; a training run continues with --resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

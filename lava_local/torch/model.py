@@ -1,0 +1,136 @@
+"""Dense multi-layer SNN: LIF hidden layers (soft reset) and a non-spiking leaky readout."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+
+from ..functional.lif import LIFState, leaky_readout_step, lif_step
+from ..functional.surrogates import SURROGATES
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture and neuron parameters of :class:`DenseSNN`.
+
+    Attributes
+    ----------
+    n_in, n_out : int
+        Input channels and classes.
+    hidden : tuple of int
+        Widths of the LIF layers.
+    gamma, v_th : float
+        LIF leak γ and threshold (S-TLLR form, soft reset).
+    kappa : float
+        Leak of the non-spiking readout, :math:`o[t] = κ o[t-1] + W_{out} y^L[t]`.
+    surrogate : str
+        Name of Ψ (surrogate derivative and S-TLLR secondary activation).
+    init_gain : float
+        Hidden weights ~ U(-a, a), a = init_gain·sqrt(3 / fan_in).
+    """
+
+    n_in: int
+    n_out: int
+    hidden: tuple[int, ...] = (128, 128)
+    gamma: float = 0.5
+    v_th: float = 0.8
+    kappa: float = 0.9
+    surrogate: str = "triangle"
+    init_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.n_in < 1 or self.n_out < 2:
+            raise ValueError("n_in must be >= 1 and n_out >= 2")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.kappa <= 1.0:
+            raise ValueError("gamma and kappa are leaks and must lie in [0, 1]")
+        if self.v_th <= 0:
+            raise ValueError(f"v_th must be > 0, got {self.v_th}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(
+                f"unknown surrogate {self.surrogate!r}; choose one of {sorted(SURROGATES)}"
+            )
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """[N_0 (inputs), N_1, ..., N_L, C]."""
+        return [self.n_in, *map(int, self.hidden), self.n_out]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+class NetState(NamedTuple):
+    """State after a step: one :class:`LIFState` per hidden layer and the readout ``o``."""
+
+    layers: list[LIFState]
+    o: torch.Tensor
+
+
+class DenseSNN(nn.Module):
+    """LIF layers ``W^l`` (no bias) followed by a leaky readout ``W_out`` (no bias)."""
+
+    def __init__(self, cfg: NetConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        sizes = cfg.layer_sizes
+        self.hidden = nn.ParameterList()
+        for n_pre, n_post in zip(sizes[:-2], sizes[1:-1]):
+            a = cfg.init_gain * math.sqrt(3.0 / n_pre)
+            w = (torch.rand(n_post, n_pre, generator=generator) * 2 - 1) * a
+            self.hidden.append(nn.Parameter(w))
+        a = math.sqrt(1.0 / sizes[-2])
+        w = (torch.rand(sizes[-1], sizes[-2], generator=generator) * 2 - 1) * a
+        self.readout = nn.Parameter(w)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """All weight matrices, hidden first, readout last."""
+        return [*self.hidden, self.readout]
+
+    def init_state(self, batch: int) -> NetState:
+        dev, dt = self.readout.device, self.readout.dtype
+        layers = [
+            LIFState(torch.zeros(batch, w.shape[0], device=dev, dtype=dt),
+                     torch.zeros(batch, w.shape[0], device=dev, dtype=dt))
+            for w in self.hidden
+        ]
+        return NetState(layers, torch.zeros(batch, self.cfg.n_out, device=dev, dtype=dt))
+
+    def step(
+        self,
+        state: NetState,
+        x_t: torch.Tensor,
+        spike_fn: Callable[[torch.Tensor], torch.Tensor],
+    ) -> NetState:
+        """Advance one step. The reset term uses the previous spikes detached (the papers'
+        reset carries no gradient)."""
+        cfg = self.cfg
+        inp = x_t
+        layers = []
+        for w, s in zip(self.hidden, state.layers):
+            s = lif_step(LIFState(s.u, s.y.detach()), inp @ w.T, cfg.gamma, cfg.v_th, spike_fn)
+            layers.append(s)
+            inp = s.y
+        o = leaky_readout_step(state.o, inp @ self.readout.T, cfg.kappa)
+        return NetState(layers, o)
+
+    @torch.no_grad()
+    def predict_logits(self, x: torch.Tensor, t_l: int) -> torch.Tensor:
+        """Sum of readout outputs over steps ``t >= t_l`` for input ``x`` (T, B, n_in)."""
+        from ..functional.lif import heaviside
+
+        state = self.init_state(x.shape[1])
+        acc = torch.zeros_like(state.o)
+        for t in range(x.shape[0]):
+            state = self.step(state, x[t], heaviside)
+            if t >= t_l:
+                acc += state.o
+        return acc

@@ -1,0 +1,293 @@
+"""Training runs: configuration, epochs with progress bars, evaluation, checkpoints,
+accounting, and the results JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import DATASETS, SpikeDataset, load_dataset
+from ..rules.stllr import STLLRParams
+from .accounting import analytic_macs, analytic_memory_values, BYTES_PER_VALUE, measure_step
+from .model import DenseSNN, NetConfig
+from .trainers import RULES, BPTTTrainer, STLLRTrainer, first_learning_step
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+
+
+class RunError(Exception):
+    """A problem with the user's request (bad option, missing checkpoint, ...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in checkpoints and results)."""
+
+    rule: str = "stllr"
+    dataset: str = "digits"
+    encoding: str = "rate"
+    n_steps: int = 20
+    hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    window: int | None = None
+    gamma: float = 0.5
+    v_th: float = 0.8
+    kappa: float = 0.9
+    surrogate: str = "triangle"
+    init_gain: float = 1.0
+    lam_pre: float = 0.5
+    lam_post: float = 0.2
+    alpha_pre: float = 1.0
+    alpha_post: float = -1.0
+    signal: str = "bp"
+    post_form: str = "paper"
+    online: bool = False
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise RunError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
+        if self.dataset not in DATASETS:
+            raise RunError(
+                f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}"
+            )
+        for name in ("n_steps", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise RunError(f"{name} must be a positive integer, got {v!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise RunError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.window is not None and not 1 <= self.window <= self.n_steps:
+            raise RunError(
+                f"the learning window must be between 1 and T={self.n_steps}, got {self.window}"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise RunError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        try:
+            self.net_config(64, 10)
+            self.stllr_params()
+        except ValueError as e:
+            raise RunError(str(e)) from None
+
+    def net_config(self, n_in: int, n_out: int) -> NetConfig:
+        return NetConfig(n_in, n_out, tuple(self.hidden), self.gamma, self.v_th, self.kappa,
+                         self.surrogate, self.init_gain)
+
+    def stllr_params(self) -> STLLRParams:
+        return STLLRParams(self.lam_pre, self.lam_post, self.alpha_pre, self.alpha_post,
+                           self.signal, self.post_form, self.online)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def to_time_first(spikes: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(B, T, F) uint8 samples -> (T, B, F) float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(spikes.transpose(1, 0, 2))).to(
+        device=device, dtype=torch.float32)
+
+
+def iterate_batches(ds: SpikeDataset, batch_size: int, order: np.ndarray | None,
+                    device: torch.device):
+    """Yield ``(x (T, B, F), labels (B,))`` over ``ds`` in ``order`` (None = as stored)."""
+    idx = np.arange(len(ds)) if order is None else order
+    for s in range(0, len(idx), batch_size):
+        b = np.sort(idx[s:s + batch_size]) if order is None else idx[s:s + batch_size]
+        yield (to_time_first(ds.spikes[b], device),
+               torch.from_numpy(ds.labels[b]).to(device))
+
+
+@torch.no_grad()
+def evaluate(model: DenseSNN, ds: SpikeDataset, t_l: int, device: torch.device,
+             batch_size: int = 256) -> tuple[float, np.ndarray]:
+    """Accuracy and predictions of ``model`` on ``ds`` (argmax of Σ_{t≥T_l} o[t])."""
+    preds = []
+    for x, _ in iterate_batches(ds, batch_size, None, device):
+        preds.append(model.predict_logits(x, t_l).argmax(-1).cpu().numpy())
+    p = np.concatenate(preds)
+    return float((p == ds.labels).mean()), p
+
+
+def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
+    """Model, optimiser and trainer of ``cfg``, initialised from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.rule == "stllr":
+        trainer = STLLRTrainer(model, opt, cfg.stllr_params(), cfg.window, generator=gen)
+    else:
+        trainer = BPTTTrainer(model, opt, cfg.window)
+    return model, opt, trainer
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Analytic and measured learning-state memory and MACs of one training step."""
+    sizes = trainer.model.cfg.layer_sizes
+    t_l = first_learning_step(cfg.n_steps, cfg.window)
+    cost = measure_step(trainer, x, labels)
+    b = cost.batch
+    mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps)
+    return {
+        "batch": b,
+        "memory_analytic_bytes_per_sample": mem_values * BYTES_PER_VALUE,
+        "memory_analytic_bytes_batch": mem_values * BYTES_PER_VALUE * b,
+        "memory_measured_bytes_batch": cost.learning_state_bytes,
+        "memory_measured_bytes_per_sample": cost.learning_state_bytes / b,
+        "memory_measured_saved_for_backward_bytes_batch": cost.saved_for_backward_bytes,
+        "cuda_peak_bytes_batch": cost.cuda_peak_bytes,
+        "macs_analytic_learning_per_sample": analytic_macs(cfg.rule, sizes, cfg.n_steps, t_l),
+        "macs_measured_per_sample": cost.macs / b,
+    }
+
+
+def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
+          overwrite: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg``; write a checkpoint each epoch and ``results.json`` into ``out``.
+
+    Returns the results dictionary (also written to ``out/results.json``).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out) if out is not None else None
+    ckpt_path = out / CHECKPOINT if out is not None else None
+    if out is not None:
+        if resume and not ckpt_path.is_file():
+            raise RunError(f"cannot resume: no checkpoint at {ckpt_path}; "
+                           "start a new run without --resume")
+        if not resume and not overwrite and (ckpt_path.exists() or (out / RESULTS).exists()):
+            raise RunError(f"{out} already holds a run; pass --resume to continue it, "
+                           "--overwrite to replace it, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+    elif resume:
+        raise RunError("--resume needs --out, the folder of the run to continue")
+
+    device = resolve_device(cfg.device)
+    train_ds = load_dataset(cfg.dataset, "train", n_steps=cfg.n_steps,
+                            encoding=cfg.encoding, seed=cfg.seed)
+    test_ds = load_dataset(cfg.dataset, "test", n_steps=cfg.n_steps,
+                           encoding=cfg.encoding, seed=cfg.seed)
+    model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device)
+    t_l = first_learning_step(cfg.n_steps, cfg.window)
+    history: list[dict] = []
+    start = 0
+    if resume:
+        ck = torch.load(ckpt_path, map_location=device)
+        saved = TrainConfig.from_dict(ck["config"])
+        if replace(saved, epochs=cfg.epochs, device=cfg.device) != cfg:
+            diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
+                    if k not in ("epochs", "device") and cfg.to_dict()[k] != v}
+            raise RunError(f"--resume with options that differ from the checkpoint's: {diff} "
+                           "(saved vs given); resume with the same options")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if cfg.rule == "stllr" and ck.get("feedback") is not None:
+            trainer.feedback = [b.to(device) for b in ck["feedback"]]
+        history, start = ck["history"], ck["epoch"]
+
+    for epoch in range(start, cfg.epochs):
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
+        n_batches = math.ceil(len(train_ds) / cfg.batch_size)
+        t0 = time.perf_counter()
+        losses = []
+        bar = tqdm(iterate_batches(train_ds, cfg.batch_size, order, device), total=n_batches,
+                   desc=f"{cfg.rule} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                   leave=True, dynamic_ncols=True)
+        for x, y in bar:
+            losses.append(trainer.train_batch(x, y))
+            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+        train_time = time.perf_counter() - t0
+        acc, _ = evaluate(model, test_ds, t_l, device)
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", test_acc=f"{acc:.3f}")
+        bar.close()
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                        "test_acc": acc, "train_time_s": train_time})
+        if ckpt_path is not None:
+            _atomic_save({"config": cfg.to_dict(), "epoch": epoch + 1,
+                          "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "feedback": getattr(trainer, "feedback", None) or None,
+                          "history": history}, ckpt_path)
+
+    x, y = next(iterate_batches(train_ds, cfg.batch_size, None, device))
+    results = {
+        "config": cfg.to_dict(),
+        "dataset": {"name": train_ds.name, "n_train": len(train_ds), "n_test": len(test_ds),
+                    "n_steps": cfg.n_steps, "n_inputs": train_ds.n_inputs,
+                    "n_classes": train_ds.n_classes},
+        "layer_sizes": model.cfg.layer_sizes,
+        "test_acc": history[-1]["test_acc"] if history else None,
+        "history": history,
+        "train_time_s": float(sum(h["train_time_s"] for h in history)),
+        "cost": cost_report(cfg, trainer, x, y),
+        "device": str(device),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+    }
+    if out is not None:
+        _write_json(results, out / RESULTS)
+    return results
+
+
+def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = RULES,
+                 progress: bool = True) -> list[dict]:
+    """Learning-state memory and MACs of one training step for each rule and each T.
+
+    Every cell uses the same network (``cfg``, untrained, seeded) and the same batch of
+    ``cfg.batch_size`` training samples encoded with T steps.
+    """
+    from tqdm.auto import tqdm
+
+    device = resolve_device(cfg.device)
+    rows = []
+    cells = [(n, r) for n in steps for r in rules]
+    for n_steps, rule in tqdm(cells, desc="memory vs T", disable=not progress):
+        c = replace(cfg, rule=rule, n_steps=n_steps,
+                    window=None if cfg.window is None else min(cfg.window, n_steps))
+        ds = load_dataset(c.dataset, "train", n_steps=n_steps, encoding=c.encoding, seed=c.seed)
+        _, _, trainer = build(c, ds.n_inputs, ds.n_classes, device)
+        x, y = next(iterate_batches(ds, c.batch_size, None, device))
+        rows.append({"rule": rule, "n_steps": n_steps, **cost_report(c, trainer, x, y)})
+    return rows

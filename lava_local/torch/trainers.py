@@ -1,0 +1,181 @@
+"""Batched trainers: S-TLLR (forward in time, no graph across steps) and BPTT.
+
+Both minimise the same loss, the per-step softmax cross-entropy of the readout averaged
+over the learning window ``t >= t_l`` and over the batch:
+
+.. math::
+
+    \\mathcal{L} = \\frac{1}{B\\,(T - T_l)} \\sum_b \\sum_{t=T_l}^{T-1} \\mathrm{CE}(o_b[t], c_b)
+
+BPTT differentiates it exactly through time. S-TLLR replaces the temporal credit
+assignment with its eligibility traces and the instantaneous learning signal δ[t]
+(``bp``: back-propagated through the layers within step t only; ``dfa``: fixed random
+feedback of the output error). The leaky readout is linear, so its gradient is exact
+with a pre trace of decay κ: :math:`∂o[t]/∂W_{out} = \\sum_{t'} κ^{t-t'} y^L[t']`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..functional.stllr import noncausal_trace, stllr_update
+from ..functional.surrogates import get_surrogate
+from ..functional.traces import post_trace_step, pre_trace_step
+from ..rules.stllr import STLLRParams
+from .model import DenseSNN, NetState
+from .spike import make_spike_fn
+
+RULES = ("stllr", "bptt")
+
+
+class StateMeter(Protocol):
+    """What a trainer reports its explicit learning state to (see ``accounting``)."""
+
+    def set_state(self, name: str, tensors: list[torch.Tensor]) -> None: ...
+
+
+def first_learning_step(n_steps: int, window: int | None) -> int:
+    """T_l = T - window (``window`` learning steps at the end; None = all T steps)."""
+    if window is None:
+        return 0
+    if not 1 <= window <= n_steps:
+        raise ValueError(f"the learning window must be in [1, T={n_steps}], got {window}")
+    return n_steps - window
+
+
+class BPTTTrainer:
+    """Surrogate-gradient back-propagation through time (the baseline).
+
+    The autograd graph spans all T steps; its saved activations are the learning state
+    that grows linearly with T.
+    """
+
+    rule = "bptt"
+
+    def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
+                 window: int | None = None):
+        self.model = model
+        self.optimizer = optimizer
+        self.window = window
+        self.spike_fn = make_spike_fn(model.cfg.surrogate)
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        """One optimiser step on a batch ``x`` (T, B, n_in); returns the loss."""
+        n_steps, batch = x.shape[0], x.shape[1]
+        t_l = first_learning_step(n_steps, self.window)
+        state = self.model.init_state(batch)
+        loss = x.new_zeros(())
+        for t in range(n_steps):
+            state = self.model.step(state, x[t], self.spike_fn)
+            if t >= t_l:
+                loss = loss + F.cross_entropy(state.o, labels)
+        loss = loss / (n_steps - t_l)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+class STLLRTrainer:
+    """S-TLLR on a :class:`DenseSNN`.
+
+    At each step the network advances with every state from step t-1 detached, so the
+    only autograd graph is the one of step t (used by the ``bp`` signal to propagate the
+    output error through the layers of that step) and it is freed before step t+1. The
+    learning state carried across steps is two traces per layer (pre trace ``q`` over the
+    layer's inputs, post trace ``h`` over its neurons) and the readout's pre trace.
+    """
+
+    rule = "stllr"
+
+    def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
+                 params: STLLRParams = STLLRParams(), window: int | None = None,
+                 generator: torch.Generator | None = None):
+        self.model = model
+        self.optimizer = optimizer
+        self.params = params
+        self.window = window
+        self.spike_fn = make_spike_fn(model.cfg.surrogate)
+        self.psi = get_surrogate(model.cfg.surrogate)
+        self.feedback: list[torch.Tensor] = []
+        if params.signal == "dfa":
+            # Fixed random feedback B^l (N_l x C), Kaiming-uniform, never trained.
+            for w in model.hidden:
+                b = torch.empty(w.shape[0], model.cfg.n_out)
+                bound = (6.0 / model.cfg.n_out) ** 0.5
+                b.uniform_(-bound, bound, generator=generator)
+                self.feedback.append(b.to(w.device, w.dtype))
+
+    @staticmethod
+    def _detach(state: NetState) -> NetState:
+        return NetState([type(s)(s.u.detach(), s.y.detach()) for s in state.layers],
+                        state.o.detach())
+
+    def step(self, state: NetState, x_t: torch.Tensor, learn: bool) -> NetState:
+        """Advance one step with the graph cut at the step boundary."""
+        with torch.set_grad_enabled(learn and self.params.signal == "bp"):
+            return self.model.step(self._detach(state), x_t, self.spike_fn)
+
+    def learning_signals(self, state: NetState, err: torch.Tensor) -> list[torch.Tensor]:
+        """δ^l[t] = ∂L[t]/∂y^l[t] for every hidden layer, given the output error ``err``."""
+        if self.params.signal == "dfa":
+            return [err @ b.T for b in self.feedback]
+        ys = [s.y for s in state.layers]
+        return list(torch.autograd.grad(state.o, ys, grad_outputs=err))
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        """Run a batch ``x`` (T, B, n_in) forward in time and apply the S-TLLR update."""
+        p, cfg, model = self.params, self.model.cfg, self.model
+        n_steps, batch = x.shape[0], x.shape[1]
+        t_l = first_learning_step(n_steps, self.window)
+        n_win = n_steps - t_l
+        onehot = F.one_hot(labels, cfg.n_out).to(x.dtype)
+        state = model.init_state(batch)
+        # Learning state: q over each layer's inputs, h over its neurons (h holds the value
+        # for the *next* step, λ_post h[t] + Ψ(u[t])), and the readout's κ-trace of y^L.
+        q = [x.new_zeros(batch, w.shape[1]) for w in model.hidden]
+        h = [x.new_zeros(batch, w.shape[0]) for w in model.hidden]
+        q_out = x.new_zeros(batch, model.readout.shape[1])
+        grads = [torch.zeros_like(w) for w in model.weights]
+        total = 0.0
+        for t in range(n_steps):
+            learn = t >= t_l
+            state = self.step(state, x[t], learn)
+            inputs = [x[t]] + [s.y.detach() for s in state.layers[:-1]]
+            with torch.no_grad():
+                q = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(q, inputs)]
+                q_out = pre_trace_step(q_out, state.layers[-1].y.detach(), cfg.kappa)
+                psi = [self.psi(s.u.detach(), cfg.v_th) for s in state.layers]
+            if meter is not None:
+                meter.set_state("traces", [*q, *h, q_out])
+            if learn:
+                o = state.o.detach()
+                err = (torch.softmax(o, -1) - onehot) / (batch * n_win)
+                total += float(F.cross_entropy(o, labels)) / n_win
+                deltas = self.learning_signals(state, err)
+                with torch.no_grad():
+                    for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, psi, q, h, inputs)):
+                        h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
+                        grads[l] += stllr_update(d, ps, ql, h_eff, xl,
+                                                 p.alpha_pre, p.alpha_post)
+                    grads[-1] += err.T @ q_out
+                if p.online:
+                    self._apply(grads)
+                    grads = [torch.zeros_like(w) for w in model.weights]
+            with torch.no_grad():
+                h = [post_trace_step(hl, ps, p.lam_post) for hl, ps in zip(h, psi)]
+            state = self._detach(state)  # free step t's graph now
+        if not p.online:
+            self._apply(grads)
+        return total
+
+    def _apply(self, grads: list[torch.Tensor]) -> None:
+        for w, g in zip(self.model.weights, grads):
+            w.grad = g
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)

@@ -28,8 +28,8 @@ def sigmoid_prime(u: Array, v_th: float, slope: float = 1.0) -> Array:
     The paper's form (DVS CIFAR10) is ``slope`` k = 1; the public code uses σ(4x), i.e.
     ``slope=4``. Peak value 1 at threshold in both.
     """
-    s = 1.0 / (1.0 + exp(-slope * (u - v_th)))
-    return 4.0 * s * (1.0 - s)
+    e = exp(-absolute(slope * (u - v_th)))  # σ(z)(1-σ(z)) = e^{-|z|} / (1 + e^{-|z|})^2
+    return 4.0 * e / (1.0 + e) ** 2
 
 
 def arctan(u: Array, v_th: float, slope: float = 10.0) -> Array:

@@ -246,7 +246,7 @@ def cmd_demo(args) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from .plots import plot_demo
+    from .plots import plot_memory
     from .torch.train import memory_sweep
 
     sweep = memory_sweep(_config(args), list(args.sweep_steps), progress=not args.no_progress)
@@ -263,7 +263,7 @@ def cmd_bench(args) -> int:
     if args.out is not None:
         out = _new_folder(args.out, "bench")
         (out / "memory.json").write_text(json.dumps(sweep, indent=2) + "\n")
-        plot_demo({}, sweep, out / "memory.png")
+        plot_memory(sweep, out / "memory.png")
         print(f"written: {out / 'memory.json'}, {out / 'memory.png'}")
     return 0
 

@@ -1,0 +1,78 @@
+"""The lava-local command: errors are one clear line and a non-zero exit, runs write
+their results."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lava_local.cli import main
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--rule", "hebb"], "invalid choice: 'hebb'"),
+    (["train", "--dataset", "nmnist"], "invalid choice: 'nmnist'"),
+    (["train", "--steps", "-5"], "positive integer"),
+    (["train", "--steps", "0"], "positive integer"),
+    (["train", "--hidden", "12,x"], "comma-separated"),
+    (["train", "--window", "50", "--steps", "20"], "learning window"),
+    (["train", "--resume", "--out", "{tmp}/missing"], "no checkpoint"),
+    (["bench", "speed"], "invalid choice"),
+])
+def test_bad_input_is_a_clear_error(argv, match, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err
+    assert "Traceback" not in err
+
+
+def test_console_script_error_has_no_traceback():
+    p = subprocess.run([sys.executable, "-m", "lava_local.cli", "train", "--steps", "-1"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "positive integer" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_train_writes_results_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--rule", "stllr", "--epochs", "1", "--steps", "6", "--hidden", "16",
+            "--out", str(out), "--no-progress", "--signal", "dfa"]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["signal"] == "dfa" and len(res["history"]) == 1
+    assert (out / "checkpoint.pt").is_file() and (out / "training.png").is_file()
+    assert main(args) == 2  # refuses to overwrite
+    assert "--resume" in capsys.readouterr().err
+    args[args.index("--epochs") + 1] = "2"
+    assert main(args + ["--resume"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [h["epoch"] for h in res["history"]] == [1, 2]
+
+
+def test_demo_small(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--epochs", "1", "--steps", "6", "--hidden", "16",
+                 "--sweep-steps", "4,12", "--out", str(out), "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "stllr" in text and "bptt" in text and "test acc" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"stllr", "bptt"}
+    assert {r["n_steps"] for r in summary["memory_vs_steps"]} == {4, 12}
+    assert (out / "summary.png").stat().st_size > 1000
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 2  # not empty: refused
+
+
+def test_bench_memory(tmp_path, capsys):
+    assert main(["bench", "memory", "--sweep-steps", "5,10", "--hidden", "16",
+                 "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    rows = json.loads((tmp_path / "b" / "memory.json").read_text())
+    by = {(r["rule"], r["n_steps"]): r["memory_measured_bytes_batch"] for r in rows}
+    assert by[("stllr", 5)] == by[("stllr", 10)] < by[("bptt", 10)]
+    assert "BPTT / S-TLLR" in capsys.readouterr().out

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: One colour per rule in every plot.
+RULE_COLORS = {"stllr": "C0", "bptt": "C1", "tess": "C2", "tp": "C3", "solsa": "C4",
+               "ttlbptt": "C5"}
+
+
+def _color(name: str) -> str | None:
+    return RULE_COLORS.get(name.split()[0])
+
 
 def _plt():
     import matplotlib
@@ -17,7 +25,7 @@ def _plt():
 def _accuracy(ax, histories: dict[str, list[dict]], title: str | None = None) -> None:
     for name, hist in histories.items():
         ax.plot([h["epoch"] for h in hist], [100 * h["test_acc"] for h in hist], "o-",
-                label=name)
+                label=name, color=_color(name))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     if title:
@@ -30,10 +38,10 @@ def _memory(ax, sweep: list[dict]) -> None:
     for rule in sorted({r["rule"] for r in sweep}):
         rows = sorted((r for r in sweep if r["rule"] == rule), key=lambda r: r["n_steps"])
         ts = [r["n_steps"] for r in rows]
-        (line,) = ax.plot(ts, [r["memory_measured_bytes_per_sample"] / 1024 for r in rows],
-                          "o-", label=f"{rule} measured")
+        ax.plot(ts, [r["memory_measured_bytes_per_sample"] / 1024 for r in rows],
+                "o-", label=f"{rule} measured", color=_color(rule))
         ax.plot(ts, [r["memory_analytic_bytes_per_sample"] / 1024 for r in rows], "--",
-                color=line.get_color(), label=f"{rule} analytic")
+                color=_color(rule), label=f"{rule} analytic")
     ax.set_xlabel("time steps T")
     ax.set_ylabel("learning state per sample (KiB)")
     ax.set_yscale("log")

@@ -6,7 +6,8 @@ a single step works on ``(batch, features)`` (or any leading shape).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ._backend import Array, float_like
 

@@ -45,7 +45,9 @@ def noncausal_trace(h: Array, lam_post: float, post_form: str = "paper") -> Arra
 def stllr_eligibility(
     psi_u: Array, q: Array, h_eff: Array, x: Array, alpha_pre: float, alpha_post: float
 ) -> Array:
-    r"""Per-synapse eligibility :math:`e_{ij}[t] = α_{pre} Ψ(u_i[t]) q_j[t] + α_{post} \tilde h_i[t] x_j[t]`.
+    r"""Per-synapse eligibility trace of one step.
+
+    .. math:: e_{ij}[t] = α_{pre} Ψ(u_i[t]) q_j[t] + α_{post} \tilde h_i[t] x_j[t]
 
     Parameters
     ----------
@@ -98,7 +100,10 @@ def stllr_update(
 
 
 def ce_output_error(logits: Array, onehot: Array) -> Array:
-    r"""Output error of a softmax cross-entropy loss: :math:`∂\mathcal{L}/∂o = \mathrm{softmax}(o) - y^*`."""
+    r"""Output error of a softmax cross-entropy loss.
+
+    .. math:: ∂\mathcal{L}/∂o = \mathrm{softmax}(o) - y^*
+    """
     return softmax(logits) - onehot
 
 

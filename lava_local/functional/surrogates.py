@@ -7,7 +7,7 @@ trains better.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ._backend import Array, absolute, clamp_min, exp
 

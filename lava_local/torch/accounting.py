@@ -122,7 +122,7 @@ class LearningStateMeter:
         self.peak_saved_bytes = max(self.peak_saved_bytes, self.saved_bytes)
         self.peak_bytes = max(self.peak_bytes, self.saved_bytes + self.state_bytes)
 
-    def __enter__(self) -> "LearningStateMeter":
+    def __enter__(self) -> LearningStateMeter:
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._hooks.__enter__()
         return self
@@ -156,8 +156,9 @@ def measure_step(trainer, x: torch.Tensor, labels: torch.Tensor) -> StepCost:
     Memory and MACs are measured in two real runs of the step; the weights and the
     optimiser state are restored after each, so the trainer is left as it was.
     """
-    from torch.utils.flop_counter import FlopCounterMode
     import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
 
     model, opt = trainer.model, trainer.optimizer
     w0 = copy.deepcopy(model.state_dict())

@@ -17,7 +17,7 @@ import torch
 
 from ..data import DATASETS, SpikeDataset, load_dataset
 from ..rules.stllr import STLLRParams
-from .accounting import analytic_macs, analytic_memory_values, BYTES_PER_VALUE, measure_step
+from .accounting import BYTES_PER_VALUE, analytic_macs, analytic_memory_values, measure_step
 from .model import DenseSNN, NetConfig
 from .trainers import RULES, BPTTTrainer, STLLRTrainer, first_learning_step
 
@@ -96,7 +96,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         if "hidden" in d:

@@ -93,11 +93,11 @@ class STLLRTrainer:
     rule = "stllr"
 
     def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
-                 params: STLLRParams = STLLRParams(), window: int | None = None,
+                 params: STLLRParams | None = None, window: int | None = None,
                  generator: torch.Generator | None = None):
         self.model = model
         self.optimizer = optimizer
-        self.params = params
+        self.params = params = params if params is not None else STLLRParams()
         self.window = window
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
         self.psi = get_surrogate(model.cfg.surrogate)

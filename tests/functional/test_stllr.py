@@ -51,8 +51,9 @@ def test_noncausal_trace_forms():
 
 
 def test_recurrences_equal_the_papers_closed_form(rng):
-    """e[t] = α_pre Ψ(u[t]) Σ_{t'≤t} λ_pre^{t-t'} x[t'] + α_post x[t] Σ_{t'<t} λ_post^{t-t'} Ψ(u[t'])
-    (the paper's closed form) equals the trace recurrences with post_form="paper"."""
+    """The paper's closed form equals the trace recurrences with post_form="paper":
+    e[t] = α_pre Ψ(u[t]) Σ_{t'≤t} λ_pre^{t-t'} x[t']
+           + α_post x[t] Σ_{t'<t} λ_post^{t-t'} Ψ(u[t'])"""
     n_steps, n_pre, n_post = 12, 3, 2
     lam_pre, lam_post, a_pre, a_post = 0.75, 0.2, 1.0, -1.0
     x = (rng.random((n_steps, n_pre)) < 0.4).astype(float)

@@ -1,9 +1,9 @@
 """Learning-state memory and MAC accounting."""
 
-import numpy as np
 import pytest
 import torch
 
+from lava_local.data import load_dataset
 from lava_local.torch.accounting import (
     LearningStateMeter,
     analytic_macs,
@@ -11,7 +11,6 @@ from lava_local.torch.accounting import (
     measure_step,
 )
 from lava_local.torch.train import TrainConfig, build, cost_report, iterate_batches
-from lava_local.data import load_dataset
 
 
 def test_analytic_formulas_by_hand():

@@ -21,7 +21,7 @@ from lava_local.torch.model import DenseSNN, NetConfig
 from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer
 
 
-def make(rule, cfg=None, params=STLLRParams(), window=None, seed=0, lr=1.0, dtype=torch.float64):
+def make(rule, cfg=None, params=None, window=None, seed=0, lr=1.0, dtype=torch.float64):
     cfg = cfg or NetConfig(12, 4, hidden=(9, 7), gamma=0.6, v_th=0.5, kappa=0.8,
                            init_gain=1.5)
     g = torch.Generator().manual_seed(seed)
@@ -125,7 +125,7 @@ def test_stllr_differs_from_bptt_over_time():
 
 def test_stllr_step_does_not_backpropagate_through_time():
     tr = make("stllr")
-    x, y = batch(2)
+    x, _ = batch(2)
     state = tr.model.init_state(5)
     prev = type(state)([LIFState(s.u.clone().requires_grad_(), s.y.clone().requires_grad_())
                         for s in state.layers], state.o.clone().requires_grad_())

@@ -123,7 +123,7 @@ def iterate_batches(ds: SpikeDataset, batch_size: int, order: np.ndarray | None,
     """Yield ``(x (T, B, F), labels (B,))`` over ``ds`` in ``order`` (None = as stored)."""
     idx = np.arange(len(ds)) if order is None else order
     for s in range(0, len(idx), batch_size):
-        b = np.sort(idx[s:s + batch_size]) if order is None else idx[s:s + batch_size]
+        b = idx[s:s + batch_size]
         yield (to_time_first(ds.spikes[b], device),
                torch.from_numpy(ds.labels[b]).to(device))
 

@@ -1,0 +1,92 @@
+"""Loihi 2 fixed-point ranges and the quantisation scheme, in one place.
+
+Scheme (used by every ``fixed_pt`` ProcessModel and by the exporter):
+
+- Weights of layer l: 8-bit signed mantissas ``w_int = round(w · 2^p_l)`` with a shared
+  per-layer precision p_l chosen so that max |w_int| <= 254; mixed-sign weights are even
+  (Lava's bit-accurate Dense drops the lowest bit in MIXED sign mode, so the scheme
+  rounds to even numbers itself and nothing is lost at start). The Dense ``weight_exp``
+  of layer l is ``P - p_l`` so every layer delivers its input in units of 2^-P.
+- Membrane potentials and readout potentials: 24-bit signed, real value
+  ``u = u_int · 2^-(6+P)`` (Loihi left-shifts synaptic input by 6 bits for MSB
+  alignment). Thresholds are quantised the same way.
+- Decays: 12-bit, ``x[t] = x[t-1] · (4096 - d) >> 12`` with ``d = round((1 - γ) · 4096)``,
+  the shift rounding toward zero as Lava's LIF does.
+- Learning traces: 7-bit unsigned (the learning engine's x1, y1..y3); graded third
+  factors and error spikes: 8-bit signed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+W_WEIGHT_MAX = 254          # largest even 8-bit mixed-sign mantissa
+UV_BITS = 24
+UV_MAX = 2 ** (UV_BITS - 1) - 1
+ACT_SHIFT = 6               # synaptic input MSB alignment
+DECAY_SHIFT = 12
+DECAY_UNITY = 2 ** DECAY_SHIFT
+TRACE_MAX = 2 ** 7 - 1      # 7-bit traces
+GRADED_MAX = 2 ** 7 - 1     # 8-bit signed graded payloads
+
+
+def weight_precision(w: np.ndarray) -> int:
+    """Largest p with max |w| · 2^p <= 254 (the shared exponent of a weight matrix)."""
+    m = float(np.max(np.abs(w)))
+    if m == 0:
+        return 7
+    return int(math.floor(math.log2(W_WEIGHT_MAX / m)))
+
+
+def quantize_weights(w: np.ndarray, p: int) -> np.ndarray:
+    """Even 8-bit mantissas ``2 · round(w · 2^p / 2)`` clipped to [-254, 254] (int32)."""
+    q = 2 * np.rint(np.asarray(w, dtype=np.float64) * 2.0 ** p / 2.0)
+    return np.clip(q, -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int32)
+
+
+def decay_to_int(gamma: float) -> int:
+    """12-bit decay constant d of a leak γ: ``x · (4096 - d) >> 12`` ≈ γ x."""
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"a leak must lie in [0, 1], got {gamma}")
+    return int(round((1.0 - gamma) * DECAY_UNITY))
+
+
+def decay(x: np.ndarray, d: int) -> np.ndarray:
+    """Apply a 12-bit decay with Lava's sign-magnitude right shift (rounds toward 0)."""
+    prod = np.asarray(x, dtype=np.int64) * (DECAY_UNITY - d)
+    return (np.sign(prod) * np.right_shift(np.abs(prod), DECAY_SHIFT)).astype(np.int64)
+
+
+def to_membrane(value: float | np.ndarray, precision: int) -> np.ndarray:
+    """Real membrane value -> integer units of 2^-(6+P)."""
+    return np.rint(np.asarray(value, dtype=np.float64) * 2.0 ** (ACT_SHIFT + precision)).astype(
+        np.int64)
+
+
+def from_membrane(value: np.ndarray, precision: int) -> np.ndarray:
+    """Integer membrane units -> real value."""
+    return np.asarray(value, dtype=np.float64) * 2.0 ** -(ACT_SHIFT + precision)
+
+
+def wrap24(x: np.ndarray) -> np.ndarray:
+    """Saturate to the 24-bit signed range."""
+    return np.clip(x, -UV_MAX, UV_MAX)
+
+
+def literal(value: float) -> tuple[int, int]:
+    """Nearest m·2^e with m in [-8, 7], e in [-7, 8] (a product-series scale literal)."""
+    if value == 0:
+        return 0, 0
+    best = None
+    for e in range(-7, 9):
+        m = int(np.clip(round(value / 2.0 ** e), -8, 7))
+        if m == 0:
+            continue
+        err = abs(m * 2.0 ** e - value)
+        if best is None or err < best[0] - 1e-15:
+            best = (err, m, e)
+    if best is None:
+        raise ValueError(f"{value} cannot be written as m·2^e with m in [-8, 7], e in [-7, 8]")
+    return best[1], best[2]

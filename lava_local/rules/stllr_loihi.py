@@ -222,3 +222,95 @@ class OnChipSTLLR:
         y1 = mag * psi / self.s1
         y2 = mag * h_eff_next / self.s2 if self.alpha_post != 0 else np.zeros_like(mag)
         return y1, y2, delta > 0
+
+
+class FixedEngineReference:
+    """Our own integer model of Lava's bit-approximate learning engine running the
+    S-TLLR rule of an :class:`OnChipSTLLR` (fixed mode, t_epoch = 1, MIXED sign).
+
+    It follows the engine's documented arithmetic step by step — 7-bit traces with
+    stochastic rounding of decays, factors clipped to their widths, 4-bit mantissa
+    products right-shifted to the 15-bit accumulator, the scale exponent, saturation,
+    one stochastic rounding per step into 8-bit weights — with the engine's random
+    streams (seeded by ``rng_seed``), so the two agree bit for bit.
+
+    Parameters
+    ----------
+    weights : ndarray of int, shape (N_post, N_pre)
+        Initial integer weights (even mantissas; odd ones lose their lowest bit as in
+        Lava's MIXED sign mode).
+    rule : OnChipSTLLR
+        The rule (mode "fixed").
+    rng_seed : int
+        The seed given to ``rule.learning_rule``.
+    """
+
+    _W_ACC, _W_W = 15, 8
+
+    def __init__(self, weights: np.ndarray, rule: OnChipSTLLR, rng_seed: int = 0):
+        if rule.mode != "fixed":
+            raise ValueError("FixedEngineReference models the fixed (bit-approximate) engine")
+        self.rule = rule
+        self.weights = (np.asarray(weights, dtype=np.int64) >> 1) << 1
+        n_pre = self.weights.shape[1]
+        self.x = np.zeros((2, n_pre), dtype=np.int64)
+        rng = np.random.default_rng
+        self._rx = (rng(rng_seed), rng(rng_seed + 1))
+        self._ry = (rng(rng_seed + 2), rng(rng_seed + 3))
+        self._rc = rng(2)
+        self._x_vals = self._draw(self._rx)
+        self._y_vals = self._draw(self._ry)
+        self._c_val = self._rc.random(1)[0]
+        self._terms = [(m, e, prod.split("*")) for m, e, prod in rule.products()]
+        self._taus = np.array([rule.x1_tau, rule.x2_tau])
+        self._impulse = rule.x1_impulse
+
+    @staticmethod
+    def _draw(pair):
+        return pair[0].random(1)[0], pair[1].integers(0, 2 ** 7, size=1, dtype=int)[0]
+
+    @staticmethod
+    def _decay(values: np.ndarray, tau: float, random: float) -> np.ndarray:
+        real = np.exp(-1.0 / tau) * values
+        frac = real % 1
+        return (np.floor(real) + (random < frac)).astype(np.int64)
+
+    def step(self, pre: np.ndarray, y1: np.ndarray, y2: np.ndarray, bap: np.ndarray):
+        """One step: pre spikes (N_pre,), third factors y1, y2 (N_post,) int, bap bool.
+        Returns the weights after the step's learning phase."""
+        pre = np.asarray(pre).astype(bool)
+        bap = np.asarray(bap).astype(bool)
+        # spiking phase: the engine advances its trace random streams twice
+        for _ in range(2):
+            self._x_vals = self._draw(self._rx)
+            self._y_vals = self._draw(self._ry)
+        # learning phase
+        self._c_val = self._rc.random(1)[0]
+        x_new = np.zeros_like(self.x)
+        for k in range(2):
+            if self._taus[k] != 0:
+                x_new[k] = self._decay(self.x[k], self._taus[k], self._x_vals[0])
+        x_new[:, pre] = np.clip(x_new[:, pre] + self._impulse, 0, 2 ** 7 - 1)
+        y = np.stack([np.asarray(y1, np.int64), np.asarray(y2, np.int64)])
+        y_dec = self._decay(y, Y_TAU, self._y_vals[0])
+        y_dec[:, bap] = np.clip(y_dec[:, bap], 0, 2 ** 7 - 1)
+        self.x = x_new
+        traces = {"x1": x_new[0][None, :], "x2": x_new[1][None, :],
+                  "y1": y_dec[0][:, None], "y2": y_dec[1][:, None]}
+        deps = {"u0": np.int32(1), "y0": bap[:, None]}
+        acc = self.weights << (self._W_ACC + 1 - (self._W_W + 1))
+        lim = 2 ** self._W_ACC
+        for m, e, (dep, *factors) in self._terms:
+            cur = np.ones(self.weights.shape, dtype=np.int32) * deps[dep]
+            for f in factors:
+                cur = cur * np.clip(traces[f], -(2 ** 7), 2 ** 7 - 1).astype(np.int32)
+            cur = cur * m
+            shift = max(0, 7 * len(factors) + 4 - self._W_ACC)
+            cur = np.left_shift(np.right_shift(cur, shift), e + 7)
+            cur = np.clip(cur, -lim - 1, lim - 1)
+            acc = np.clip(acc + cur, -lim - 1, lim - 1)
+        unit = 2 ** (self._W_ACC - self._W_W)
+        real = acc / unit
+        acc = ((np.floor(real) + (self._c_val < real % 1)) * unit).astype(np.int64)
+        self.weights = np.clip(acc >> (self._W_ACC + 1 - (self._W_W + 1)), -256, 255)
+        return self.weights

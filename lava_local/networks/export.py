@@ -1,0 +1,155 @@
+"""Trained network <-> HDF5 file in lava-dl netx's layout, plus the learning parameters.
+
+Layout (``net.h5``)::
+
+    layer/0..L-1/    type='dense', shape=[N_l], inFeatures, outFeatures, weight (N_l, N_l-1)
+        neuron/      type='STLLR_LIF' (hidden) or 'LI' (readout), gamma | kappa, vTh,
+                     surrogate, softReset=1
+    learning/        rule='stllr', signal, lamPre, lamPost, alphaPre, alphaPost,
+                     postForm, numSteps, windowStart, encoding, dataset, seed
+        feedback/0..L-2   DFA matrices B^l (N_l, C) when the run used them
+
+netx's ``Network`` can read the weights of this file but cannot build the S-TLLR neuron
+(its dense blocks are CUBA neurons with hard reset); ``load_exported`` rebuilds the net
+for :mod:`lava_local.networks.graph`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+NET_FILE = "net.h5"
+
+
+@dataclass
+class ExportedNet:
+    """Everything a Lava graph needs from a trained run (time-first conventions)."""
+
+    weights: list[np.ndarray]                 # hidden layers then readout, (N_out, N_in)
+    gamma: float
+    v_th: float
+    kappa: float
+    surrogate: str
+    n_steps: int
+    window_start: int
+    dataset: str = "digits"
+    encoding: str = "rate"
+    seed: int = 0
+    stllr: dict = field(default_factory=dict)  # lam_pre, lam_post, alpha_*, post_form, signal
+    feedback: list[np.ndarray] | None = None
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.weights) - 1
+
+
+def save_exported(net: ExportedNet, path: Path) -> Path:
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layer")
+        for i, w in enumerate(net.weights):
+            g = layers.create_group(str(i))
+            g["type"] = "dense"
+            g["shape"] = np.array([w.shape[0]])
+            g["inFeatures"] = w.shape[1]
+            g["outFeatures"] = w.shape[0]
+            g["weight"] = np.asarray(w, dtype=np.float32)
+            n = g.create_group("neuron")
+            if i < len(net.weights) - 1:
+                n["type"] = "STLLR_LIF"
+                n["gamma"] = net.gamma
+                n["vTh"] = net.v_th
+                n["surrogate"] = net.surrogate
+                n["softReset"] = 1
+            else:
+                n["type"] = "LI"
+                n["kappa"] = net.kappa
+        lg = f.create_group("learning")
+        lg["rule"] = "stllr"
+        lg["numSteps"] = net.n_steps
+        lg["windowStart"] = net.window_start
+        lg["dataset"] = net.dataset
+        lg["encoding"] = net.encoding
+        lg["seed"] = net.seed
+        for k, v in net.stllr.items():
+            lg[k] = v
+        if net.feedback:
+            fb = lg.create_group("feedback")
+            for i, b in enumerate(net.feedback):
+                fb[str(i)] = np.asarray(b, dtype=np.float32)
+    return path
+
+
+def _str(x) -> str:
+    v = x[()]
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def load_exported(path: Path) -> ExportedNet:
+    """Read a file written by :func:`save_exported`."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no exported network at {path}")
+    with h5py.File(path, "r") as f:
+        layers = f["layer"]
+        weights = [np.asarray(layers[str(i)]["weight"], dtype=np.float64)
+                   for i in range(len(layers))]
+        hid = layers["0"]["neuron"]
+        out = layers[str(len(layers) - 1)]["neuron"]
+        lg = f["learning"]
+        stllr = {k: (_str(lg[k]) if k in ("signal", "post_form") else float(lg[k][()]))
+                 for k in ("lam_pre", "lam_post", "alpha_pre", "alpha_post", "signal",
+                           "post_form") if k in lg}
+        feedback = None
+        if "feedback" in lg:
+            feedback = [np.asarray(lg["feedback"][str(i)], dtype=np.float64)
+                        for i in range(len(lg["feedback"]))]
+        return ExportedNet(weights=weights, gamma=float(hid["gamma"][()]),
+                           v_th=float(hid["vTh"][()]), kappa=float(out["kappa"][()]),
+                           surrogate=_str(hid["surrogate"]), n_steps=int(lg["numSteps"][()]),
+                           window_start=int(lg["windowStart"][()]), dataset=_str(lg["dataset"]),
+                           encoding=_str(lg["encoding"]), seed=int(lg["seed"][()]),
+                           stllr=stllr, feedback=feedback)
+
+
+def export_run(run_dir: Path) -> Path:
+    """Export the checkpoint of a training run folder to ``run_dir/net.h5``."""
+    import torch
+
+    from ..torch.train import CHECKPOINT, RunError, TrainConfig
+    from ..torch.trainers import first_learning_step
+
+    run_dir = Path(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.is_file():
+        raise RunError(f"no trained run in {run_dir} (missing {CHECKPOINT}); train one with "
+                       f"`lava-local train --out {run_dir}`")
+    ck = torch.load(ckpt, map_location="cpu")
+    cfg = TrainConfig.from_dict(ck["config"])
+    state = ck["model"]
+    n_hidden = len([k for k in state if k.startswith("hidden.")])
+    weights = [state[f"hidden.{i}"].double().numpy() for i in range(n_hidden)]
+    weights.append(state["readout"].double().numpy())
+    feedback = None
+    if ck.get("feedback"):
+        feedback = [b.double().numpy() for b in ck["feedback"]]
+    net = ExportedNet(
+        weights=weights, gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa,
+        surrogate=cfg.surrogate, n_steps=cfg.n_steps,
+        window_start=first_learning_step(cfg.n_steps, cfg.window), dataset=cfg.dataset,
+        encoding=cfg.encoding, seed=cfg.seed,
+        stllr=dict(lam_pre=cfg.lam_pre, lam_post=cfg.lam_post, alpha_pre=cfg.alpha_pre,
+                   alpha_post=cfg.alpha_post, signal=cfg.signal, post_form=cfg.post_form),
+        feedback=feedback)
+    return save_exported(net, run_dir / NET_FILE)

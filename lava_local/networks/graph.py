@@ -1,0 +1,239 @@
+"""Build an exported network as a Lava process graph and run it.
+
+Graph (one long run, samples streamed by a Lava dataloader, state reset per sample)::
+
+    SpikeDataloader ─s_out─> Dense_1 ─> STLLRNeuron_1 ─> Dense_2 ─> ... ─> Dense_out ─> LeakyReadout
+          │                                                                              │ o
+          └──────────────────────── ground_truth ──────────────────────────> ErrorUnit <─┘
+                                       (learning only)                           │ err
+                    STLLRNeuron_l.a_third_factor_in <── Dense(B^l, graded) <──────┘
+
+With learning, Dense_l is a ``LearningDense`` running the S-TLLR product-series rule and
+the neuron's y1/y2/bap ports feed its post traces. Every Dense delays by one step, so a
+sample reaches layer l (1-based) ``l`` steps after the dataloader sends it; each Process
+resets at its own offset. Samples are spaced ``T + L + 2`` steps apart so the readout and
+the (delayed) learning signals of one sample end before the next one starts.
+
+Backends: ``sim-float`` (``Loihi2SimCfg``, floating_pt models), ``sim-fixed``
+(``Loihi2SimCfg``, fixed_pt models: integer weights, membranes and the bit-approximate
+learning engine) and ``loihi2`` (``Loihi2HwCfg``; needs Intel's Loihi extension).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixed import quantize_weights, weight_precision
+from .export import ExportedNet
+
+BACKENDS = ("sim-float", "sim-fixed", "loihi2")
+LEARN_MODES = ("none", "stllr-dfa")
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here."""
+
+
+def loihi_available() -> bool:
+    """True when Intel's Loihi extension (NcProcessModels, lava-loihi) is importable."""
+    try:
+        return importlib.util.find_spec("lava.magma.core.model.nc") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "loihi2" and not loihi_available():
+        raise BackendError(
+            "the loihi2 backend needs Intel's Loihi extension for Lava (lava-loihi, "
+            "distributed to INRC members), which is not installed here; install it on an "
+            "INRC machine with Loihi 2 access, or use --backend sim-fixed, which runs the "
+            "same graph with Loihi 2 integer arithmetic on the CPU")
+
+
+class SpikeAdapter:
+    """A time-first :class:`~lava_local.data.SpikeDataset` as Lava's dataloaders want it:
+    ``dataset[i] -> (spikes (features, T), label)`` (time last)."""
+
+    def __init__(self, ds, limit: int | None = None):
+        self.ds = ds
+        self.n = len(ds) if limit is None else min(limit, len(ds))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        x, y = self.ds[i]
+        return np.ascontiguousarray(x.T), y
+
+
+def default_feedback(net: ExportedNet, seed: int) -> list[np.ndarray]:
+    """Fixed random DFA matrices B^l (N_l, C), Kaiming-uniform, for nets trained with bp."""
+    rng = np.random.default_rng([seed, 7])
+    c = net.layer_sizes[-1]
+    bound = math.sqrt(6.0 / c)
+    return [rng.uniform(-bound, bound, size=(n, c)) for n in net.layer_sizes[1:-1]]
+
+
+@dataclass
+class LavaRun:
+    """Result of :func:`run_network`."""
+
+    predictions: np.ndarray
+    labels: np.ndarray
+    n_steps_run: int
+    seconds: float
+    weights: list[np.ndarray] | None  # hidden weights after online learning (real units)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predictions == self.labels).mean())
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.n_steps_run / self.seconds
+
+
+def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
+                n_samples: int | None = None, eta: float = 2 ** -7,
+                rng_seed: int = 0) -> LavaRun:
+    """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning.
+
+    Parameters
+    ----------
+    net : ExportedNet
+    dataset : SpikeDataset
+        Time-first samples (T, features) with T = ``net.n_steps``.
+    backend : {"sim-float", "sim-fixed", "loihi2"}
+    learn : {"none", "stllr-dfa"}
+        ``stllr-dfa``: hidden layers keep learning with S-TLLR and a DFA learning signal
+        (SGD step ``eta``); the readout stays fixed.
+    n_samples : int, optional
+        First samples of ``dataset`` to run (default all).
+    """
+    from ..lava_runtime import ensure_lava_runtime
+
+    ensure_lava_runtime()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc.dense.process import Dense, LearningDense
+    from lava.proc.io.dataloader import SpikeDataloader
+
+    from ..processes import ErrorUnit, LeakyReadout, STLLRNeuron
+    from ..rules.stllr_loihi import OnChipSTLLR
+
+    check_backend(backend)
+    if learn not in LEARN_MODES:
+        raise ValueError(f"unknown learning mode {learn!r}; choose one of {LEARN_MODES}")
+    if dataset.n_steps != net.n_steps:
+        raise ValueError(f"the network was trained with T={net.n_steps} but the data has "
+                         f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
+    fixed = backend != "sim-float"
+    mode = "fixed" if fixed else "float"
+    data = SpikeAdapter(dataset, n_samples)
+    n = len(data)
+    L = net.n_hidden
+    T = net.n_steps
+    interval = T + L + 2
+    sp = net.stllr
+
+    # weights in the backend's units
+    if fixed:
+        precs = [weight_precision(w) for w in net.weights]
+        big_p = max(precs)
+        w_back = [quantize_weights(w, p) for w, p in zip(net.weights, precs)]
+        w_exp = [big_p - p for p in precs]
+    else:
+        precs, big_p = [0] * len(net.weights), 7
+        w_back, w_exp = [np.asarray(w, dtype=float) for w in net.weights], [0] * len(net.weights)
+
+    loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
+    learning = learn != "none"
+    rules = []
+    neurons, denses = [], []
+    src = loader.s_out
+    for l in range(L):
+        rule = None
+        if learning:
+            rule = OnChipSTLLR(eta=eta, alpha_pre=sp["alpha_pre"], alpha_post=sp["alpha_post"],
+                               lam_pre=sp["lam_pre"], lam_post=sp["lam_post"],
+                               post_form=sp["post_form"], mode=mode,
+                               weight_precision=precs[l], delta_max=1.0)
+            dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
+                                  learning_rule=rule.learning_rule(rng_seed + l),
+                                  name=f"dense{l}")
+        else:
+            dense = Dense(weights=w_back[l].copy(), weight_exp=w_exp[l], name=f"dense{l}")
+        neuron = STLLRNeuron(shape=(w_back[l].shape[0],), gamma=net.gamma, v_th=net.v_th,
+                             lam_post=sp["lam_post"], post_form=sp["post_form"],
+                             surrogate=net.surrogate, rule=rule, precision=big_p,
+                             delta_precision=7, reset_interval=interval,
+                             reset_offset=2 + l + 1, name=f"lif{l}")
+        src.connect(dense.s_in)
+        dense.a_out.connect(neuron.a_in)
+        if learning:
+            neuron.s_out_bap.connect(dense.s_in_bap)
+            neuron.s_out_y1.connect(dense.s_in_y1)
+            neuron.s_out_y2.connect(dense.s_in_y2)
+            neuron.s_out_y3.connect(dense.s_in_y3)
+        src = neuron.s_out
+        neurons.append(neuron)
+        denses.append(dense)
+        rules.append(rule)
+    dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
+    src.connect(dense_out.s_in)
+    readout_offset = 2 + L + 1
+    readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa, interval=interval,
+                           offset=readout_offset, window_start=net.window_start,
+                           window_end=T, n_samples=n, precision=big_p)
+    dense_out.a_out.connect(readout.a_in)
+    if learning:
+        n_win = T - net.window_start
+        err = ErrorUnit(shape=(w_back[-1].shape[0],), interval=interval, offset=readout_offset,
+                        window_start=net.window_start, window_end=T, scale=1.0 / n_win,
+                        precision=big_p)
+        readout.o_out.connect(err.o_in)
+        loader.ground_truth.connect(err.label_in)
+        fb = net.feedback or default_feedback(net, rng_seed)
+        for l, b in enumerate(fb):
+            if fixed:
+                pb = weight_precision(b)
+                fdense = Dense(weights=quantize_weights(b, pb), weight_exp=-pb,
+                               num_message_bits=8, name=f"feedback{l}")
+            else:
+                fdense = Dense(weights=np.asarray(b, dtype=float), num_message_bits=24,
+                               name=f"feedback{l}")
+            err.err_out.connect(fdense.s_in)
+            fdense.a_out.connect(neurons[l].a_third_factor_in)
+
+    run_cfg = _run_cfg(backend)
+    n_run = n * interval + 2
+    t0 = time.perf_counter()
+    readout.run(condition=RunSteps(num_steps=n_run), run_cfg=run_cfg)
+    seconds = time.perf_counter() - t0
+    preds = np.asarray(readout.predictions.get(), dtype=np.int64)
+    weights = None
+    if learning:
+        weights = []
+        for l, d in enumerate(denses):
+            w = np.asarray(d.weights.get(), dtype=float)
+            weights.append(w * 2.0 ** -precs[l] if fixed else w)
+    readout.stop()
+    return LavaRun(predictions=preds, labels=np.asarray(dataset.labels[:n]), n_steps_run=n_run,
+                   seconds=seconds, weights=weights)
+
+
+def _run_cfg(backend: str):
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+    if backend == "sim-float":
+        return Loihi2SimCfg(select_tag="floating_pt")
+    if backend == "sim-fixed":
+        return Loihi2SimCfg(select_tag="fixed_pt")
+    return Loihi2HwCfg()

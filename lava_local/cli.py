@@ -114,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: {','.join(map(str, DEFAULT_SWEEP_STEPS))})")
     _add_run_options(p)
 
+    p = sub.add_parser("run", help="run a trained network as a Lava graph (and keep learning)")
+    p.add_argument("run_dir", type=Path, help="folder of a `lava-local train` run")
+    p.add_argument("--backend", choices=("sim-float", "sim-fixed", "loihi2"),
+                   default="sim-float", help="Lava backend (default: sim-float)")
+    p.add_argument("--learn", choices=("none", "stllr-dfa"), default="none",
+                   help="keep learning on the graph: S-TLLR with a DFA signal (default: none)")
+    p.add_argument("--samples", type=_positive_int, default=None,
+                   help="first N test samples (default: the whole test split)")
+    p.add_argument("--eta", type=float, default=2 ** -7,
+                   help="SGD step of online learning (default: 2^-7)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the learning engine")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     p = sub.add_parser("bench", help="benchmarks that print tables and write plots")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     b = bsub.add_parser("memory", help="learning-state memory and MACs vs T, every rule")
@@ -268,13 +281,55 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .data import load_dataset
+    from .networks import export_run, load_exported
+    from .networks.graph import BackendError, check_backend, run_network
+    from .torch.train import RunError
+
+    try:
+        check_backend(args.backend)
+    except BackendError as e:
+        raise RunError(str(e)) from None
+    if not args.eta > 0:
+        raise RunError(f"--eta must be > 0, got {args.eta}")
+    net = load_exported(export_run(args.run_dir))
+    test = load_dataset(net.dataset, "test", n_steps=net.n_steps, encoding=net.encoding,
+                        seed=net.seed)
+    n = len(test) if args.samples is None else min(args.samples, len(test))
+    print(f"running {n} test samples through the Lava graph ({args.backend}, "
+          f"learning: {args.learn}) ...", flush=True)
+    r = run_network(net, test, backend=args.backend, learn=args.learn, n_samples=n,
+                    eta=args.eta, rng_seed=args.seed, progress=not args.no_progress)
+    res = {"backend": args.backend, "learn": args.learn, "n_samples": n,
+           "accuracy": r.accuracy, "steps": r.n_steps_run, "seconds": r.seconds,
+           "steps_per_second": r.steps_per_second,
+           "predictions": r.predictions.tolist()}
+    if r.weights is not None:
+        res["weight_change_norm"] = [float(np.linalg.norm(a - b))
+                                     for a, b in zip(r.weights, net.weights)]
+    name = f"lava-{args.backend}" + ("" if args.learn == "none" else f"-{args.learn}")
+    path = args.run_dir / f"{name}.json"
+    path.write_text(json.dumps(res, indent=2) + "\n")
+    print(format_table(["backend", "learning", "samples", "accuracy", "steps/s"],
+                       [[args.backend, args.learn, str(n), f"{100 * r.accuracy:.2f}%",
+                         f"{r.steps_per_second:.0f}"]]))
+    print(f"\nresults: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .torch.train import RunError
 
     try:
-        return {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)
+        commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run}
+        return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)
         return 2

@@ -76,3 +76,18 @@ def test_bench_memory(tmp_path, capsys):
     by = {(r["rule"], r["n_steps"]): r["memory_measured_bytes_batch"] for r in rows}
     assert by[("stllr", 5)] == by[("stllr", 10)] < by[("bptt", 10)]
     assert "BPTT / S-TLLR" in capsys.readouterr().out
+
+
+def test_run_errors_are_clear(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nothing"), "--no-progress"]) == 2
+    assert "no trained run" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--steps", "5", "--hidden", "8", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--backend", "loihi2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "lava-loihi" in err and "Traceback" not in err
+    assert main(["run", str(out), "--samples", "3", "--no-progress"]) == 0
+    res = json.loads((out / "lava-sim-float.json").read_text())
+    assert res["n_samples"] == 3 and len(res["predictions"]) == 3

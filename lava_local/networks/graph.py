@@ -103,7 +103,7 @@ class LavaRun:
 
 def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
                 n_samples: int | None = None, eta: float = 2 ** -7,
-                rng_seed: int = 0) -> LavaRun:
+                rng_seed: int = 0, progress: bool = False) -> LavaRun:
     """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning.
 
     Parameters
@@ -117,6 +117,8 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         (SGD step ``eta``); the readout stays fixed.
     n_samples : int, optional
         First samples of ``dataset`` to run (default all).
+    progress : bool
+        Show a progress bar (the run is split into blocking runs of 10 samples).
     """
     from ..lava_runtime import ensure_lava_runtime
 
@@ -214,8 +216,17 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 
     run_cfg = _run_cfg(backend)
     n_run = n * interval + 2
+    from tqdm.auto import tqdm
+
+    chunk = 10 * interval if progress else n_run
     t0 = time.perf_counter()
-    readout.run(condition=RunSteps(num_steps=n_run), run_cfg=run_cfg)
+    with tqdm(total=n, desc=f"lava {backend}", unit="sample", disable=not progress) as bar:
+        done = 0
+        while done < n_run:
+            k = min(chunk, n_run - done)
+            readout.run(condition=RunSteps(num_steps=k), run_cfg=run_cfg)
+            done += k
+            bar.update(min(n, done // interval) - bar.n)
     seconds = time.perf_counter() - t0
     preds = np.asarray(readout.predictions.get(), dtype=np.int64)
     weights = None

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from graph_reference import simulate_graph
 
 from lava_local.data import load_dataset
 from lava_local.networks import export_run, load_exported, save_exported
@@ -10,8 +11,6 @@ from lava_local.networks.graph import BackendError, check_backend, run_network
 from lava_local.rules import STLLRParams
 from lava_local.torch.train import TrainConfig, build, train
 from lava_local.torch.trainers import STLLRTrainer
-
-from graph_reference import simulate_graph
 
 
 @pytest.fixture(scope="module")

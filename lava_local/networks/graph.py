@@ -103,7 +103,8 @@ class LavaRun:
 
 def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
                 n_samples: int | None = None, eta: float = 2 ** -7,
-                rng_seed: int = 0, progress: bool = False) -> LavaRun:
+                rng_seed: int = 0, progress: bool = False,
+                fast_learning: bool = True, learning_engine: bool = True) -> LavaRun:
     """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning.
 
     Parameters
@@ -119,6 +120,13 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         First samples of ``dataset`` to run (default all).
     progress : bool
         Show a progress bar (the run is split into blocking runs of 10 samples).
+    fast_learning : bool
+        Use the bit-identical faster LearningDense models of
+        :mod:`lava_local.processes.learning_dense` (default) instead of Lava's own.
+    learning_engine : bool
+        With ``learn="stllr-dfa"``: False builds the whole learning graph (error unit,
+        feedback, third factors) but with plain Dense synapses — the baseline that
+        isolates the learning engine's cost in benchmarks.
     """
     from ..lava_runtime import ensure_lava_runtime
 
@@ -167,6 +175,7 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                                lam_pre=sp["lam_pre"], lam_post=sp["lam_post"],
                                post_form=sp["post_form"], mode=mode,
                                weight_precision=precs[l], delta_max=1.0)
+        if learning and learning_engine:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
                                   name=f"dense{l}")
@@ -179,7 +188,7 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                              reset_offset=2 + l + 1, name=f"lif{l}")
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
-        if learning:
+        if learning and learning_engine:
             neuron.s_out_bap.connect(dense.s_in_bap)
             neuron.s_out_y1.connect(dense.s_in_y1)
             neuron.s_out_y2.connect(dense.s_in_y2)
@@ -214,7 +223,7 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
             err.err_out.connect(fdense.s_in)
             fdense.a_out.connect(neurons[l].a_third_factor_in)
 
-    run_cfg = _run_cfg(backend)
+    run_cfg = _run_cfg(backend, fast_learning)
     n_run = n * interval + 2
     from tqdm.auto import tqdm
 
@@ -230,7 +239,7 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     seconds = time.perf_counter() - t0
     preds = np.asarray(readout.predictions.get(), dtype=np.int64)
     weights = None
-    if learning:
+    if learning and learning_engine:
         weights = []
         for l, d in enumerate(denses):
             w = np.asarray(d.weights.get(), dtype=float)
@@ -240,11 +249,14 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                    seconds=seconds, weights=weights)
 
 
-def _run_cfg(backend: str):
+def _run_cfg(backend: str, fast: bool = True):
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
+    from ..processes.learning_dense import fast_learning_models
+
+    models = fast_learning_models(backend) if fast else {}
     if backend == "sim-float":
-        return Loihi2SimCfg(select_tag="floating_pt")
+        return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
     if backend == "sim-fixed":
-        return Loihi2SimCfg(select_tag="fixed_pt")
+        return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
     return Loihi2HwCfg()

@@ -1,0 +1,72 @@
+"""Lava run speed (steps/s) of a trained network, learning off vs on, float vs fixed;
+and the fixed graph's accuracy against the float graph's on the test split.
+
+    uv run python benchmarks/lava_speed.py --run runs/a --samples 60 [--accuracy-samples 360]
+
+Trains the demo's default S-TLLR run (10 epochs) first when ``--run`` does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lava_local.cli import format_table
+from lava_local.data import load_dataset
+from lava_local.networks import export_run, load_exported
+from lava_local.networks.graph import run_network
+from lava_local.torch.train import TrainConfig, train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=Path("runs/bench-lava"))
+    ap.add_argument("--samples", type=int, default=60)
+    ap.add_argument("--accuracy-samples", type=int, default=0,
+                    help="also compare float/fixed accuracy on this many test samples")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if not (args.run / "checkpoint.pt").exists():
+        train(TrainConfig(epochs=10), args.run, progress=False)
+    net = load_exported(export_run(args.run))
+    test = load_dataset(net.dataset, "test", n_steps=net.n_steps, encoding=net.encoding,
+                        seed=net.seed)
+    rows, res = [], []
+    for backend in ("sim-float", "sim-fixed"):
+        speed = {}
+        for name, learn, engine in (("inference", "none", True),
+                                    ("graph, engine off", "stllr-dfa", False),
+                                    ("learning", "stllr-dfa", True)):
+            r = run_network(net, test, backend=backend, learn=learn, n_samples=args.samples,
+                            learning_engine=engine)
+            speed[name] = r.steps_per_second
+            res.append({"backend": backend, "mode": name, "samples": args.samples,
+                        "steps_per_second": r.steps_per_second, "accuracy": r.accuracy})
+        on = speed["learning"]
+        rows.append([backend, f"{speed['inference']:.0f}", f"{speed['graph, engine off']:.0f}",
+                     f"{on:.0f}", f"{on / speed['inference']:.2f}",
+                     f"{on / speed['graph, engine off']:.2f}"])
+    sizes = "-".join(map(str, net.layer_sizes))
+    print(f"\nLava steps/s, net {sizes}, T={net.n_steps}, {args.samples} samples\n")
+    print(format_table(["backend", "inference graph", "learning graph, engine off",
+                        "learning on (S-TLLR-DFA)", "on / inference", "on / engine off"],
+                       rows))
+    if args.accuracy_samples:
+        acc = {}
+        for backend in ("sim-float", "sim-fixed"):
+            r = run_network(net, test, backend=backend, n_samples=args.accuracy_samples,
+                            progress=True)
+            acc[backend] = r.accuracy
+            res.append({"backend": backend, "learn": "none",
+                        "samples": args.accuracy_samples, "accuracy": r.accuracy})
+        print(f"\naccuracy on {args.accuracy_samples} test samples: "
+              f"sim-float {100 * acc['sim-float']:.2f}%, sim-fixed {100 * acc['sim-fixed']:.2f}%"
+              f" (loss {100 * (acc['sim-float'] - acc['sim-fixed']):.2f} points)")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "lava_speed.json").write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

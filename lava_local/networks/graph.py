@@ -90,7 +90,7 @@ class LavaRun:
     labels: np.ndarray
     n_steps_run: int
     seconds: float
-    weights: list[np.ndarray] | None  # hidden weights after online learning (real units)
+    weights: list[np.ndarray] | None  # all weights after online learning (real units)
 
     @property
     def accuracy(self) -> float:
@@ -114,8 +114,9 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         Time-first samples (T, features) with T = ``net.n_steps``.
     backend : {"sim-float", "sim-fixed", "loihi2"}
     learn : {"none", "stllr-dfa"}
-        ``stllr-dfa``: hidden layers keep learning with S-TLLR and a DFA learning signal
-        (SGD step ``eta``); the readout stays fixed.
+        ``stllr-dfa``: hidden layers keep learning with S-TLLR and a DFA learning signal,
+        the readout with its exact local gradient (error × κ-trace of its input), all by
+        SGD steps of ``eta`` on the learning engine.
     n_samples : int, optional
         First samples of ``dataset`` to run (default all).
     progress : bool
@@ -197,7 +198,19 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         neurons.append(neuron)
         denses.append(dense)
         rules.append(rule)
-    dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
+    n_win = T - net.window_start
+    rule_out = None
+    if learning and learning_engine:
+        # the readout's exact local gradient: S-TLLR's causal term with Ψ = 1, λ_pre = κ
+        rule_out = OnChipSTLLR(eta=eta, alpha_pre=1.0, alpha_post=0.0, lam_pre=net.kappa,
+                               lam_post=0.0, mode=mode, weight_precision=precs[-1],
+                               delta_max=1.0 / n_win, psi_max=1.0)
+        dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
+                                  learning_rule=rule_out.learning_rule(rng_seed + L),
+                                  name="dense_out")
+        denses.append(dense_out)
+    else:
+        dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
     src.connect(dense_out.s_in)
     readout_offset = 2 + L + 1
     readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa, interval=interval,
@@ -205,11 +218,14 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                            window_end=T, n_samples=n, precision=big_p)
     dense_out.a_out.connect(readout.a_in)
     if learning:
-        n_win = T - net.window_start
         err = ErrorUnit(shape=(w_back[-1].shape[0],), interval=interval, offset=readout_offset,
                         window_start=net.window_start, window_end=T, scale=1.0 / n_win,
-                        precision=big_p)
+                        precision=big_p, rule=rule_out)
         readout.o_out.connect(err.o_in)
+        if rule_out is not None:
+            for a, b in ((err.s_out_bap, dense_out.s_in_bap), (err.s_out_y1, dense_out.s_in_y1),
+                         (err.s_out_y2, dense_out.s_in_y2), (err.s_out_y3, dense_out.s_in_y3)):
+                a.connect(b)
         loader.ground_truth.connect(err.label_in)
         fb = net.feedback or default_feedback(net, rng_seed)
         for l, b in enumerate(fb):

@@ -37,7 +37,7 @@ def simulate_graph(net, dataset, n_samples, eta, feedback, learn=True):
     abuf = [np.zeros(w.shape[0]) for w in W]
     st = [LIFState(np.zeros(w.shape[0]), np.zeros(w.shape[0])) for w in W[:-1]]
     h = [np.zeros(w.shape[0]) for w in W[:-1]]
-    x1 = [np.zeros(w.shape[1]) for w in W[:-1]]
+    x1 = [np.zeros(w.shape[1]) for w in W]  # the last one is the readout's κ-trace
     fb_buf = [np.zeros(w.shape[0]) for w in W[:-1]]
     o, acc, preds = np.zeros(n_out), np.zeros(n_out), []
     for sig in range(1, n_run + 1):
@@ -72,6 +72,10 @@ def simulate_graph(net, dataset, n_samples, eta, feedback, learn=True):
                                  pres[l], sp["alpha_pre"], sp["alpha_post"])
                 W[l] = W[l] - eta * g
             h[l] = h_next
+        # readout synapses: exact local gradient, error of this step × κ-trace up to t-1
+        q_prev, x1[L] = x1[L], pre_trace_step(x1[L], pres[L], net.kappa)
+        if learn:
+            W[L] = W[L] - eta * np.outer(err, q_prev)
         abuf = new_buf
         fb_buf = [b @ err for b in feedback] if learn else fb_buf
     return np.array(preds[:n_samples]), W

@@ -28,6 +28,7 @@ from lava_local.functional import (  # noqa: E402
     stllr_update,
 )
 from lava_local.processes import STLLRNeuron  # noqa: E402
+from lava_local.processes.learning_dense import fast_learning_models  # noqa: E402
 from lava_local.rules.stllr_loihi import FixedEngineReference, OnChipSTLLR  # noqa: E402
 
 
@@ -104,7 +105,9 @@ def test_float_model_equals_functional_stllr(alpha_post, post_form):
     np.testing.assert_allclose(h, h_ref, rtol=0, atol=1e-6)
 
 
-def test_fixed_engine_matches_integer_reference_bit_for_bit():
+@pytest.mark.parametrize("fast", [False, True], ids=["lava-model", "fast-model"])
+def test_fixed_engine_matches_integer_reference_bit_for_bit(fast):
+    """Lava's own bit-approximate LearningDense model and our faster subclass both."""
     rng = np.random.default_rng(1)
     n_pre, n_post, steps = 7, 5, 30
     pre = (rng.random((n_pre, steps)) < 0.4).astype(np.int32)
@@ -119,8 +122,9 @@ def test_fixed_engine_matches_integer_reference_bit_for_bit():
                               dense.s_in_y3)):
         s.s_out.connect(port)
     try:
+        models = fast_learning_models("sim-fixed") if fast else {}
         dense.run(condition=RunSteps(num_steps=steps),
-                  run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                  run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models))
         w = np.array(dense.weights.get(), dtype=np.int64)
     finally:
         dense.stop()

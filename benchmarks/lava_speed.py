@@ -33,7 +33,7 @@ def main() -> None:
     test = load_dataset(net.dataset, "test", n_steps=net.n_steps, encoding=net.encoding,
                         seed=net.seed)
     rows, res = [], []
-    for backend in ("sim-float", "sim-fixed"):
+    for backend in ("sim-float", "sim-fixed") if args.samples else ():
         speed = {}
         for name, learn, engine in (("inference", "none", True),
                                     ("graph, engine off", "stllr-dfa", False),
@@ -48,18 +48,34 @@ def main() -> None:
                      f"{on:.0f}", f"{on / speed['inference']:.2f}",
                      f"{on / speed['graph, engine off']:.2f}"])
     sizes = "-".join(map(str, net.layer_sizes))
-    print(f"\nLava steps/s, net {sizes}, T={net.n_steps}, {args.samples} samples\n")
-    print(format_table(["backend", "inference graph", "learning graph, engine off",
-                        "learning on (S-TLLR-DFA)", "on / inference", "on / engine off"],
-                       rows))
+    if rows:
+        print(f"\nLava steps/s, net {sizes}, T={net.n_steps}, {args.samples} samples\n")
+        print(format_table(["backend", "inference graph", "learning graph, engine off",
+                            "learning on (S-TLLR-DFA)", "on / inference",
+                            "on / engine off"], rows))
     if args.accuracy_samples:
+        import torch
+
+        from lava_local.torch.train import build
+
+        ck = torch.load(args.run / "checkpoint.pt")
+        model, _, _ = build(TrainConfig.from_dict(ck["config"]), net.layer_sizes[0],
+                            net.layer_sizes[-1], torch.device("cpu"))
+        model.load_state_dict(ck["model"])
+        n = args.accuracy_samples
+        x = torch.tensor(test.spikes[:n]).permute(1, 0, 2).float()
+        batched = model.predict_logits(x, net.window_start).argmax(-1).numpy()
+        print(f"\nbatched (torch) accuracy on {n} test samples: "
+              f"{100 * (batched == test.labels[:n]).mean():.2f}%")
         acc = {}
         for backend in ("sim-float", "sim-fixed"):
-            r = run_network(net, test, backend=backend, n_samples=args.accuracy_samples,
-                            progress=True)
+            r = run_network(net, test, backend=backend, n_samples=n, progress=False)
             acc[backend] = r.accuracy
-            res.append({"backend": backend, "learn": "none",
-                        "samples": args.accuracy_samples, "accuracy": r.accuracy})
+            agree = float((r.predictions == batched).mean())
+            print(f"{backend}: accuracy {100 * r.accuracy:.2f}%, agreement with the batched "
+                  f"predictions {100 * agree:.2f}%")
+            res.append({"backend": backend, "learn": "none", "samples": n,
+                        "accuracy": r.accuracy, "agreement_with_batched": agree})
         print(f"\naccuracy on {args.accuracy_samples} test samples: "
               f"sim-float {100 * acc['sim-float']:.2f}%, sim-fixed {100 * acc['sim-fixed']:.2f}%"
               f" (loss {100 * (acc['sim-float'] - acc['sim-fixed']):.2f} points)")

@@ -1,17 +1,36 @@
 """Faster ProcessModels for Lava's ``LearningDense`` (bit-identical results).
 
-Lava's learning engine evaluates every trace at every dependency's spike time with
-``x_history[tx, 0].diagonal()``-style expressions that build N_pre × N_pre (or
-N_post × N_pre) temporaries for all 15 trace/dependency pairs, whether the rule uses
-them or not. These subclasses gather the same values by direct indexing, and only for
-the pairs the attached rule uses; the arithmetic and therefore the weights are
-unchanged (tested). They are selected with ``exception_proc_model_map``.
+Three costs of Lava's learning engine are removed without changing its arithmetic:
+
+- it evaluates every trace at every dependency's spike time with
+  ``x_history[tx, 0].diagonal()``-style expressions that build N_pre × N_pre (or
+  N_post × N_pre) temporaries for all 15 trace/dependency pairs; here the same values are
+  gathered by direct indexing, only for the pairs the rule uses;
+- the float engine evaluates the rule's expression with the ``asteval`` interpreter; here
+  the same compiled expression runs with Python's ``eval`` (same operations, same order);
+- the bit-approximate engine starts every product from an N_post × N_pre array of ones
+  and multiplies full-size arrays factor by factor; here the integer factors (exact in
+  int32 for 7-bit traces and 4-bit mantissas) are multiplied in their broadcast shapes
+  and only then expanded, before the engine's shifts, clips and accumulation, which are
+  kept as they are.
+
+The weights are unchanged (tested bit for bit). Select them with
+``exception_proc_model_map`` (see :func:`fast_learning_models`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.learning.constants import (
+    FACTOR_TO_WIDTH_DICT,
+    W_ACCUMULATOR_U,
+    W_S_MANT,
+)
+from lava.magma.core.learning.learning_rule_applier import (
+    LearningRuleApplierBitApprox,
+    LearningRuleApplierFloat,
+)
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.models import (
@@ -50,18 +69,56 @@ class _FastTraces:
         return out
 
 
+class _EvalApplierFloat(LearningRuleApplierFloat):
+    """Lava's float applier, evaluating its compiled expression with ``eval``."""
+
+    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+        return init_accumulator + eval(self._applier_compiled, {}, applier_args)  # noqa: S307
+
+
+class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
+    """Lava's bit-approximate applier with factors multiplied in broadcast shapes."""
+
+    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+        lim = 2 ** W_ACCUMULATOR_U
+        shape = applier_args["shape"]
+        result = init_accumulator
+        for product in self._product_series.products:
+            cur = np.asarray(applier_args[product.dependency]).astype(np.int32) \
+                * np.int32(product.s_mantissa)
+            width = W_S_MANT
+            for factor in product.factors:
+                w = FACTOR_TO_WIDTH_DICT[factor.state_var]
+                width += w
+                val = self._compute_factor(product.dependency, factor, applier_args)
+                cur = cur * np.clip(val, -(2 ** w), 2 ** w - 1).astype(np.int32)
+            cur = np.broadcast_to(cur, shape).astype(np.int32)
+            cur = np.right_shift(cur, max(0, width - W_ACCUMULATOR_U))
+            cur = np.left_shift(cur, product.s_exp)
+            cur = np.clip(cur, -lim - 1, lim - 1)
+            result = np.clip(result + cur, -lim - 1, lim - 1)
+        return result
+
+
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
 class FastLearningDenseFloat(_FastTraces, PyLearningDenseModelFloat):
-    """``PyLearningDenseModelFloat`` with direct trace indexing."""
+    """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``."""
+
+    def _create_learning_rule_applier(self, product_series):
+        return _EvalApplierFloat(product_series)
 
 
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_approximate_loihi", "fixed_pt")
 class FastLearningDenseBitApproximate(_FastTraces, PyLearningDenseModelBitApproximate):
-    """``PyLearningDenseModelBitApproximate`` with direct trace indexing."""
+    """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
+    factor products."""
+
+    def _create_learning_rule_applier(self, product_series):
+        return _BroadcastApplierBitApprox(product_series)
 
 
 def fast_learning_models(backend: str) -> dict:

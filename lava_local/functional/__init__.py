@@ -22,12 +22,14 @@ from .surrogates import (
     sigmoid_prime,
     triangle,
 )
+from .tess import TESS_F, square_wave_projection, tess_signal
 from .traces import post_trace_step, pre_trace_step
 
 __all__ = [
     "LIFState",
     "POST_FORMS",
     "SURROGATES",
+    "TESS_F",
     "arctan",
     "bp_signal",
     "ce_output_error",
@@ -41,7 +43,9 @@ __all__ = [
     "post_trace_step",
     "pre_trace_step",
     "sigmoid_prime",
+    "square_wave_projection",
     "stllr_eligibility",
     "stllr_update",
+    "tess_signal",
     "triangle",
 ]

@@ -34,23 +34,39 @@ import torch
 BYTES_PER_VALUE = 4  # float32
 
 
-def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int) -> int:
-    """Learning-state values per sample from the paper's formulas (see module doc)."""
+def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
+                           trunc: int | None = None, alpha_post: float = -1.0) -> int:
+    """Learning-state values per sample from the papers' formulas (see module doc).
+
+    TESS: 2 Σ n_l (Σ n_l with α_post = 0, no post trace); TTL-BPTT: K Σ N_l (K the
+    truncation window).
+    """
     neurons = sum(layer_sizes[1:])
     if rule == "bptt":
         return n_steps * neurons
     if rule == "stllr":
         return 2 * neurons
+    if rule == "tess":
+        return neurons if alpha_post == 0 else 2 * neurons
+    if rule == "ttlbptt":
+        return min(trunc or n_steps, n_steps) * neurons
     raise ValueError(f"no memory formula for rule {rule!r}")
 
 
 def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0) -> int:
-    """Learning MACs per sample from the paper's formulas (see module doc)."""
+    """Learning MACs per sample from the papers' formulas (see module doc).
+
+    TESS: (T - t_l) Σ_l 2 n_l C over the hidden layers (the local projections; the
+    readout's own update is not in the paper's count); TTL-BPTT: the backward pass of
+    BPTT, 2 T Σ N_l N_{l-1} (truncation cuts memory, not per-step work).
+    """
     synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    if rule == "bptt":
+    if rule in ("bptt", "ttlbptt"):
         return 2 * n_steps * synapses
     if rule == "stllr":
         return 3 * (n_steps - t_l) * synapses
+    if rule == "tess":
+        return (n_steps - t_l) * sum(2 * n * layer_sizes[-1] for n in layer_sizes[1:-1])
     raise ValueError(f"no MAC formula for rule {rule!r}")
 
 
@@ -161,27 +177,35 @@ def measure_step(trainer, x: torch.Tensor, labels: torch.Tensor) -> StepCost:
     from torch.utils.flop_counter import FlopCounterMode
 
     model, opt = trainer.model, trainer.optimizer
+    extra = getattr(trainer, "state_dict", None)
     w0 = copy.deepcopy(model.state_dict())
     o0 = copy.deepcopy(opt.state_dict())
+    e0 = copy.deepcopy(extra()) if extra else None
+
+    def restore():
+        model.load_state_dict(w0)
+        opt.load_state_dict(o0)
+        if e0 is not None:
+            trainer.load_state_dict(copy.deepcopy(e0))
+
     cuda = x.is_cuda
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(x.device)
         base = torch.cuda.memory_allocated(x.device)
-    meter = LearningStateMeter(exclude=[*model.parameters(), x])
+    params = trainer.parameters() if hasattr(trainer, "parameters") else model.parameters()
+    meter = LearningStateMeter(exclude=[*params, x])
     with meter:
         trainer.train_batch(x, labels, meter=meter)
     cuda_peak = None
     if cuda:
         torch.cuda.synchronize()
         cuda_peak = torch.cuda.max_memory_allocated(x.device) - base
-    model.load_state_dict(w0)
-    opt.load_state_dict(o0)
+    restore()
     counter = FlopCounterMode(display=False)
     with counter:
         trainer.train_batch(x, labels)
-    model.load_state_dict(w0)
-    opt.load_state_dict(o0)
+    restore()
     return StepCost(
         batch=int(x.shape[1]),
         learning_state_bytes=meter.peak_bytes,

@@ -19,7 +19,14 @@ from ..data import DATASETS, SpikeDataset, load_dataset
 from ..rules.stllr import STLLRParams
 from .accounting import BYTES_PER_VALUE, analytic_macs, analytic_memory_values, measure_step
 from .model import DenseSNN, NetConfig
-from .trainers import RULES, BPTTTrainer, STLLRTrainer, first_learning_step
+from .trainers import (
+    RULES,
+    BPTTTrainer,
+    STLLRTrainer,
+    TESSTrainer,
+    TTLBPTTTrainer,
+    first_learning_step,
+)
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -55,6 +62,10 @@ class TrainConfig:
     signal: str = "bp"
     post_form: str = "paper"
     online: bool = False
+    tess_f: str = "softmax"
+    ttl_trunc: int | None = None
+    ttl_block: int = 1
+    ttl_update: str = "window"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -76,6 +87,14 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise RunError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.tess_f not in ("softmax", "identity"):
+            raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
+        if self.ttl_trunc is not None and self.ttl_trunc < 1:
+            raise RunError(f"the TTL-BPTT window K must be >= 1, got {self.ttl_trunc}")
+        if self.ttl_block < 1:
+            raise RunError(f"the TTL-BPTT block size must be >= 1, got {self.ttl_block}")
+        if self.ttl_update not in ("window", "sample"):
+            raise RunError(f"ttl_update must be window or sample, got {self.ttl_update!r}")
         try:
             self.net_config(64, 10)
             self.stllr_params()
@@ -144,9 +163,17 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
+    if cfg.rule == "ttlbptt":
+        trainer = TTLBPTTTrainer(model, None, cfg.window, cfg.ttl_trunc, cfg.ttl_block,
+                                 cfg.ttl_update, generator=gen)
+        opt = torch.optim.Adam(trainer.parameters(), lr=cfg.lr)
+        trainer.optimizer = opt
+        return model, opt, trainer
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if cfg.rule == "stllr":
         trainer = STLLRTrainer(model, opt, cfg.stllr_params(), cfg.window, generator=gen)
+    elif cfg.rule == "tess":
+        trainer = TESSTrainer(model, opt, cfg.stllr_params(), cfg.window, f=cfg.tess_f)
     else:
         trainer = BPTTTrainer(model, opt, cfg.window)
     return model, opt, trainer
@@ -170,7 +197,8 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
     t_l = first_learning_step(cfg.n_steps, cfg.window)
     cost = measure_step(trainer, x, labels)
     b = cost.batch
-    mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps)
+    mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps, cfg.ttl_trunc,
+                                        cfg.alpha_post)
     return {
         "batch": b,
         "memory_analytic_bytes_per_sample": mem_values * BYTES_PER_VALUE,
@@ -226,6 +254,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         opt.load_state_dict(ck["optimizer"])
         if cfg.rule == "stllr" and ck.get("feedback") is not None:
             trainer.feedback = [b.to(device) for b in ck["feedback"]]
+        if ck.get("trainer") is not None:
+            trainer.load_state_dict(ck["trainer"])
         history, start = ck["history"], ck["epoch"]
 
     for epoch in range(start, cfg.epochs):
@@ -249,6 +279,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
             _atomic_save({"config": cfg.to_dict(), "epoch": epoch + 1,
                           "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "feedback": getattr(trainer, "feedback", None) or None,
+                          "trainer": trainer.state_dict()
+                          if hasattr(trainer, "state_dict") else None,
                           "history": history}, ckpt_path)
 
     x, y = next(iterate_batches(train_ds, cfg.batch_size, None, device))

@@ -28,7 +28,7 @@ from ..rules.stllr import STLLRParams
 from .model import DenseSNN, NetState
 from .spike import make_spike_fn
 
-RULES = ("stllr", "bptt")
+RULES = ("stllr", "tess", "ttlbptt", "bptt")
 
 
 class StateMeter(Protocol):
@@ -115,13 +115,20 @@ class STLLRTrainer:
         return NetState([type(s)(s.u.detach(), s.y.detach()) for s in state.layers],
                         state.o.detach())
 
+    @property
+    def needs_step_graph(self) -> bool:
+        """Whether the learning signal back-propagates through the layers of a step."""
+        return self.params.signal == "bp"
+
     def step(self, state: NetState, x_t: torch.Tensor, learn: bool) -> NetState:
         """Advance one step with the graph cut at the step boundary."""
-        with torch.set_grad_enabled(learn and self.params.signal == "bp"):
+        with torch.set_grad_enabled(learn and self.needs_step_graph):
             return self.model.step(self._detach(state), x_t, self.spike_fn)
 
-    def learning_signals(self, state: NetState, err: torch.Tensor) -> list[torch.Tensor]:
-        """δ^l[t] = ∂L[t]/∂y^l[t] for every hidden layer, given the output error ``err``."""
+    def learning_signals(self, state: NetState, err: torch.Tensor, onehot: torch.Tensor,
+                         scale: float) -> list[torch.Tensor]:
+        """δ^l[t] = ∂L[t]/∂y^l[t] for every hidden layer, given the output error ``err``
+        (already multiplied by ``scale`` = 1 / (batch · window))."""
         if self.params.signal == "dfa":
             return [err @ b.T for b in self.feedback]
         ys = [s.y for s in state.layers]
@@ -157,7 +164,7 @@ class STLLRTrainer:
                 o = state.o.detach()
                 err = (torch.softmax(o, -1) - onehot) / (batch * n_win)
                 total += float(F.cross_entropy(o, labels)) / n_win
-                deltas = self.learning_signals(state, err)
+                deltas = self.learning_signals(state, err, onehot, 1.0 / (batch * n_win))
                 with torch.no_grad():
                     for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, psi, q, h, inputs)):
                         h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
@@ -179,3 +186,143 @@ class STLLRTrainer:
             w.grad = g
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+
+class TESSTrainer(STLLRTrainer):
+    """TESS: S-TLLR's traces and update with a layer-local learning signal.
+
+    Every hidden layer l gets :math:`m^l[t] = B^{lT}(f(B^l y^l[t]) - y^*)` from its own
+    spikes and a fixed square-wave projection :math:`B^l`
+    (:func:`lava_local.functional.tess.tess_signal`), scaled like the output error
+    (1 / (batch · window)). Nothing crosses a layer: no step graph is built and each
+    layer's update depends only on its own input and output. The readout learns from its
+    own per-step cross-entropy (exact, through its κ-trace), as in S-TLLR.
+    """
+
+    rule = "tess"
+
+    def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
+                 params: STLLRParams | None = None, window: int | None = None,
+                 f: str = "softmax", f_lo: float = 50.0, f_hi: float = 512.0):
+        from ..functional.tess import TESS_F, square_wave_projection
+
+        if f not in TESS_F:
+            raise ValueError(f"unknown TESS output function {f!r}; use one of {TESS_F}")
+        super().__init__(model, optimizer, params, window)
+        self.f = f
+        w = model.readout
+        self.projections = [
+            torch.as_tensor(square_wave_projection(model.cfg.n_out, h.shape[0], f_lo, f_hi),
+                            dtype=w.dtype, device=w.device)
+            for h in model.hidden]
+
+    @property
+    def needs_step_graph(self) -> bool:
+        return False
+
+    def learning_signals(self, state, err, onehot, scale):
+        from ..functional.tess import tess_signal
+
+        return [tess_signal(s.y, b, onehot, self.f) * scale
+                for s, b in zip(state.layers, self.projections)]
+
+
+class TTLBPTTTrainer:
+    """Temporally-truncated, locally supervised BPTT (Guo et al., Front. Neurosci. 2023).
+
+    The T steps are cut into windows of ``trunc`` (K) steps and the hidden layers into
+    blocks of ``block`` (b) layers. Each block but the last has an auxiliary leaky
+    classifier (``aux``, trained with it); the last block uses the network's readout.
+    A block's input is detached (no gradient crosses blocks) and every state is detached
+    at a window boundary (no gradient crosses windows); neuron states still carry across
+    windows. Each window back-propagates the block losses of its steps (per-step
+    cross-entropy over the learning window, averaged as in BPTT) and the optimiser steps
+    after every window (``update="window"``) or once per sample (``"sample"``).
+
+    K = T with one block is BPTT; K = 1 with b = 1 is a per-step, layer-local rule.
+    Memory is O(K · N_block) instead of O(T · N).
+    """
+
+    rule = "ttlbptt"
+    UPDATES = ("window", "sample")
+
+    def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer | None = None,
+                 window: int | None = None, trunc: int | None = None, block: int = 1,
+                 update: str = "window", generator: torch.Generator | None = None):
+        from torch import nn
+
+        if trunc is not None and trunc < 1:
+            raise ValueError(f"the truncation window K must be >= 1, got {trunc}")
+        if block < 1:
+            raise ValueError(f"the block size b must be >= 1, got {block}")
+        if update not in self.UPDATES:
+            raise ValueError(f"update must be one of {self.UPDATES}, got {update!r}")
+        self.model, self.optimizer, self.window = model, optimizer, window
+        self.trunc, self.update = trunc, update
+        n_hidden = len(model.hidden)
+        b = min(block, n_hidden)
+        self.blocks = [list(range(i, min(i + b, n_hidden))) for i in range(0, n_hidden, b)]
+        self.spike_fn = make_spike_fn(model.cfg.surrogate)
+        w = model.readout
+        aux = []
+        for blk in self.blocks[:-1]:
+            n = model.hidden[blk[-1]].shape[0]
+            a = (1.0 / n) ** 0.5
+            aux.append(nn.Parameter(
+                ((torch.rand(model.cfg.n_out, n, generator=generator) * 2 - 1) * a)
+                .to(w.device, w.dtype)))
+        self.aux = nn.ParameterList(aux)
+
+    def parameters(self):
+        """Model and auxiliary-classifier parameters (what the optimiser must update)."""
+        return [*self.model.parameters(), *self.aux.parameters()]
+
+    def state_dict(self) -> dict:
+        return {"aux": self.aux.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.aux.load_state_dict(state["aux"])
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        from ..functional.lif import LIFState, leaky_readout_step, lif_step
+
+        cfg, model = self.model.cfg, self.model
+        n_steps, batch = x.shape[0], x.shape[1]
+        t_l = first_learning_step(n_steps, self.window)
+        n_win = n_steps - t_l
+        k = n_steps if self.trunc is None else min(self.trunc, n_steps)
+        state = model.init_state(batch)
+        layers = list(state.layers)
+        outs = [torch.zeros_like(state.o) for _ in self.aux] + [state.o]
+        total = 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        for start in range(0, n_steps, k):
+            layers = [LIFState(s.u.detach(), s.y.detach()) for s in layers]
+            outs = [o.detach() for o in outs]
+            loss = x.new_zeros(())
+            for t in range(start, min(start + k, n_steps)):
+                inp = x[t]
+                for bi, blk in enumerate(self.blocks):
+                    inp = inp.detach()
+                    for li in blk:
+                        s = layers[li]
+                        layers[li] = lif_step(LIFState(s.u, s.y.detach()),
+                                              inp @ model.hidden[li].T, cfg.gamma, cfg.v_th,
+                                              self.spike_fn)
+                        inp = layers[li].y
+                    w_out = self.aux[bi] if bi < len(self.aux) else model.readout
+                    outs[bi] = leaky_readout_step(outs[bi], inp @ w_out.T, cfg.kappa)
+                    if t >= t_l:
+                        loss = loss + F.cross_entropy(outs[bi], labels) / n_win
+                if t >= t_l:
+                    total += float(F.cross_entropy(outs[-1].detach(), labels)) / n_win
+            if loss.requires_grad:
+                loss.backward()
+                if self.update == "window":
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        if self.update == "sample":
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return total

@@ -63,7 +63,7 @@ class TrainConfig:
     post_form: str = "paper"
     online: bool = False
     tess_f: str = "softmax"
-    ttl_trunc: int | None = None
+    ttl_trunc: int | None = 5
     ttl_block: int = 1
     ttl_update: str = "window"
     device: str = "auto"

@@ -1,0 +1,145 @@
+"""TESS and TTL-BPTT against independent computations; locality; memory."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lava_local.functional import LIFState, lif_step, square_wave_projection
+from lava_local.rules import STLLRParams
+from lava_local.torch.model import DenseSNN, NetConfig
+from lava_local.torch.spike import make_spike_fn
+from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer, TESSTrainer, TTLBPTTTrainer
+
+
+def net(hidden=(9, 7), seed=0):
+    cfg = NetConfig(12, 4, hidden=hidden, gamma=0.6, v_th=0.5, kappa=0.8, init_gain=1.5)
+    return DenseSNN(cfg, generator=torch.Generator().manual_seed(seed)).double()
+
+
+def batch(n_steps, b=6, p=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ((torch.rand(n_steps, b, 12, generator=g) < p).double(),
+            torch.randint(0, 4, (b,), generator=g))
+
+
+def applied(trainer, x, y):
+    ws = trainer.model.weights
+    before = [w.detach().clone() for w in ws]
+    trainer.train_batch(x, y)
+    return [(b - w.detach()).numpy() for b, w in zip(before, ws)]
+
+
+def sgd(model, extra=()):
+    return torch.optim.SGD([*model.parameters(), *extra], lr=1.0)
+
+
+def test_square_wave_rows_are_binary_and_nearly_orthogonal():
+    b = square_wave_projection(10, 128, scale=False)
+    assert set(np.unique(b)) == {-1.0, 1.0}
+    gram = b @ b.T / 128
+    np.testing.assert_allclose(np.diag(gram), 1.0)
+    assert np.abs(gram - np.eye(10)).max() < 0.25
+    np.testing.assert_allclose(square_wave_projection(10, 128), b / 128)
+
+
+@pytest.mark.parametrize("f", ["softmax", "identity"])
+def test_tess_one_layer_one_step_equals_autograd_of_its_local_loss(f):
+    """T = 1, α_post = 0: the hidden update is ∂/∂W of the layer's own loss
+    CE(B y, c) (softmax) or ½‖B y - y*‖² (identity), through the surrogate."""
+    model = net(hidden=(9,))
+    x, y = batch(1, p=0.7)
+    tr = TESSTrainer(model, sgd(model), STLLRParams(alpha_post=0.0), f=f)
+    got = applied(tr, x, y)[0]
+
+    ref = net(hidden=(9,))
+    w = ref.hidden[0].detach().clone().requires_grad_()
+    zeros = torch.zeros(6, 9, dtype=torch.float64)
+    s = lif_step(LIFState(zeros, zeros), x[0] @ w.T, 0.6, 0.5, make_spike_fn("triangle"))
+    proj = torch.as_tensor(square_wave_projection(4, 9))
+    z = s.y @ proj.T
+    onehot = F.one_hot(y, 4).double()
+    loss = F.cross_entropy(z, y) if f == "softmax" else 0.5 * ((z - onehot) ** 2).sum() / 6
+    (want,) = torch.autograd.grad(loss, w)
+    assert np.abs(want.numpy()).sum() > 0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def perturbed_later_layers(model):
+    with torch.no_grad():
+        model.hidden[1].mul_(-1.3)
+        model.readout.add_(0.7)
+    return model
+
+
+def test_tess_no_signal_crosses_a_layer():
+    x, y = batch(6)
+    a = net()
+    g_a = applied(TESSTrainer(a, sgd(a)), x, y)
+    b = perturbed_later_layers(net())
+    g_b = applied(TESSTrainer(b, sgd(b)), x, y)
+    np.testing.assert_array_equal(g_a[0], g_b[0])  # layer 1 never sees layers 2..L
+    # contrast: S-TLLR-bp's first-layer update depends on the layers above
+    c, d = net(), perturbed_later_layers(net())
+    assert not np.allclose(applied(STLLRTrainer(c, sgd(c)), x, y)[0],
+                           applied(STLLRTrainer(d, sgd(d)), x, y)[0])
+
+
+def test_ttlbptt_with_one_window_and_one_block_is_bptt():
+    x, y = batch(7)
+    a = net()
+    tr = TTLBPTTTrainer(a, None, trunc=None, block=2)
+    tr.optimizer = sgd(a, tr.aux.parameters())
+    g_ttl = applied(tr, x, y)
+    b = net()
+    g_bptt = applied(BPTTTrainer(b, sgd(b)), x, y)
+    assert all(np.abs(g).sum() > 0 for g in g_bptt)
+    for u, v in zip(g_ttl, g_bptt):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-14)
+
+
+def test_ttlbptt_truncation_changes_the_gradient():
+    x, y = batch(7)
+    a, b = net(), net()
+    ta = TTLBPTTTrainer(a, None, trunc=None, block=2, update="sample")
+    ta.optimizer = sgd(a)
+    tb = TTLBPTTTrainer(b, None, trunc=2, block=2, update="sample")
+    tb.optimizer = sgd(b)
+    assert not np.allclose(applied(ta, x, y)[0], applied(tb, x, y)[0])
+
+
+def test_ttlbptt_blocks_are_local():
+    x, y = batch(6)
+    grads = []
+    for model in (net(), perturbed_later_layers(net())):
+        tr = TTLBPTTTrainer(model, None, trunc=3, block=1, update="sample",
+                            generator=torch.Generator().manual_seed(1))
+        tr.aux = tr.aux.double()
+        tr.optimizer = sgd(model, tr.aux.parameters())
+        grads.append(applied(tr, x, y))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    assert not np.allclose(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("rule, kw", [("tess", {}), ("ttlbptt", {"ttl_trunc": 5})])
+def test_learning_state_is_flat_in_T(rule, kw):
+    from lava_local.data import load_dataset
+    from lava_local.torch.train import TrainConfig, build, cost_report, iterate_batches
+
+    mem = {}
+    for n_steps in (10, 200):
+        cfg = TrainConfig(rule=rule, n_steps=n_steps, batch_size=16, **kw)
+        ds = load_dataset("digits", "train", n_steps=n_steps)
+        _, _, trainer = build(cfg, 64, 10, torch.device("cpu"))
+        x, lab = next(iterate_batches(ds, 16, None, torch.device("cpu")))
+        mem[n_steps] = cost_report(cfg, trainer, x, lab)["memory_measured_bytes_batch"]
+    assert mem[10] == mem[200] > 0
+
+
+def test_ttlbptt_rejects_bad_options():
+    with pytest.raises(ValueError, match="K"):
+        TTLBPTTTrainer(net(), trunc=0)
+    with pytest.raises(ValueError, match="block"):
+        TTLBPTTTrainer(net(), block=0)
+    with pytest.raises(ValueError, match="update"):
+        TTLBPTTTrainer(net(), update="epoch")

@@ -38,8 +38,9 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options that map one-to-one onto :class:`TrainConfig` fields (defaults from it)."""
+def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None = None) -> None:
+    """Options that map one-to-one onto :class:`TrainConfig` fields (defaults from it);
+    ``rename`` maps a flag to another name where a command uses the flag itself."""
     from .data import DATASETS, ENCODINGS
     from .functional import POST_FORMS, SURROGATES
     from .rules.stllr import SIGNALS
@@ -48,8 +49,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     d = {f.name: f.default for f in fields(TrainConfig)}
     S = argparse.SUPPRESS
 
+    rename = rename or {}
+
     def opt(flag, dest, help, **kw):
-        p.add_argument(flag, dest=dest, default=S, help=f"{help} (default: {d[dest]})", **kw)
+        p.add_argument(rename.get(flag, flag), dest=dest, default=S,
+                       help=f"{help} (default: {d[dest]})", **kw)
 
     opt("--dataset", "dataset", "data set", choices=DATASETS)
     opt("--encoding", "encoding", "spike encoding of the digits", choices=ENCODINGS)
@@ -73,6 +77,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     opt("--post-form", "post_form", "S-TLLR non-causal trace form", choices=POST_FORMS)
     p.add_argument("--online", dest="online", action="store_true", default=S,
                    help="S-TLLR: apply the update every step (default: once per batch)")
+    opt("--tess-f", "tess_f", "TESS output function", choices=("softmax", "identity"))
+    opt("--ttl-trunc", "ttl_trunc", "TTL-BPTT truncation window K", type=_positive_int,
+        metavar="K")
+    opt("--ttl-block", "ttl_block", "TTL-BPTT block size b (hidden layers per block)",
+        type=_positive_int, metavar="B")
+    opt("--ttl-update", "ttl_update", "TTL-BPTT update per window or per sample",
+        choices=("window", "sample"))
     opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -113,6 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="T,T", help="T values of the memory-vs-T measurement "
                    f"(default: {','.join(map(str, DEFAULT_SWEEP_STEPS))})")
     _add_run_options(p)
+
+    p = sub.add_parser("compare", help="every rule on the same network, data and seed")
+    p.add_argument("--rules", default="all",
+                   help=f"comma-separated rules or 'all' ({','.join(RULES)})")
+    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default: results/compare-TIMESTAMP)")
+    _add_run_options(p)
+
+    p = sub.add_parser("sweep", help="TTL-BPTT's design space: window K x block size b")
+    p.add_argument("rule", choices=("ttlbptt",), help="the rule to sweep")
+    p.add_argument("--window", dest="sweep_windows", default="1,2,5,T", metavar="K,K",
+                   help="truncation windows; T = the whole sequence (default: 1,2,5,T)")
+    p.add_argument("--block", dest="sweep_blocks", default="1,2,all", metavar="B,B",
+                   help="block sizes; all = one block (default: 1,2,all)")
+    p.add_argument("--epochs", type=_positive_int, default=5, help="epochs (default: 5)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default: results/sweep-TIMESTAMP)")
+    _add_run_options(p, rename={"--window": "--learn-window"})
 
     p = sub.add_parser("run", help="run a trained network as a Lava graph (and keep learning)")
     p.add_argument("run_dir", type=Path, help="folder of a `lava-local train` run")
@@ -281,6 +311,82 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _parse_rules(text: str) -> list[str]:
+    from .torch.train import RunError
+    from .torch.trainers import RULES
+
+    rules = list(RULES) if text == "all" else [r.strip() for r in text.split(",") if r.strip()]
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise RunError(f"unknown rule(s) {bad or text!r}; choose from {', '.join(RULES)} "
+                       "or 'all'")
+    return rules
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from .plots import plot_compare
+    from .torch.train import train
+
+    rules = _parse_rules(args.rules)
+    cfgs = {r: _config(args, rule=r, epochs=args.epochs) for r in rules}  # validate first
+    out = _new_folder(args.out, "compare")
+    results = {r: train(c, out / r, progress=not args.no_progress) for r, c in cfgs.items()}
+    for r in results.values():
+        r["epoch_time_s"] = r["train_time_s"] / max(1, len(r["history"]))
+    (out / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_compare(results, out / "compare.png")
+    cfg = next(iter(results.values()))["config"]
+    print(f"\n{cfg['dataset']}, T={cfg['n_steps']}, net "
+          f"{'-'.join(map(str, next(iter(results.values()))['layer_sizes']))}, "
+          f"{args.epochs} epochs, seed {cfg['seed']}\n")
+    print(results_table(results))
+    print(f"\nresults: {out / 'compare.json'}  plot: {out / 'compare.png'}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    import json
+
+    from .plots import plot_sweep
+    from .torch.train import RunError, train
+
+    base = _config(args, rule="ttlbptt", epochs=args.epochs)
+    n_hidden = len(base.hidden)
+    try:
+        windows = [base.n_steps if w.strip() == "T" else int(w)
+                   for w in args.sweep_windows.split(",")]
+        blocks = [n_hidden if b.strip() == "all" else int(b)
+                  for b in args.sweep_blocks.split(",")]
+    except ValueError:
+        raise RunError("--window takes integers or T, --block integers or all "
+                       f"(got {args.sweep_windows!r}, {args.sweep_blocks!r})") from None
+    if any(w < 1 for w in windows) or any(b < 1 for b in blocks):
+        raise RunError("windows and block sizes must be >= 1")
+    from dataclasses import replace
+
+    cells = [(w, b) for w in windows for b in blocks]
+    cfgs = {(w, b): replace(base, ttl_trunc=w, ttl_block=b) for w, b in cells}
+    out = _new_folder(args.out, "sweep")
+    rows = []
+    for (w, b), c in cfgs.items():
+        r = train(c, out / f"K{w}-b{b}", progress=not args.no_progress)
+        rows.append({"K": w, "block": b, "test_acc": r["test_acc"], **r["cost"],
+                     "train_time_s": r["train_time_s"]})
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    plot_sweep(rows, out / "sweep.png")
+    print(format_table(["K", "block", "test acc", "mem/sample measured",
+                        "mem/sample analytic", "MACs/sample measured", "train time"],
+                       [[str(r["K"]), str(r["block"]), f"{100 * r['test_acc']:.2f}%",
+                         human_bytes(r["memory_measured_bytes_per_sample"]),
+                         human_bytes(r["memory_analytic_bytes_per_sample"]),
+                         human_count(r["macs_measured_per_sample"]),
+                         f"{r['train_time_s']:.1f} s"] for r in rows]))
+    print(f"\nresults: {out / 'sweep.json'}  plot: {out / 'sweep.png'}")
+    return 0
+
+
 def cmd_run(args) -> int:
     import json
 
@@ -328,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     from .torch.train import RunError
 
     try:
-        commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run}
+        commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
+                    "compare": cmd_compare, "sweep": cmd_sweep}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

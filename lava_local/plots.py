@@ -80,3 +80,46 @@ def plot_demo(histories: dict[str, list[dict]], sweep: list[dict], path: Path) -
     _accuracy(a1, histories, "digits, same network and data")
     _memory(a2, sweep)
     return _save(fig, plt, path)
+
+
+def plot_compare(results: dict[str, dict], path: Path) -> Path:
+    """Bars: test accuracy, learning-state memory per sample (measured, log) and MACs."""
+    plt = _plt()
+    names = list(results)
+    colors = [_color(n) for n in names]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    vals = [
+        ([100 * results[n]["test_acc"] for n in names], "test accuracy (%)", False),
+        ([results[n]["cost"]["memory_measured_bytes_per_sample"] / 1024 for n in names],
+         "learning state / sample (KiB)", True),
+        ([results[n]["cost"]["macs_measured_per_sample"] / 1e6 for n in names],
+         "MACs / sample (M, measured)", False),
+    ]
+    for ax, (v, label, log) in zip(axes, vals):
+        ax.bar(names, v, color=colors)
+        ax.set_ylabel(label)
+        if log:
+            ax.set_yscale("log")
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3, axis="y")
+    return _save(fig, plt, path)
+
+
+def plot_sweep(rows: list[dict], path: Path) -> Path:
+    """TTL-BPTT design space: accuracy and measured memory against K, one line per b."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for b in sorted({r["block"] for r in rows}):
+        rs = sorted((r for r in rows if r["block"] == b), key=lambda r: r["K"])
+        ks = [r["K"] for r in rs]
+        a1.plot(ks, [100 * r["test_acc"] for r in rs], "o-", label=f"b={b}")
+        a2.plot(ks, [r["memory_measured_bytes_per_sample"] / 1024 for r in rs], "o-",
+                label=f"b={b}")
+    a1.set_xlabel("truncation window K")
+    a1.set_ylabel("test accuracy (%)")
+    a2.set_xlabel("truncation window K")
+    a2.set_ylabel("learning state / sample (KiB)")
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, plt, path)

@@ -91,3 +91,23 @@ def test_run_errors_are_clear(tmp_path, capsys):
     assert main(["run", str(out), "--samples", "3", "--no-progress"]) == 0
     res = json.loads((out / "lava-sim-float.json").read_text())
     assert res["n_samples"] == 3 and len(res["predictions"]) == 3
+
+
+def test_compare_and_sweep_small(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--rules", "stllr,tess,ttlbptt,bptt", "--epochs", "1", "--steps",
+                 "6", "--hidden", "16", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "compare.json").read_text())
+    assert set(res) == {"stllr", "tess", "ttlbptt", "bptt"}
+    assert (out / "compare.png").stat().st_size > 1000
+    assert "tess" in capsys.readouterr().out
+    assert main(["compare", "--rules", "stllr,hebb", "--no-progress"]) == 2
+    assert "hebb" in capsys.readouterr().err
+    sw = tmp_path / "sw"
+    assert main(["sweep", "ttlbptt", "--window", "1,T", "--block", "1,all", "--epochs", "1",
+                 "--steps", "6", "--hidden", "8,8", "--out", str(sw), "--no-progress"]) == 0
+    rows = json.loads((sw / "sweep.json").read_text())
+    assert {(r["K"], r["block"]) for r in rows} == {(1, 1), (1, 2), (6, 1), (6, 2)}
+    mem = {(r["K"], r["block"]): r["memory_measured_bytes_per_sample"] for r in rows}
+    assert mem[(1, 1)] < mem[(6, 1)]
+    assert main(["sweep", "ttlbptt", "--window", "x", "--no-progress"]) == 2

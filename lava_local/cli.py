@@ -78,6 +78,7 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     p.add_argument("--online", dest="online", action="store_true", default=S,
                    help="S-TLLR: apply the update every step (default: once per batch)")
     opt("--tess-f", "tess_f", "TESS output function", choices=("softmax", "identity"))
+    opt("--tp-beta", "tp_beta", "Traces Propagation trace decay β", type=float)
     opt("--ttl-trunc", "ttl_trunc", "TTL-BPTT truncation window K", type=_positive_int,
         metavar="K")
     opt("--ttl-block", "ttl_block", "TTL-BPTT block size b (hidden layers per block)",

@@ -23,6 +23,7 @@ from .surrogates import (
     triangle,
 )
 from .tess import TESS_F, square_wave_projection, tess_signal
+from .tp import tp_contrastive_loss, tp_soft_targets
 from .traces import post_trace_step, pre_trace_step
 
 __all__ = [
@@ -47,5 +48,7 @@ __all__ = [
     "stllr_eligibility",
     "stllr_update",
     "tess_signal",
+    "tp_contrastive_loss",
+    "tp_soft_targets",
     "triangle",
 ]

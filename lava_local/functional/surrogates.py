@@ -37,11 +37,17 @@ def arctan(u: Array, v_th: float, slope: float = 10.0) -> Array:
     return 1.0 / (1.0 + (slope * (u - v_th)) ** 2)
 
 
+def arctan_pi(u: Array, v_th: float) -> Array:
+    r"""Traces Propagation's arctan-type surrogate: :math:`Ψ(u) = 1 / (1 + (π (u - v_{th}))^2)`."""
+    return arctan(u, v_th, slope=3.141592653589793)
+
+
 SURROGATES: dict[str, Callable[..., Array]] = {
     "triangle": triangle,
     "fast_sigmoid_sq": fast_sigmoid_sq,
     "sigmoid_prime": sigmoid_prime,
     "arctan": arctan,
+    "arctan_pi": arctan_pi,
 }
 
 

@@ -48,6 +48,8 @@ def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
         return 2 * neurons
     if rule == "tess":
         return neurons if alpha_post == 0 else 2 * neurons
+    if rule == "tp":  # ε and ε̃ per hidden neuron (+ the label trace)
+        return 2 * sum(layer_sizes[1:-1]) + layer_sizes[-1]
     if rule == "ttlbptt":
         return min(trunc or n_steps, n_steps) * neurons
     raise ValueError(f"no memory formula for rule {rule!r}")
@@ -67,6 +69,8 @@ def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0)
         return 3 * (n_steps - t_l) * synapses
     if rule == "tess":
         return (n_steps - t_l) * sum(2 * n * layer_sizes[-1] for n in layer_sizes[1:-1])
+    if rule == "tp":  # one-layer weight gradients of both paths, every learning step
+        return 2 * (n_steps - t_l) * synapses
     raise ValueError(f"no MAC formula for rule {rule!r}")
 
 

@@ -24,6 +24,7 @@ from .trainers import (
     BPTTTrainer,
     STLLRTrainer,
     TESSTrainer,
+    TPTrainer,
     TTLBPTTTrainer,
     first_learning_step,
 )
@@ -63,6 +64,7 @@ class TrainConfig:
     post_form: str = "paper"
     online: bool = False
     tess_f: str = "softmax"
+    tp_beta: float = 0.9
     ttl_trunc: int | None = 5
     ttl_block: int = 1
     ttl_update: str = "window"
@@ -87,6 +89,11 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise RunError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 <= self.tp_beta <= 1.0:
+            raise RunError(f"tp_beta must lie in [0, 1], got {self.tp_beta}")
+        if self.rule == "tp" and self.batch_size < 2:
+            raise RunError("Traces Propagation needs a batch size >= 2 (it contrasts the "
+                           "samples of a batch); use --batch-size 2 or more")
         if self.tess_f not in ("softmax", "identity"):
             raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
         if self.ttl_trunc is not None and self.ttl_trunc < 1:
@@ -174,6 +181,8 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
         trainer = STLLRTrainer(model, opt, cfg.stllr_params(), cfg.window, generator=gen)
     elif cfg.rule == "tess":
         trainer = TESSTrainer(model, opt, cfg.stllr_params(), cfg.window, f=cfg.tess_f)
+    elif cfg.rule == "tp":
+        trainer = TPTrainer(model, opt, cfg.window, cfg.tp_beta, generator=gen)
     else:
         trainer = BPTTTrainer(model, opt, cfg.window)
     return model, opt, trainer
@@ -259,6 +268,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         history, start = ck["history"], ck["epoch"]
 
     for epoch in range(start, cfg.epochs):
+        if hasattr(trainer, "start_epoch"):
+            trainer.start_epoch(epoch, cfg.epochs)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
         n_batches = math.ceil(len(train_ds) / cfg.batch_size)
         t0 = time.perf_counter()

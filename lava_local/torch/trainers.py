@@ -28,7 +28,7 @@ from ..rules.stllr import STLLRParams
 from .model import DenseSNN, NetState
 from .spike import make_spike_fn
 
-RULES = ("stllr", "tess", "ttlbptt", "bptt")
+RULES = ("stllr", "tess", "tp", "ttlbptt", "bptt")
 
 
 class StateMeter(Protocol):
@@ -325,4 +325,111 @@ class TTLBPTTTrainer:
         if self.update == "sample":
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+
+class TPTrainer:
+    """Traces Propagation (Pes et al. 2025) on a :class:`DenseSNN`.
+
+    The batch runs through every hidden layer twice: the input path (spikes of the data)
+    and the target path (the one-hot label projected into layer 1 by a fixed matrix
+    ``S`` (C, H_1) through LIF neurons of the same kind, then through the SAME weights
+    W_l). Each layer keeps the β-traces of both paths and minimises its contrastive loss
+    (:func:`lava_local.functional.tp.tp_contrastive_loss`) with soft targets from the
+    layer below's target trace; the gradient goes through one layer and one step only
+    (inputs and earlier states detached). The readout learns from
+    ``(softmax(o) - onehot)ᵀ ε_L / B``. Updates are applied every step (Adam); the
+    learning rate follows a cosine from lr to 0.25·lr over the epochs.
+    """
+
+    rule = "tp"
+
+    def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
+                 window: int | None = None, beta: float = 0.9,
+                 generator: torch.Generator | None = None):
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"the TP trace decay β must lie in [0, 1], got {beta}")
+        self.model, self.optimizer, self.window, self.beta = model, optimizer, window, beta
+        self.spike_fn = make_spike_fn(model.cfg.surrogate)
+        w = model.hidden[0]
+        c = model.cfg.n_out
+        bound = (6.0 / c) ** 0.5
+        self.label_proj = ((torch.rand(c, w.shape[0], generator=generator) * 2 - 1) * bound
+                           ).to(w.device, w.dtype)
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+
+    def start_epoch(self, epoch: int, n_epochs: int) -> None:
+        """Cosine annealing from lr to 0.25·lr over ``n_epochs``."""
+        import math
+
+        f = 0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * epoch / max(1, n_epochs)))
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = lr * f
+
+    def state_dict(self) -> dict:
+        return {"label_proj": self.label_proj}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.label_proj = state["label_proj"].to(self.label_proj.device)
+
+    def layer_gradients(self, states, x_t, onehot, learn: bool):
+        """One step of both paths; returns (new states, per-layer gradients or None)."""
+        from ..functional.lif import LIFState, lif_step
+        from ..functional.tp import tp_contrastive_loss, tp_soft_targets
+
+        cfg, beta = self.model.cfg, self.beta
+        st, stt, eps, eps_t, eps0_t = states
+        eps0_t = beta * eps0_t + onehot
+        below, inp, inp_t = eps0_t, x_t, None
+        grads = []
+        new = ([], [], [], [])
+        for l, w in enumerate(self.model.hidden):
+            with torch.set_grad_enabled(learn):
+                s_in = lif_step(LIFState(st[l].u.detach(), st[l].y.detach()),
+                                inp.detach() @ w.T, cfg.gamma, cfg.v_th, self.spike_fn)
+                cur_t = onehot @ self.label_proj if l == 0 else inp_t.detach() @ w.T
+                s_tg = lif_step(LIFState(stt[l].u.detach(), stt[l].y.detach()), cur_t,
+                                cfg.gamma, cfg.v_th, self.spike_fn)
+                e = beta * eps[l] + s_in.y
+                e_t = beta * eps_t[l] + s_tg.y
+                if learn:
+                    loss = tp_contrastive_loss(e, e_t, tp_soft_targets(below.detach()))
+                    grads.append(torch.autograd.grad(loss, w)[0])
+            for lst, v in zip(new, (LIFState(s_in.u.detach(), s_in.y.detach()),
+                                    LIFState(s_tg.u.detach(), s_tg.y.detach()),
+                                    e.detach(), e_t.detach())):
+                lst.append(v)
+            below, inp, inp_t = e_t.detach(), s_in.y.detach(), s_tg.y.detach()
+        return (*new, eps0_t), inp, (grads if learn else None)
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        from ..functional.lif import LIFState, leaky_readout_step
+
+        n_steps, batch = x.shape[0], x.shape[1]
+        if batch < 2:
+            raise ValueError("Traces Propagation contrasts the samples of a batch and needs "
+                             "a batch size >= 2; use --batch-size 2 or more")
+        cfg, model = self.model.cfg, self.model
+        t_l = first_learning_step(n_steps, self.window)
+        onehot = F.one_hot(labels, cfg.n_out).to(x.dtype)
+        zeros = [x.new_zeros(batch, w.shape[0]) for w in model.hidden]
+        states = ([LIFState(z, z) for z in zeros], [LIFState(z, z) for z in zeros],
+                  list(zeros), list(zeros), x.new_zeros(batch, cfg.n_out))
+        o = x.new_zeros(batch, cfg.n_out)
+        total = 0.0
+        for t in range(n_steps):
+            learn = t >= t_l
+            states, y_last, grads = self.layer_gradients(states, x[t], onehot, learn)
+            if meter is not None:
+                meter.set_state("traces", [*states[2], *states[3], states[4]])
+            with torch.no_grad():
+                o = leaky_readout_step(o, y_last @ model.readout.T, cfg.kappa)
+            if learn:
+                total += float(F.cross_entropy(o, labels)) / (n_steps - t_l)
+                err = torch.softmax(o, -1) - onehot
+                for w, g in zip(model.weights, [*grads, err.T @ states[2][-1] / batch]):
+                    w.grad = g
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
         return total

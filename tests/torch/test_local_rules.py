@@ -121,7 +121,7 @@ def test_ttlbptt_blocks_are_local():
     assert not np.allclose(grads[0][1], grads[1][1])
 
 
-@pytest.mark.parametrize("rule, kw", [("tess", {}), ("ttlbptt", {"ttl_trunc": 5})])
+@pytest.mark.parametrize("rule, kw", [("tess", {}), ("tp", {}), ("ttlbptt", {"ttl_trunc": 5})])
 def test_learning_state_is_flat_in_T(rule, kw):
     from lava_local.data import load_dataset
     from lava_local.torch.train import TrainConfig, build, cost_report, iterate_batches
@@ -143,3 +143,76 @@ def test_ttlbptt_rejects_bad_options():
         TTLBPTTTrainer(net(), block=0)
     with pytest.raises(ValueError, match="update"):
         TTLBPTTTrainer(net(), update="epoch")
+
+
+# -- Traces Propagation ---------------------------------------------------------------
+
+def test_tp_soft_targets_make_same_class_pairs_positive():
+    from lava_local.functional import tp_soft_targets
+
+    labels = np.array([0, 1, 0, 2, 1, 0])
+    eps0 = 3.0 * np.eye(3)[labels]             # label traces after a few steps
+    y = tp_soft_targets(eps0)
+    np.testing.assert_allclose(y.sum(1), 1.0)
+    for b in range(6):
+        same = labels == labels[b]
+        assert y[b, same].min() > y[b, ~same].max()
+        np.testing.assert_allclose(y[b, same], y[b, same][0])
+    yt = tp_soft_targets(torch.tensor(eps0)).numpy()
+    np.testing.assert_allclose(yt, y, rtol=1e-12)
+
+
+def test_tp_loss_numpy_and_torch_agree(rng):
+    from lava_local.functional import tp_contrastive_loss, tp_soft_targets
+
+    e, et, below = rng.random((5, 7)), rng.random((5, 7)), rng.random((5, 3))
+    a = tp_contrastive_loss(e, et, tp_soft_targets(below))
+    b = tp_contrastive_loss(*(torch.tensor(v) for v in (e, et)),
+                            tp_soft_targets(torch.tensor(below)))
+    assert float(a) == pytest.approx(float(b), rel=1e-12)
+
+
+def test_tp_one_step_gradients_equal_autograd_of_each_local_loss():
+    """T = 1, SGD(lr=1): the applied update of layer l is ∂E_l/∂W_l computed here from
+    scratch (both paths through W_l for l >= 2, the label projection S for l = 1)."""
+    from lava_local.functional import tp_contrastive_loss, tp_soft_targets
+    from lava_local.torch.trainers import TPTrainer
+
+    model = net(hidden=(9, 7))
+    x, y = batch(1, b=6, p=0.7)
+    tr = TPTrainer(model, sgd(model), beta=0.5, generator=torch.Generator().manual_seed(3))
+    proj = tr.label_proj.clone()
+    ref = net(hidden=(9, 7))
+    got = applied(tr, x, y)
+
+    spike = make_spike_fn("triangle")
+    onehot = F.one_hot(y, 4).double()
+    z = lambda n: torch.zeros(6, n, dtype=torch.float64)  # noqa: E731
+    w1 = ref.hidden[0].detach().clone().requires_grad_()
+    w2 = ref.hidden[1].detach().clone().requires_grad_()
+    s1 = lif_step(LIFState(z(9), z(9)), x[0] @ w1.T, 0.6, 0.5, spike).y
+    t1 = lif_step(LIFState(z(9), z(9)), onehot @ proj, 0.6, 0.5, spike).y
+    e1 = tp_contrastive_loss(s1, t1, tp_soft_targets(onehot))
+    (g1,) = torch.autograd.grad(e1, w1)
+    s2 = lif_step(LIFState(z(7), z(7)), s1.detach() @ w2.T, 0.6, 0.5, spike).y
+    t2 = lif_step(LIFState(z(7), z(7)), t1.detach() @ w2.T, 0.6, 0.5, spike).y
+    e2 = tp_contrastive_loss(s2, t2, tp_soft_targets(t1.detach()))
+    (g2,) = torch.autograd.grad(e2, w2)
+    g_out = (torch.softmax(s2.detach() @ ref.readout.detach().T, -1) - onehot).T @ s2 / 6
+    for a, b in zip(got, (g1, g2, g_out)):
+        assert np.abs(b.detach().numpy()).sum() > 0
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_tp_is_layer_local_and_needs_two_samples():
+    from lava_local.torch.trainers import TPTrainer
+
+    x, y = batch(5)
+    g = []
+    for model in (net(), perturbed_later_layers(net())):
+        tr = TPTrainer(model, sgd(model), generator=torch.Generator().manual_seed(3))
+        g.append(applied(tr, x, y))
+    np.testing.assert_array_equal(g[0][0], g[1][0])
+    model = net()
+    with pytest.raises(ValueError, match="batch size >= 2"):
+        TPTrainer(model, sgd(model)).train_batch(x[:, :1], y[:1])

@@ -16,7 +16,8 @@ label. The loss of layer l on a batch of B samples is
 .. math::
 
     z = ε_l \tilde ε_l^T, \quad
-    y_{bb'} = \mathrm{softmax}_{b'}\left(-\lVert \tilde ε_{l-1}[b] - \tilde ε_{l-1}[b']\rVert_2\right),
+    y_{bb'} = \mathrm{softmax}_{b'}\left(
+        -\lVert \tilde ε_{l-1}[b] - \tilde ε_{l-1}[b']\rVert_2\right),
     \quad E_l = -\frac{1}{B} \sum_b \sum_{b'} y_{bb'} \log \mathrm{softmax}_{b'}(z_{b,:})
 
 (soft targets from the layer below; for l = 1 same-class pairs are the positives; no
@@ -29,7 +30,10 @@ from ._backend import Array, is_torch
 
 
 def tp_soft_targets(eps_below: Array) -> Array:
-    r"""Soft targets :math:`y_{bb'} = \mathrm{softmax}_{b'}(-\lVert \tilde ε[b] - \tilde ε[b'] \rVert_2)`."""
+    r"""Soft targets of a batch.
+
+    .. math:: y_{bb'} = \mathrm{softmax}_{b'}(-\lVert \tilde ε[b] - \tilde ε[b'] \rVert_2)
+    """
     if is_torch(eps_below):
         import torch
 

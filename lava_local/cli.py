@@ -79,6 +79,15 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
                    help="S-TLLR: apply the update every step (default: once per batch)")
     opt("--tess-f", "tess_f", "TESS output function", choices=("softmax", "identity"))
     opt("--tp-beta", "tp_beta", "Traces Propagation trace decay β", type=float)
+    opt("--solsa-sigma", "solsa_sigma", "SOLSA Gaussian surrogate width σ", type=float)
+    opt("--solsa-topk", "solsa_topk", "SOLSA scheduled update: top-k steps (0 = all)",
+        type=int)
+    opt("--solsa-rerank", "solsa_rerank", "SOLSA: re-rank the steps every N epochs",
+        type=_positive_int)
+    p.add_argument("--solsa-no-early-stop", dest="solsa_early_stop", action="store_false",
+                   default=S, help="SOLSA: keep learning on confident, correct samples")
+    p.add_argument("--solsa-per-channel", dest="solsa_per_channel", action="store_true",
+                   default=S, help="SOLSA: one synaptic filter (α, β) per input channel")
     opt("--ttl-trunc", "ttl_trunc", "TTL-BPTT truncation window K", type=_positive_int,
         metavar="K")
     opt("--ttl-block", "ttl_block", "TTL-BPTT block size b (hidden layers per block)",

@@ -137,6 +137,10 @@ def export_run(run_dir: Path) -> Path:
                        f"`lava-local train --out {run_dir}`")
     ck = torch.load(ckpt, map_location="cpu")
     cfg = TrainConfig.from_dict(ck["config"])
+    if cfg.rule == "solsa":
+        raise RunError("SOLSA's current-based neurons with learnable synaptic filters have "
+                       "no Lava model yet; only stllr, tess, tp, ttlbptt and bptt runs can be "
+                       "exported")
     state = ck["model"]
     n_hidden = len([k for k in state if k.startswith("hidden.")])
     weights = [state[f"hidden.{i}"].double().numpy() for i in range(n_hidden)]

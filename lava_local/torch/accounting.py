@@ -48,6 +48,9 @@ def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
         return 2 * neurons
     if rule == "tess":
         return neurons if alpha_post == 0 else 2 * neurons
+    if rule == "solsa":  # per-synapse eligibility + psp of the inputs + ε of the neurons
+        synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+        return synapses + sum(layer_sizes[:-1]) + neurons
     if rule == "tp":  # ε and ε̃ per hidden neuron (+ the label trace)
         return 2 * sum(layer_sizes[1:-1]) + layer_sizes[-1]
     if rule == "ttlbptt":
@@ -65,7 +68,7 @@ def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0)
     synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     if rule in ("bptt", "ttlbptt"):
         return 2 * n_steps * synapses
-    if rule == "stllr":
+    if rule in ("stllr", "solsa"):  # SOLSA: eligibility update, ΔW, back-signal
         return 3 * (n_steps - t_l) * synapses
     if rule == "tess":
         return (n_steps - t_l) * sum(2 * n * layer_sizes[-1] for n in layer_sizes[1:-1])

@@ -65,6 +65,11 @@ class TrainConfig:
     online: bool = False
     tess_f: str = "softmax"
     tp_beta: float = 0.9
+    solsa_sigma: float = 0.5
+    solsa_topk: int = 8
+    solsa_rerank: int = 2
+    solsa_early_stop: bool = True
+    solsa_per_channel: bool = False
     ttl_trunc: int | None = 5
     ttl_block: int = 1
     ttl_update: str = "window"
@@ -94,6 +99,8 @@ class TrainConfig:
         if self.rule == "tp" and self.batch_size < 2:
             raise RunError("Traces Propagation needs a batch size >= 2 (it contrasts the "
                            "samples of a batch); use --batch-size 2 or more")
+        if self.solsa_sigma <= 0 or self.solsa_topk < 0 or self.solsa_rerank < 1:
+            raise RunError("SOLSA needs solsa_sigma > 0, solsa_topk >= 0, solsa_rerank >= 1")
         if self.tess_f not in ("softmax", "identity"):
             raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
         if self.ttl_trunc is not None and self.ttl_trunc < 1:
@@ -155,7 +162,7 @@ def iterate_batches(ds: SpikeDataset, batch_size: int, order: np.ndarray | None,
 
 
 @torch.no_grad()
-def evaluate(model: DenseSNN, ds: SpikeDataset, t_l: int, device: torch.device,
+def evaluate(model, ds: SpikeDataset, t_l: int, device: torch.device,
              batch_size: int = 256) -> tuple[float, np.ndarray]:
     """Accuracy and predictions of ``model`` on ``ds`` (argmax of Σ_{t≥T_l} o[t])."""
     preds = []
@@ -169,6 +176,14 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
     """Model, optimiser and trainer of ``cfg``, initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.rule == "solsa":
+        from .solsa import SOLSANet, SOLSATrainer
+
+        model = SOLSANet(cfg.net_config(n_in, n_out), cfg.solsa_per_channel, cfg.solsa_sigma,
+                         generator=gen).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        return model, opt, SOLSATrainer(model, opt, cfg.window, cfg.solsa_topk,
+                                        cfg.solsa_rerank, cfg.solsa_early_stop)
     model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
     if cfg.rule == "ttlbptt":
         trainer = TTLBPTTTrainer(model, None, cfg.window, cfg.ttl_trunc, cfg.ttl_block,

@@ -28,7 +28,7 @@ from ..rules.stllr import STLLRParams
 from .model import DenseSNN, NetState
 from .spike import make_spike_fn
 
-RULES = ("stllr", "tess", "tp", "ttlbptt", "bptt")
+RULES = ("stllr", "tess", "tp", "solsa", "ttlbptt", "bptt")
 
 
 class StateMeter(Protocol):

@@ -121,7 +121,8 @@ def test_ttlbptt_blocks_are_local():
     assert not np.allclose(grads[0][1], grads[1][1])
 
 
-@pytest.mark.parametrize("rule, kw", [("tess", {}), ("tp", {}), ("ttlbptt", {"ttl_trunc": 5})])
+@pytest.mark.parametrize("rule, kw", [("tess", {}), ("tp", {}), ("solsa", {}),
+                                      ("ttlbptt", {"ttl_trunc": 5})])
 def test_learning_state_is_flat_in_T(rule, kw):
     from lava_local.data import load_dataset
     from lava_local.torch.train import TrainConfig, build, cost_report, iterate_batches
@@ -216,3 +217,80 @@ def test_tp_is_layer_local_and_needs_two_samples():
     model = net()
     with pytest.raises(ValueError, match="batch size >= 2"):
         TPTrainer(model, sgd(model)).train_batch(x[:, :1], y[:1])
+
+
+# -- SOLSA ----------------------------------------------------------------------------
+
+def test_solsa_eligibility_unrolled_by_hand():
+    from lava_local.functional.solsa import solsa_eligibility_step
+
+    # λ = 0.5, θ = 1; one synapse; psp = 1, 0, 2; ε = 0.2, 0.4, (unused)
+    # e0 = 0*... + 1 = 1
+    # e1 = (0.5 - 1*0.2) * 1 + 0 = 0.3
+    # e2 = (0.5 - 1*0.4) * 0.3 + 2 = 2.03
+    e, eps_prev, out = np.zeros((1, 1)), np.zeros(1), []
+    for psp, eps in ((1.0, 0.2), (0.0, 0.4), (2.0, 0.0)):
+        e = solsa_eligibility_step(e, eps_prev, np.array([psp]), 0.5, 1.0)
+        eps_prev = np.array([eps])
+        out.append(float(e[0, 0]))
+    np.testing.assert_allclose(out, [1.0, 0.3, 2.03])
+
+
+class _GaussSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, theta, sigma):
+        ctx.save_for_backward(v)
+        ctx.theta, ctx.sigma = theta, sigma
+        return (v > theta).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        from lava_local.functional.solsa import gaussian_surrogate
+
+        (v,) = ctx.saved_tensors
+        return g * gaussian_surrogate(v, ctx.theta, ctx.sigma), None, None
+
+
+def test_solsa_output_layer_update_is_the_exact_bptt_gradient():
+    """The eligibility includes the reset path, so for the last layer (whose input does
+    not depend on its weights) Σ_t δ[t] e[t] is the full BPTT gradient of the per-step
+    MSE through v, the spikes and the soft reset."""
+    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+
+    cfg = NetConfig(12, 4, hidden=(9,), gamma=0.7, v_th=0.6, init_gain=2.0)
+    model = SOLSANet(cfg, sigma=0.4, generator=torch.Generator().manual_seed(0)).double()
+    x, y = batch(8, b=5, p=0.6)
+    ref_w = model.layers[1].detach().clone().requires_grad_()
+    with torch.no_grad():     # the hidden layer's spikes and the output layer's psp
+        state, psps = model.init_state(5), []
+        for t in range(8):
+            state = model.step(state, x[t])
+            psps.append(state["psp"][1])
+    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), topk=0,
+                      early_stop=False)
+    got = applied(tr, x, y)[1]
+
+    onehot = F.one_hot(y, 4).double()
+    v = torch.zeros(5, 4, dtype=torch.float64)
+    s = torch.zeros_like(v)
+    loss = 0
+    for t in range(8):
+        v = 0.7 * v + psps[t] @ ref_w.T - 0.6 * s
+        s = _GaussSpike.apply(v, 0.6, 0.4)
+        loss = loss + ((s - onehot) ** 2).sum(-1).mean() / 4
+    (want,) = torch.autograd.grad(loss, ref_w)
+    assert np.abs(want.numpy()).sum() > 0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-13)
+
+
+def test_solsa_schedule_keeps_the_top_k_steps():
+    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+
+    model = SOLSANet(NetConfig(12, 4, hidden=(9,)), generator=torch.Generator().manual_seed(0))
+    tr = SOLSATrainer(model, torch.optim.Adam(model.parameters()), topk=3, rerank=1)
+    x, y = batch(10, p=0.6)
+    tr.train_batch(x.float(), y)
+    assert tr.schedule == [9]                       # starts from the last step
+    norms = dict(tr.step_norms)
+    tr.start_epoch(1, 5)
+    assert tr.schedule == sorted(sorted(norms, key=lambda t: -norms[t])[:3])

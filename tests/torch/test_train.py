@@ -11,14 +11,14 @@ from lava_local.torch.train import RunError, TrainConfig, train
 
 @pytest.mark.parametrize("rule, signal, floor", [
     ("stllr", "bp", 0.88), ("stllr", "dfa", 0.88), ("bptt", "bp", 0.88),
-    ("tess", "bp", 0.8), ("tp", "bp", 0.88), ("ttlbptt", "bp", 0.88)])
+    ("tess", "bp", 0.8), ("tp", "bp", 0.88), ("solsa", "bp", 0.85), ("ttlbptt", "bp", 0.88)])
 def test_learns_digits_far_above_chance(rule, signal, floor):
     res = train(TrainConfig(rule=rule, signal=signal, epochs=3, seed=3), progress=False)
     assert res["test_acc"] >= floor, res["history"]   # chance is 0.10
     assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
 
 
-@pytest.mark.parametrize("rule", ["stllr", "tess", "tp", "ttlbptt", "bptt"])
+@pytest.mark.parametrize("rule", ["stllr", "tess", "tp", "solsa", "ttlbptt", "bptt"])
 def test_learns_the_temporal_task_above_chance(rule):
     cfg = TrainConfig(rule=rule, dataset="temporal", n_steps=40, gamma=0.95, lr=2e-3,
                       window=10, epochs=4, seed=1)

@@ -94,6 +94,8 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
         type=_positive_int, metavar="B")
     opt("--ttl-update", "ttl_update", "TTL-BPTT update per window or per sample",
         choices=("window", "sample"))
+    p.add_argument("--recurrent", dest="recurrent", action="store_true", default=S,
+                   help="recurrent hidden layers (stllr, tess, bptt)")
     opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

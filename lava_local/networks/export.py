@@ -137,6 +137,9 @@ def export_run(run_dir: Path) -> Path:
                        f"`lava-local train --out {run_dir}`")
     ck = torch.load(ckpt, map_location="cpu")
     cfg = TrainConfig.from_dict(ck["config"])
+    if cfg.recurrent:
+        raise RunError("recurrent networks have no Lava export yet (a recurrent Dense from "
+                       "each layer to itself is the missing piece); feed-forward runs export")
     if cfg.rule == "solsa":
         raise RunError("SOLSA's current-based neurons with learnable synaptic filters have "
                        "no Lava model yet; only stllr, tess, tp, ttlbptt and bptt runs can be "

@@ -32,6 +32,9 @@ class NetConfig:
         Name of Ψ (surrogate derivative and S-TLLR secondary activation).
     init_gain : float
         Hidden weights ~ U(-a, a), a = init_gain·sqrt(3 / fan_in).
+    recurrent : bool
+        Give every hidden layer recurrent weights V^l (N_l × N_l): its input current is
+        :math:`W^l x[t] + V^l y^l[t-1]` (SHD-style recurrent nets).
     """
 
     n_in: int
@@ -42,6 +45,7 @@ class NetConfig:
     kappa: float = 0.9
     surrogate: str = "triangle"
     init_gain: float = 1.0
+    recurrent: bool = False
 
     def __post_init__(self) -> None:
         if self.n_in < 1 or self.n_out < 2:
@@ -90,11 +94,18 @@ class DenseSNN(nn.Module):
         a = math.sqrt(1.0 / sizes[-2])
         w = (torch.rand(sizes[-1], sizes[-2], generator=generator) * 2 - 1) * a
         self.readout = nn.Parameter(w)
+        self.recurrent = nn.ParameterList()
+        if cfg.recurrent:
+            for n in sizes[1:-1]:
+                a = 0.5 * cfg.init_gain * math.sqrt(3.0 / n)
+                self.recurrent.append(nn.Parameter(
+                    (torch.rand(n, n, generator=generator) * 2 - 1) * a))
 
     @property
     def weights(self) -> list[nn.Parameter]:
-        """All weight matrices, hidden first, readout last."""
-        return [*self.hidden, self.readout]
+        """All weight matrices: hidden W^l first, then the recurrent V^l (if any), the
+        readout last."""
+        return [*self.hidden, *self.recurrent, self.readout]
 
     def init_state(self, batch: int) -> NetState:
         dev, dt = self.readout.device, self.readout.dtype
@@ -112,12 +123,15 @@ class DenseSNN(nn.Module):
         spike_fn: Callable[[torch.Tensor], torch.Tensor],
     ) -> NetState:
         """Advance one step. The reset term uses the previous spikes detached (the papers'
-        reset carries no gradient)."""
+        reset carries no gradient); the recurrent input does not."""
         cfg = self.cfg
         inp = x_t
         layers = []
-        for w, s in zip(self.hidden, state.layers):
-            s = lif_step(LIFState(s.u, s.y.detach()), inp @ w.T, cfg.gamma, cfg.v_th, spike_fn)
+        for l, (w, s) in enumerate(zip(self.hidden, state.layers)):
+            current = inp @ w.T
+            if cfg.recurrent:
+                current = current + s.y @ self.recurrent[l].T
+            s = lif_step(LIFState(s.u, s.y.detach()), current, cfg.gamma, cfg.v_th, spike_fn)
             layers.append(s)
             inp = s.y
         o = leaky_readout_step(state.o, inp @ self.readout.T, cfg.kappa)

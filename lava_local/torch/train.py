@@ -73,6 +73,7 @@ class TrainConfig:
     ttl_trunc: int | None = 5
     ttl_block: int = 1
     ttl_update: str = "window"
+    recurrent: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -101,6 +102,9 @@ class TrainConfig:
                            "samples of a batch); use --batch-size 2 or more")
         if self.solsa_sigma <= 0 or self.solsa_topk < 0 or self.solsa_rerank < 1:
             raise RunError("SOLSA needs solsa_sigma > 0, solsa_topk >= 0, solsa_rerank >= 1")
+        if self.recurrent and self.rule in ("tp", "solsa", "ttlbptt"):
+            raise RunError(f"recurrent layers are supported by stllr, tess and bptt so far, "
+                           f"not by {self.rule}")
         if self.tess_f not in ("softmax", "identity"):
             raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
         if self.ttl_trunc is not None and self.ttl_trunc < 1:
@@ -117,7 +121,7 @@ class TrainConfig:
 
     def net_config(self, n_in: int, n_out: int) -> NetConfig:
         return NetConfig(n_in, n_out, tuple(self.hidden), self.gamma, self.v_th, self.kappa,
-                         self.surrogate, self.init_gain)
+                         self.surrogate, self.init_gain, self.recurrent)
 
     def stllr_params(self) -> STLLRParams:
         return STLLRParams(self.lam_pre, self.lam_post, self.alpha_pre, self.alpha_post,

@@ -148,18 +148,23 @@ class STLLRTrainer:
         q = [x.new_zeros(batch, w.shape[1]) for w in model.hidden]
         h = [x.new_zeros(batch, w.shape[0]) for w in model.hidden]
         q_out = x.new_zeros(batch, model.readout.shape[1])
+        # recurrent synapses: their input is the layer's own spikes of the previous step
+        n_hidden, rec = len(model.hidden), len(model.recurrent) > 0
+        q_rec = [x.new_zeros(batch, w.shape[0]) for w in model.recurrent]
         grads = [torch.zeros_like(w) for w in model.weights]
         total = 0.0
         for t in range(n_steps):
             learn = t >= t_l
+            rec_in = [s.y.detach() for s in state.layers] if rec else []
             state = self.step(state, x[t], learn)
             inputs = [x[t]] + [s.y.detach() for s in state.layers[:-1]]
             with torch.no_grad():
                 q = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(q, inputs)]
+                q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(q_rec, rec_in)]
                 q_out = pre_trace_step(q_out, state.layers[-1].y.detach(), cfg.kappa)
                 psi = [self.psi(s.u.detach(), cfg.v_th) for s in state.layers]
             if meter is not None:
-                meter.set_state("traces", [*q, *h, q_out])
+                meter.set_state("traces", [*q, *h, *q_rec, q_out])
             if learn:
                 o = state.o.detach()
                 err = (torch.softmax(o, -1) - onehot) / (batch * n_win)
@@ -170,6 +175,10 @@ class STLLRTrainer:
                         h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
                         grads[l] += stllr_update(d, ps, ql, h_eff, xl,
                                                  p.alpha_pre, p.alpha_post)
+                        if rec:
+                            grads[n_hidden + l] += stllr_update(d, ps, q_rec[l], h_eff,
+                                                                rec_in[l], p.alpha_pre,
+                                                                p.alpha_post)
                     grads[-1] += err.T @ q_out
                 if p.online:
                     self._apply(grads)

@@ -45,8 +45,9 @@ def applied_gradient(trainer, x, y):
     return [(b - w.detach()).numpy() for b, w in zip(before, trainer.model.weights)]
 
 
-def reference_stllr(ws, w_out, x, labels, cfg, p, t_l, feedback=None):
-    """S-TLLR written out with numpy and the functional core only."""
+def reference_stllr(ws, w_out, x, labels, cfg, p, t_l, feedback=None, vs=None):
+    """S-TLLR written out with numpy and the functional core only (``vs``: recurrent
+    weights; their input is the layer's own spikes of the previous step)."""
     n_steps, b = x.shape[:2]
     psi_fn = get_surrogate(cfg.surrogate)
     onehot = np.eye(cfg.n_out)[labels]
@@ -55,14 +56,20 @@ def reference_stllr(ws, w_out, x, labels, cfg, p, t_l, feedback=None):
     h = [np.zeros((b, w.shape[0])) for w in ws]
     prev_psi = [np.zeros((b, w.shape[0])) for w in ws]
     o, q_out = np.zeros((b, cfg.n_out)), np.zeros((b, w_out.shape[1]))
-    grads = [np.zeros_like(w) for w in ws] + [np.zeros_like(w_out)]
+    vs = vs or []
+    q_rec = [np.zeros((b, v.shape[0])) for v in vs]
+    grads = [np.zeros_like(w) for w in ws] + [np.zeros_like(v) for v in vs] \
+        + [np.zeros_like(w_out)]
     n_win = n_steps - t_l
     for t in range(n_steps):
         inp, ins = x[t], []
+        rec_in = [s.y.copy() for s in st] if vs else []
         for l, w in enumerate(ws):
             ins.append(inp)
-            st[l] = lif_step(st[l], inp @ w.T, cfg.gamma, cfg.v_th)
+            current = inp @ w.T + (rec_in[l] @ vs[l].T if vs else 0.0)
+            st[l] = lif_step(st[l], current, cfg.gamma, cfg.v_th)
             inp = st[l].y
+        q_rec = [pre_trace_step(q_rec[l], rec_in[l], p.lam_pre) for l in range(len(vs))]
         o = cfg.kappa * o + inp @ w_out.T
         q = [pre_trace_step(q[l], ins[l], p.lam_pre) for l in range(len(ws))]
         q_out = pre_trace_step(q_out, inp, cfg.kappa)
@@ -78,9 +85,12 @@ def reference_stllr(ws, w_out, x, labels, cfg, p, t_l, feedback=None):
             else:
                 deltas = [dfa_signal(err, bl) for bl in feedback]
             for l in range(len(ws)):
-                grads[l] += stllr_update(deltas[l], psi[l], q[l],
-                                         noncausal_trace(h[l], p.lam_post, p.post_form),
-                                         ins[l], p.alpha_pre, p.alpha_post)
+                h_eff = noncausal_trace(h[l], p.lam_post, p.post_form)
+                grads[l] += stllr_update(deltas[l], psi[l], q[l], h_eff, ins[l],
+                                         p.alpha_pre, p.alpha_post)
+                if vs:
+                    grads[len(ws) + l] += stllr_update(deltas[l], psi[l], q_rec[l], h_eff,
+                                                       rec_in[l], p.alpha_pre, p.alpha_post)
             grads[-1] += outer_batched(err, q_out)
         prev_psi = psi
     return grads
@@ -103,6 +113,31 @@ def test_stllr_trainer_equals_functional_reference(params, window):
     assert all(np.abs(g).sum() > 0 for g in want), "degenerate case: a layer got no update"
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("signal", ["bp", "dfa"])
+def test_recurrent_stllr_trainer_equals_functional_reference(signal):
+    cfg = NetConfig(12, 4, hidden=(9, 7), gamma=0.6, v_th=0.5, kappa=0.8, init_gain=1.5,
+                    recurrent=True)
+    params = STLLRParams(signal=signal)
+    tr = make("stllr", cfg=cfg, params=params)
+    x, y = batch(10)
+    ws = [w.detach().numpy().copy() for w in tr.model.hidden]
+    vs = [v.detach().numpy().copy() for v in tr.model.recurrent]
+    w_out = tr.model.readout.detach().numpy().copy()
+    fb = [b.numpy() for b in tr.feedback] if signal == "dfa" else None
+    want = reference_stllr(ws, w_out, x.numpy(), y.numpy(), cfg, params, 0, fb, vs)
+    got = applied_gradient(tr, x, y)
+    assert len(got) == 5 and all(np.abs(g).sum() > 0 for g in want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+def test_recurrent_bptt_gradient_reaches_the_recurrent_weights():
+    cfg = NetConfig(12, 4, hidden=(9,), gamma=0.6, v_th=0.5, init_gain=1.5, recurrent=True)
+    tr = make("bptt", cfg=cfg)
+    g = applied_gradient(tr, *batch(8))
+    assert len(g) == 3 and np.abs(g[1]).sum() > 0
 
 
 def test_stllr_equals_bptt_for_one_step():

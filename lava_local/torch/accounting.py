@@ -35,19 +35,22 @@ BYTES_PER_VALUE = 4  # float32
 
 
 def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
-                           trunc: int | None = None, alpha_post: float = -1.0) -> int:
+                           trunc: int | None = None, alpha_post: float = -1.0,
+                           recurrent: bool = False) -> int:
     """Learning-state values per sample from the papers' formulas (see module doc).
 
     TESS: 2 Σ n_l (Σ n_l with α_post = 0, no post trace); TTL-BPTT: K Σ N_l (K the
-    truncation window).
+    truncation window). Recurrent S-TLLR/TESS layers add one pre trace per hidden neuron
+    (over the layer's own previous spikes).
     """
     neurons = sum(layer_sizes[1:])
+    rec = sum(layer_sizes[1:-1]) if recurrent else 0
     if rule == "bptt":
         return n_steps * neurons
     if rule == "stllr":
-        return 2 * neurons
+        return 2 * neurons + rec
     if rule == "tess":
-        return neurons if alpha_post == 0 else 2 * neurons
+        return (neurons if alpha_post == 0 else 2 * neurons) + rec
     if rule == "solsa":  # per-synapse eligibility + psp of the inputs + ε of the neurons
         synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
         return synapses + sum(layer_sizes[:-1]) + neurons

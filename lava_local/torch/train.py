@@ -226,7 +226,7 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
     cost = measure_step(trainer, x, labels)
     b = cost.batch
     mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps, cfg.ttl_trunc,
-                                        cfg.alpha_post)
+                                        cfg.alpha_post, cfg.recurrent)
     return {
         "batch": b,
         "memory_analytic_bytes_per_sample": mem_values * BYTES_PER_VALUE,

@@ -280,7 +280,7 @@ def cmd_demo(args) -> int:
         cfg = _config(args, rule=rule, epochs=args.epochs)
         results[rule] = train(cfg, out / rule, progress=progress)
     sweep = memory_sweep(_config(args, epochs=args.epochs), list(args.sweep_steps),
-                         progress=progress)
+                         rules=("stllr", "bptt"), progress=progress)
     t_max, ratio = sweep_ratio(sweep)
     summary = {"results": results, "memory_vs_steps": sweep,
                "bptt_over_stllr_memory_at_max_T": {"n_steps": t_max, "ratio": ratio}}

@@ -96,6 +96,9 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
         choices=("window", "sample"))
     p.add_argument("--recurrent", dest="recurrent", action="store_true", default=S,
                    help="recurrent hidden layers (stllr, tess, bptt)")
+    opt("--preset", "preset", "architecture: mlp/rec-mlp (dense, --hidden) or the conv "
+        "presets vgg9/alexnet-snn", choices=("mlp", "rec-mlp", "vgg9", "alexnet-snn"))
+    opt("--width", "width", "channel multiplier of the conv presets", type=float)
     opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

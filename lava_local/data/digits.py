@@ -44,6 +44,7 @@ class SpikeDataset:
     labels: np.ndarray
     n_classes: int
     name: str
+    frame_shape: tuple[int, ...] | None = None  # (C, H, W) of a frame, for conv nets
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -132,4 +133,4 @@ def load_digits_spikes(
         spikes = encode_rate(intensity, n_steps, rng, rate_gain)
     else:
         spikes = encode_latency(intensity, n_steps)
-    return SpikeDataset(spikes, labels[idx], N_CLASSES, f"digits-{encoding}")
+    return SpikeDataset(spikes, labels[idx], N_CLASSES, f"digits-{encoding}", (1, 8, 8))

@@ -74,6 +74,7 @@ def stllr_update(
     x: Array,
     alpha_pre: float,
     alpha_post: float,
+    outer=None,
 ) -> Array:
     r"""Batch-summed gradient estimate of one step, without forming :math:`e_{ij}`.
 
@@ -88,14 +89,19 @@ def stllr_update(
         Learning signal :math:`δ[t] = ∂\mathcal{L}[t]/∂y[t]`.
     psi_u, q, h_eff, x, alpha_pre, alpha_post
         As in :func:`stllr_eligibility`.
+    outer : callable, optional
+        ``outer(post, pre)`` forming the batch-summed weight gradient of the layer from a
+        post-shaped and a pre-shaped array: the outer product for dense layers (default),
+        ``conv2d_weight`` for convolutions (the same rule, weights shared over space).
 
     Returns
     -------
-    array, shape (N_post, N_pre)
+    array, shape (N_post, N_pre) (or the layer's weight shape)
     """
-    g = outer_batched(alpha_pre * delta * psi_u, q)
+    outer = outer or outer_batched
+    g = outer(alpha_pre * delta * psi_u, q)
     if alpha_post != 0:
-        g = g + outer_batched(alpha_post * delta * h_eff, x)
+        g = g + outer(alpha_post * delta * h_eff, x)
     return g
 
 

@@ -137,7 +137,10 @@ def export_run(run_dir: Path) -> Path:
                        f"`lava-local train --out {run_dir}`")
     ck = torch.load(ckpt, map_location="cpu")
     cfg = TrainConfig.from_dict(ck["config"])
-    if cfg.recurrent:
+    if cfg.preset in ("vgg9", "alexnet-snn"):
+        raise RunError("conv presets have no Lava export yet (Lava has no LearningConv and "
+                       "the S-TLLR neuron is not a netx conv block); dense runs export")
+    if cfg.recurrent or cfg.preset == "rec-mlp":
         raise RunError("recurrent networks have no Lava export yet (a recurrent Dense from "
                        "each layer to itself is the missing piece); feed-forward runs export")
     if cfg.rule == "solsa":

@@ -61,14 +61,17 @@ def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
     raise ValueError(f"no memory formula for rule {rule!r}")
 
 
-def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0) -> int:
+def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0,
+                  forward_macs: list[int] | None = None) -> int:
     """Learning MACs per sample from the papers' formulas (see module doc).
 
     TESS: (T - t_l) Σ_l 2 n_l C over the hidden layers (the local projections; the
     readout's own update is not in the paper's count); TTL-BPTT: the backward pass of
     BPTT, 2 T Σ N_l N_{l-1} (truncation cuts memory, not per-step work).
+    ``forward_macs`` (per weight layer) replaces Σ N_l N_{l-1} for conv nets.
     """
-    synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    synapses = (sum(forward_macs) if forward_macs is not None
+                else sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:])))
     if rule in ("bptt", "ttlbptt"):
         return 2 * n_steps * synapses
     if rule in ("stllr", "solsa"):  # SOLSA: eligibility update, ΔW, back-signal

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ..functional._backend import outer_batched
 from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..functional.surrogates import SURROGATES
 
@@ -106,6 +107,22 @@ class DenseSNN(nn.Module):
         """All weight matrices: hidden W^l first, then the recurrent V^l (if any), the
         readout last."""
         return [*self.hidden, *self.recurrent, self.readout]
+
+    # -- per-layer hooks shared with ConvSNN ----------------------------------------------
+    def layer_input(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        """What layer l integrates (dense: the input as it is)."""
+        return a
+
+    def layer_current(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        """Feed-forward synaptic current of layer l (recurrence is added in ``step``)."""
+        return a @ self.hidden[l].T
+
+    def weight_grad(self, l: int, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Σ_batch g ⊗ a: the weight gradient of a dense layer."""
+        return outer_batched(g, a)
+
+    def readout_input(self, y: torch.Tensor) -> torch.Tensor:
+        return y
 
     def init_state(self, batch: int) -> NetState:
         dev, dt = self.readout.device, self.readout.dtype

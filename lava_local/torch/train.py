@@ -74,6 +74,8 @@ class TrainConfig:
     ttl_block: int = 1
     ttl_update: str = "window"
     recurrent: bool = False
+    preset: str = "mlp"
+    width: float = 1.0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -102,6 +104,21 @@ class TrainConfig:
                            "samples of a batch); use --batch-size 2 or more")
         if self.solsa_sigma <= 0 or self.solsa_topk < 0 or self.solsa_rerank < 1:
             raise RunError("SOLSA needs solsa_sigma > 0, solsa_topk >= 0, solsa_rerank >= 1")
+        from .conv import PRESETS
+
+        if self.preset not in PRESETS:
+            raise RunError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if not self.width > 0:
+            raise RunError(f"width must be > 0, got {self.width}")
+        conv = self.preset in ("vgg9", "alexnet-snn")
+        if conv and self.rule in ("tp", "solsa"):
+            raise RunError(f"the conv presets are supported by stllr, tess, ttlbptt and bptt "
+                           f"so far, not by {self.rule}")
+        if conv and self.recurrent:
+            raise RunError("--recurrent applies to the dense presets (mlp, rec-mlp)")
+        if self.preset == "rec-mlp" and self.rule in ("tp", "solsa", "ttlbptt"):
+            raise RunError(f"recurrent layers are supported by stllr, tess and bptt so far, "
+                           f"not by {self.rule}")
         if self.recurrent and self.rule in ("tp", "solsa", "ttlbptt"):
             raise RunError(f"recurrent layers are supported by stllr, tess and bptt so far, "
                            f"not by {self.rule}")
@@ -121,7 +138,8 @@ class TrainConfig:
 
     def net_config(self, n_in: int, n_out: int) -> NetConfig:
         return NetConfig(n_in, n_out, tuple(self.hidden), self.gamma, self.v_th, self.kappa,
-                         self.surrogate, self.init_gain, self.recurrent)
+                         self.surrogate, self.init_gain,
+                         self.recurrent or self.preset == "rec-mlp")
 
     def stllr_params(self) -> STLLRParams:
         return STLLRParams(self.lam_pre, self.lam_post, self.alpha_pre, self.alpha_post,
@@ -176,11 +194,25 @@ def evaluate(model, ds: SpikeDataset, t_l: int, device: torch.device,
     return float((p == ds.labels).mean()), p
 
 
-def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
-    """Model, optimiser and trainer of ``cfg``, initialised from ``cfg.seed``."""
+def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
+          frame_shape: tuple[int, ...] | None = None):
+    """Model, optimiser and trainer of ``cfg``, initialised from ``cfg.seed``
+    (``frame_shape`` (C, H, W) is needed by the conv presets)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    if cfg.rule == "solsa":
+    if cfg.preset in ("vgg9", "alexnet-snn"):
+        from .conv import ConvNetConfig, ConvSNN, conv_spec
+
+        if frame_shape is None or len(frame_shape) != 3:
+            raise RunError(f"the {cfg.preset} preset needs image-like frames (C, H, W); "
+                           "this data set has none")
+        try:
+            ccfg = ConvNetConfig(tuple(frame_shape), n_out, conv_spec(cfg.preset, cfg.width),
+                                 cfg.gamma, cfg.v_th, cfg.kappa, cfg.surrogate, cfg.init_gain)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        model = ConvSNN(ccfg, generator=gen).to(device)
+    elif cfg.rule == "solsa":
         from .solsa import SOLSANet, SOLSATrainer
 
         model = SOLSANet(cfg.net_config(n_in, n_out), cfg.solsa_per_channel, cfg.solsa_sigma,
@@ -188,7 +220,8 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device):
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         return model, opt, SOLSATrainer(model, opt, cfg.window, cfg.solsa_topk,
                                         cfg.solsa_rerank, cfg.solsa_early_stop)
-    model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
+    else:
+        model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
     if cfg.rule == "ttlbptt":
         trainer = TTLBPTTTrainer(model, None, cfg.window, cfg.ttl_trunc, cfg.ttl_block,
                                  cfg.ttl_update, generator=gen)
@@ -225,6 +258,7 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
     t_l = first_learning_step(cfg.n_steps, cfg.window)
     cost = measure_step(trainer, x, labels)
     b = cost.batch
+    synapses = getattr(trainer.model.cfg, "forward_macs", None)
     mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps, cfg.ttl_trunc,
                                         cfg.alpha_post, cfg.recurrent)
     return {
@@ -235,7 +269,8 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
         "memory_measured_bytes_per_sample": cost.learning_state_bytes / b,
         "memory_measured_saved_for_backward_bytes_batch": cost.saved_for_backward_bytes,
         "cuda_peak_bytes_batch": cost.cuda_peak_bytes,
-        "macs_analytic_learning_per_sample": analytic_macs(cfg.rule, sizes, cfg.n_steps, t_l),
+        "macs_analytic_learning_per_sample": analytic_macs(cfg.rule, sizes, cfg.n_steps, t_l,
+                                                           synapses),
         "macs_measured_per_sample": cost.macs / b,
     }
 
@@ -266,7 +301,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
                             encoding=cfg.encoding, seed=cfg.seed)
     test_ds = load_dataset(cfg.dataset, "test", n_steps=cfg.n_steps,
                            encoding=cfg.encoding, seed=cfg.seed)
-    model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device)
+    model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device,
+                                train_ds.frame_shape)
     t_l = first_learning_step(cfg.n_steps, cfg.window)
     history: list[dict] = []
     start = 0
@@ -349,7 +385,7 @@ def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = RU
         c = replace(cfg, rule=rule, n_steps=n_steps,
                     window=None if cfg.window is None else min(cfg.window, n_steps))
         ds = load_dataset(c.dataset, "train", n_steps=n_steps, encoding=c.encoding, seed=c.seed)
-        _, _, trainer = build(c, ds.n_inputs, ds.n_classes, device)
+        _, _, trainer = build(c, ds.n_inputs, ds.n_classes, device, ds.frame_shape)
         x, y = next(iterate_batches(ds, c.batch_size, None, device))
         rows.append({"rule": rule, "n_steps": n_steps, **cost_report(c, trainer, x, y)})
     return rows

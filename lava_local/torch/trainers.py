@@ -104,8 +104,9 @@ class STLLRTrainer:
         self.feedback: list[torch.Tensor] = []
         if params.signal == "dfa":
             # Fixed random feedback B^l (N_l x C), Kaiming-uniform, never trained.
-            for w in model.hidden:
-                b = torch.empty(w.shape[0], model.cfg.n_out)
+            w = model.readout
+            for n in model.cfg.layer_sizes[1:-1]:
+                b = torch.empty(n, model.cfg.n_out)
                 bound = (6.0 / model.cfg.n_out) ** 0.5
                 b.uniform_(-bound, bound, generator=generator)
                 self.feedback.append(b.to(w.device, w.dtype))
@@ -130,7 +131,7 @@ class STLLRTrainer:
         """δ^l[t] = ∂L[t]/∂y^l[t] for every hidden layer, given the output error ``err``
         (already multiplied by ``scale`` = 1 / (batch · window))."""
         if self.params.signal == "dfa":
-            return [err @ b.T for b in self.feedback]
+            return [(err @ b.T).reshape(s.y.shape) for b, s in zip(self.feedback, state.layers)]
         ys = [s.y for s in state.layers]
         return list(torch.autograd.grad(state.o, ys, grad_outputs=err))
 
@@ -145,8 +146,8 @@ class STLLRTrainer:
         state = model.init_state(batch)
         # Learning state: q over each layer's inputs, h over its neurons (h holds the value
         # for the *next* step, λ_post h[t] + Ψ(u[t])), and the readout's κ-trace of y^L.
-        q = [x.new_zeros(batch, w.shape[1]) for w in model.hidden]
-        h = [x.new_zeros(batch, w.shape[0]) for w in model.hidden]
+        q = [None] * len(model.hidden)           # shaped like each layer's input
+        h = [torch.zeros_like(s.u) for s in state.layers]
         q_out = x.new_zeros(batch, model.readout.shape[1])
         # recurrent synapses: their input is the layer's own spikes of the previous step
         n_hidden, rec = len(model.hidden), len(model.recurrent) > 0
@@ -157,11 +158,14 @@ class STLLRTrainer:
             learn = t >= t_l
             rec_in = [s.y.detach() for s in state.layers] if rec else []
             state = self.step(state, x[t], learn)
-            inputs = [x[t]] + [s.y.detach() for s in state.layers[:-1]]
             with torch.no_grad():
-                q = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(q, inputs)]
+                inputs = [model.layer_input(l, a) for l, a in
+                          enumerate([x[t]] + [s.y.detach() for s in state.layers[:-1]])]
+                q = [pre_trace_step(torch.zeros_like(xi) if qi is None else qi, xi, p.lam_pre)
+                     for qi, xi in zip(q, inputs)]
                 q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(q_rec, rec_in)]
-                q_out = pre_trace_step(q_out, state.layers[-1].y.detach(), cfg.kappa)
+                q_out = pre_trace_step(q_out, model.readout_input(state.layers[-1].y.detach()),
+                                       cfg.kappa)
                 psi = [self.psi(s.u.detach(), cfg.v_th) for s in state.layers]
             if meter is not None:
                 meter.set_state("traces", [*q, *h, *q_rec, q_out])
@@ -173,8 +177,8 @@ class STLLRTrainer:
                 with torch.no_grad():
                     for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, psi, q, h, inputs)):
                         h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
-                        grads[l] += stllr_update(d, ps, ql, h_eff, xl,
-                                                 p.alpha_pre, p.alpha_post)
+                        grads[l] += stllr_update(d, ps, ql, h_eff, xl, p.alpha_pre,
+                                                 p.alpha_post, self._outer(l))
                         if rec:
                             grads[n_hidden + l] += stllr_update(d, ps, q_rec[l], h_eff,
                                                                 rec_in[l], p.alpha_pre,
@@ -189,6 +193,10 @@ class STLLRTrainer:
         if not p.online:
             self._apply(grads)
         return total
+
+    def _outer(self, l: int):
+        model = self.model
+        return lambda g, a: model.weight_grad(l, a, g)
 
     def _apply(self, grads: list[torch.Tensor]) -> None:
         for w, g in zip(self.model.weights, grads):
@@ -221,9 +229,9 @@ class TESSTrainer(STLLRTrainer):
         self.f = f
         w = model.readout
         self.projections = [
-            torch.as_tensor(square_wave_projection(model.cfg.n_out, h.shape[0], f_lo, f_hi),
+            torch.as_tensor(square_wave_projection(model.cfg.n_out, n, f_lo, f_hi),
                             dtype=w.dtype, device=w.device)
-            for h in model.hidden]
+            for n in model.cfg.layer_sizes[1:-1]]
 
     @property
     def needs_step_graph(self) -> bool:
@@ -232,7 +240,7 @@ class TESSTrainer(STLLRTrainer):
     def learning_signals(self, state, err, onehot, scale):
         from ..functional.tess import tess_signal
 
-        return [tess_signal(s.y, b, onehot, self.f) * scale
+        return [(tess_signal(s.y.flatten(1), b, onehot, self.f) * scale).reshape(s.y.shape)
                 for s, b in zip(state.layers, self.projections)]
 
 
@@ -266,6 +274,8 @@ class TTLBPTTTrainer:
             raise ValueError(f"the block size b must be >= 1, got {block}")
         if update not in self.UPDATES:
             raise ValueError(f"update must be one of {self.UPDATES}, got {update!r}")
+        if len(model.recurrent):
+            raise ValueError("TTL-BPTT does not support recurrent layers yet")
         self.model, self.optimizer, self.window = model, optimizer, window
         self.trunc, self.update = trunc, update
         n_hidden = len(model.hidden)
@@ -275,7 +285,7 @@ class TTLBPTTTrainer:
         w = model.readout
         aux = []
         for blk in self.blocks[:-1]:
-            n = model.hidden[blk[-1]].shape[0]
+            n = model.cfg.layer_sizes[1 + blk[-1]]
             a = (1.0 / n) ** 0.5
             aux.append(nn.Parameter(
                 ((torch.rand(model.cfg.n_out, n, generator=generator) * 2 - 1) * a)
@@ -316,12 +326,15 @@ class TTLBPTTTrainer:
                     inp = inp.detach()
                     for li in blk:
                         s = layers[li]
-                        layers[li] = lif_step(LIFState(s.u, s.y.detach()),
-                                              inp @ model.hidden[li].T, cfg.gamma, cfg.v_th,
-                                              self.spike_fn)
+                        cur = model.layer_current(li, model.layer_input(li, inp))
+                        layers[li] = lif_step(LIFState(s.u, s.y.detach()), cur, cfg.gamma,
+                                              cfg.v_th, self.spike_fn)
                         inp = layers[li].y
-                    w_out = self.aux[bi] if bi < len(self.aux) else model.readout
-                    outs[bi] = leaky_readout_step(outs[bi], inp @ w_out.T, cfg.kappa)
+                    if bi < len(self.aux):
+                        o_in, w_out = inp.flatten(1), self.aux[bi]
+                    else:
+                        o_in, w_out = model.readout_input(inp), model.readout
+                    outs[bi] = leaky_readout_step(outs[bi], o_in @ w_out.T, cfg.kappa)
                     if t >= t_l:
                         loss = loss + F.cross_entropy(outs[bi], labels) / n_win
                 if t >= t_l:
@@ -358,6 +371,9 @@ class TPTrainer:
                  generator: torch.Generator | None = None):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"the TP trace decay β must lie in [0, 1], got {beta}")
+        if len(model.recurrent) or not isinstance(model, DenseSNN):
+            raise ValueError("Traces Propagation is implemented for dense feed-forward nets "
+                             "(the conv variant contrasts per spatial location: not yet)")
         self.model, self.optimizer, self.window, self.beta = model, optimizer, window, beta
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
         w = model.hidden[0]

@@ -1,0 +1,232 @@
+"""Convolutional SNNs (Conv2d 3×3 + LIF, average pooling, dense LIF, leaky readout) and
+the named architecture presets.
+
+A :class:`ConvSNN` exposes the same interface as :class:`~lava_local.torch.model.DenseSNN`
+(``hidden``, ``readout``, ``weights``, ``init_state``, ``step``, ``predict_logits``) plus
+the per-layer hooks the trainers use: ``layer_input`` (pooling/flattening of a layer's
+input), ``layer_current`` and ``weight_grad`` (the weight gradient of a layer from an
+input-shaped array and an output-shaped array: ``conv2d_weight`` for convolutions).
+
+Presets (channels scaled by ``width``):
+
+- ``vgg9``: 64, 128, P, 256, 256, P, 512, 512, P, 512, 512, P, F1024 + readout
+  (8 conv and 1 dense LIF layers, as the VGG-9 of S-TLLR/TESS/TP);
+- ``alexnet-snn``: 96, P, 256, P, 384, 384, 256, P, F1024, F1024 + readout (AlexNet's
+  layer plan with 3×3 kernels, for 32–48 px event frames, as used by TTL-BPTT);
+
+``P`` is a 2×2 average pooling of the spikes before the next layer, ``F<n>`` a dense LIF
+layer. The dense presets ``mlp`` and ``rec-mlp`` are DenseSNNs (``--hidden``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
+from ..functional.surrogates import SURROGATES
+from .model import NetState
+
+PRESETS = ("mlp", "rec-mlp", "vgg9", "alexnet-snn")
+CONV_SPECS = {
+    "vgg9": (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P", "F1024"),
+    "alexnet-snn": (96, "P", 256, "P", 384, 384, 256, "P", "F1024", "F1024"),
+}
+
+
+@dataclass(frozen=True)
+class ConvNetConfig:
+    """Architecture of a :class:`ConvSNN`.
+
+    Attributes
+    ----------
+    input_shape : (C, H, W)
+    n_out : int
+    spec : tuple
+        Conv layers (int: output channels, 3×3, padding 1), "P" (2×2 average pooling of
+        the spikes before the next layer) and "F<n>" (dense LIF layer of n neurons).
+    gamma, v_th, kappa, surrogate, init_gain
+        As in :class:`~lava_local.torch.model.NetConfig`.
+    """
+
+    input_shape: tuple[int, int, int]
+    n_out: int
+    spec: tuple
+    gamma: float = 0.5
+    v_th: float = 0.8
+    kappa: float = 0.9
+    surrogate: str = "triangle"
+    init_gain: float = 1.0
+    recurrent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"unknown surrogate {self.surrogate!r}")
+        self.plan()  # validates the shapes
+
+    def plan(self) -> list[dict]:
+        """Per spiking layer: kind, pooling before it, input and output shapes."""
+        shape, pool, out = tuple(self.input_shape), 1, []
+        for item in self.spec:
+            if item == "P":
+                pool *= 2
+                continue
+            c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
+            if len(shape) == 3 and pool > 1:
+                if h % pool or w % pool:
+                    raise ValueError(
+                        f"pooling {pool}×{pool} does not fit a {h}×{w} map in {self.spec}; "
+                        "use a larger input (e.g. 32×32 event frames) or another preset")
+                h, w = h // pool, w // pool
+            if isinstance(item, str) and item.startswith("F"):
+                n_in = c * h * w if len(shape) == 3 else shape[0]
+                out.append({"kind": "fc", "pool": pool if len(shape) == 3 else 1,
+                            "in": (n_in,), "out": (int(item[1:]),), "flatten": len(shape) == 3})
+                shape = (int(item[1:]),)
+            else:
+                if len(shape) != 3:
+                    raise ValueError("a conv layer cannot follow a dense one")
+                out.append({"kind": "conv", "pool": pool, "in": (c, h, w),
+                            "out": (int(item), h, w), "flatten": False})
+                shape = (int(item), h, w)
+            pool = 1
+        if not out:
+            raise ValueError("the spec has no layer")
+        return out
+
+    def readout_in(self) -> tuple[int, int]:
+        """(pooling before the readout, number of readout inputs)."""
+        plan = self.plan()
+        pool, last = 1, plan[-1]["out"]
+        for item in reversed(self.spec):
+            if item != "P":
+                break
+            pool *= 2
+        if len(last) == 3:
+            c, h, w = last
+            return pool, c * (h // pool) * (w // pool)
+        return 1, last[0]
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """[inputs, neurons of each spiking layer..., classes] (flattened counts)."""
+        return ([math.prod(self.input_shape)] + [math.prod(p["out"]) for p in self.plan()]
+                + [self.n_out])
+
+    @property
+    def forward_macs(self) -> list[int]:
+        """MACs of one forward step per weight layer (spiking layers, then the readout)."""
+        macs = []
+        for p in self.plan():
+            if p["kind"] == "conv":
+                c_out, h, w = p["out"]
+                macs.append(c_out * h * w * p["in"][0] * 9)
+            else:
+                macs.append(p["out"][0] * p["in"][0])
+        macs.append(self.n_out * self.readout_in()[1])
+        return macs
+
+
+def conv_spec(preset: str, width: float = 1.0) -> tuple:
+    """A preset's spec with channel counts scaled by ``width`` (at least 1 each)."""
+    if preset not in CONV_SPECS:
+        raise ValueError(f"unknown conv preset {preset!r}; choose one of {sorted(CONV_SPECS)}")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    out = []
+    for item in CONV_SPECS[preset]:
+        if isinstance(item, int):
+            out.append(max(1, round(item * width)))
+        elif item.startswith("F"):
+            out.append(f"F{max(1, round(int(item[1:]) * width))}")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+class ConvSNN(nn.Module):
+    """Spiking conv net with a leaky readout (see module doc)."""
+
+    def __init__(self, cfg: ConvNetConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.plan = cfg.plan()
+        self.hidden = nn.ParameterList()
+        for p in self.plan:
+            fan_in = p["in"][0] * 9 if p["kind"] == "conv" else p["in"][0]
+            shape = (p["out"][0], p["in"][0], 3, 3) if p["kind"] == "conv" \
+                else (p["out"][0], p["in"][0])
+            a = cfg.init_gain * math.sqrt(3.0 / fan_in)
+            self.hidden.append(nn.Parameter((torch.rand(*shape, generator=generator) * 2 - 1)
+                                            * a))
+        self._ro_pool, n_ro = cfg.readout_in()
+        a = math.sqrt(1.0 / n_ro)
+        self.readout = nn.Parameter((torch.rand(cfg.n_out, n_ro, generator=generator) * 2
+                                     - 1) * a)
+        self.recurrent = nn.ParameterList()
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        return [*self.hidden, self.readout]
+
+    def init_state(self, batch: int) -> NetState:
+        w = self.readout
+        z = lambda s: torch.zeros(batch, *s, device=w.device, dtype=w.dtype)  # noqa: E731
+        layers = [LIFState(z(p["out"]), z(p["out"])) for p in self.plan]
+        return NetState(layers, z((self.cfg.n_out,)))
+
+    # -- per-layer hooks ------------------------------------------------------------------
+    def layer_input(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        """What layer l integrates: ``a`` (the input data flattened, or the previous
+        layer's spikes) reshaped, pooled and flattened as the plan says."""
+        p = self.plan[l]
+        if l == 0 and len(self.cfg.input_shape) == 3:
+            a = a.reshape(a.shape[0], *self.cfg.input_shape)
+        if p["pool"] > 1:
+            a = F.avg_pool2d(a, p["pool"])
+        if p["kind"] == "fc" and a.dim() > 2:
+            a = a.flatten(1)
+        return a
+
+    def layer_current(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        w = self.hidden[l]
+        return F.conv2d(a, w, padding=1) if self.plan[l]["kind"] == "conv" else a @ w.T
+
+    def weight_grad(self, l: int, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Σ_batch of the weight gradient of layer l for input ``a`` and output grad ``g``."""
+        w = self.hidden[l]
+        if self.plan[l]["kind"] == "conv":
+            return torch.nn.grad.conv2d_weight(a, w.shape, g, padding=1)
+        return g.T @ a
+
+    def readout_input(self, y: torch.Tensor) -> torch.Tensor:
+        if self._ro_pool > 1:
+            y = F.avg_pool2d(y, self._ro_pool)
+        return y.flatten(1)
+
+    def step(self, state: NetState, x_t: torch.Tensor,
+             spike_fn: Callable[[torch.Tensor], torch.Tensor]) -> NetState:
+        cfg = self.cfg
+        inp, layers = x_t, []
+        for l, s in enumerate(state.layers):
+            cur = self.layer_current(l, self.layer_input(l, inp))
+            s = lif_step(LIFState(s.u, s.y.detach()), cur, cfg.gamma, cfg.v_th, spike_fn)
+            layers.append(s)
+            inp = s.y
+        o = leaky_readout_step(state.o, self.readout_input(inp) @ self.readout.T, cfg.kappa)
+        return NetState(layers, o)
+
+    @torch.no_grad()
+    def predict_logits(self, x: torch.Tensor, t_l: int) -> torch.Tensor:
+        state = self.init_state(x.shape[1])
+        acc = torch.zeros_like(state.o)
+        for t in range(x.shape[0]):
+            state = self.step(state, x[t], heaviside)
+            if t >= t_l:
+                acc += state.o
+        return acc

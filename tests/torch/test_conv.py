@@ -1,0 +1,103 @@
+"""Conv layers and the architecture presets."""
+
+import numpy as np
+import pytest
+import torch
+
+from lava_local.rules import STLLRParams
+from lava_local.torch.conv import ConvNetConfig, ConvSNN, conv_spec
+from lava_local.torch.train import RunError, TrainConfig, train
+from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer, TESSTrainer, TTLBPTTTrainer
+
+
+def small_conv(spec=(4, "P", 6, "F10"), shape=(2, 8, 8), seed=0):
+    cfg = ConvNetConfig(shape, 3, spec, gamma=0.6, v_th=0.4, init_gain=2.0)
+    return ConvSNN(cfg, generator=torch.Generator().manual_seed(seed)).double()
+
+
+def spikes(n_steps, shape=(2, 8, 8), b=4, p=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n_steps, b, int(np.prod(shape)), generator=g) < p).double()
+    return x, torch.randint(0, 3, (b,), generator=g)
+
+
+def applied(trainer, x, y):
+    before = [w.detach().clone() for w in trainer.model.weights]
+    trainer.train_batch(x, y)
+    return [(a - w.detach()).numpy() for a, w in zip(before, trainer.model.weights)]
+
+
+def test_plan_shapes_and_macs():
+    cfg = ConvNetConfig((2, 8, 8), 3, (4, "P", 6, "F10"))
+    plan = cfg.plan()
+    assert [p["out"] for p in plan] == [(4, 8, 8), (6, 4, 4), (10,)]
+    assert cfg.layer_sizes == [128, 256, 96, 10, 3]
+    assert cfg.forward_macs == [4 * 64 * 2 * 9, 6 * 16 * 4 * 9, 10 * 96, 3 * 10]
+    with pytest.raises(ValueError, match="pooling"):
+        ConvNetConfig((1, 8, 8), 3, (4, "P", "P", "P", "P", 4))
+
+
+def test_conv_stllr_equals_bptt_for_one_step():
+    """T = 1: S-TLLR's conv update (traces through conv2d_weight, same-step δ) equals the
+    autograd gradient for every layer, conv and dense."""
+    x, y = spikes(1, p=0.7)
+    a, b = small_conv(), small_conv()
+    g_s = applied(STLLRTrainer(a, torch.optim.SGD(a.parameters(), lr=1.0)), x, y)
+    g_b = applied(BPTTTrainer(b, torch.optim.SGD(b.parameters(), lr=1.0)), x, y)
+    assert all(np.abs(g).sum() > 0 for g in g_b)
+    for u, v in zip(g_s, g_b):
+        np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-13)
+
+
+def test_conv_stllr_trace_update_matches_unrolled_dense_equivalent():
+    """A 1×1-spatial conv is a dense layer: the same rule gives the same update."""
+    from lava_local.torch.model import DenseSNN, NetConfig
+
+    conv = ConvSNN(ConvNetConfig((5, 1, 1), 3, ("F7",), gamma=0.6, v_th=0.4, init_gain=2.0),
+                   generator=torch.Generator().manual_seed(0)).double()
+    dense = DenseSNN(NetConfig(5, 3, hidden=(7,), gamma=0.6, v_th=0.4, init_gain=2.0),
+                     generator=torch.Generator().manual_seed(0)).double()
+    x, y = spikes(6, shape=(5, 1, 1))
+    ga = applied(STLLRTrainer(conv, torch.optim.SGD(conv.parameters(), lr=1.0)), x, y)
+    gb = applied(STLLRTrainer(dense, torch.optim.SGD(dense.parameters(), lr=1.0)), x, y)
+    for u, v in zip(ga, gb):
+        np.testing.assert_allclose(u, v, rtol=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["vgg9", "alexnet-snn"])
+@pytest.mark.parametrize("make", [
+    lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters())),
+    lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters()), STLLRParams(signal="dfa")),
+    lambda m: TESSTrainer(m, torch.optim.Adam(m.parameters())),
+    lambda m: BPTTTrainer(m, torch.optim.Adam(m.parameters())),
+], ids=["stllr-bp", "stllr-dfa", "tess", "bptt"])
+def test_presets_run_a_forward_and_update_step(preset, make):
+    cfg = ConvNetConfig((2, 32, 32), 10, conv_spec(preset, width=1 / 16), v_th=0.3,
+                        init_gain=3.0)
+    model = ConvSNN(cfg, generator=torch.Generator().manual_seed(0))
+    x = (torch.rand(3, 2, 2 * 32 * 32, generator=torch.Generator().manual_seed(1)) < 0.3)
+    before = [w.detach().clone() for w in model.weights]
+    make(model).train_batch(x.float(), torch.tensor([1, 7]))
+    changed = [not torch.equal(a, w.detach()) for a, w in zip(before, model.weights)]
+    assert changed[-1] and sum(changed) >= 2
+    assert model.predict_logits(x.float(), 0).shape == (2, 10)
+
+
+def test_ttlbptt_conv_blocks():
+    model = small_conv()
+    tr = TTLBPTTTrainer(model, None, trunc=2, block=1)
+    tr.optimizer = torch.optim.SGD(tr.parameters(), lr=1.0)
+    g = applied(tr, *spikes(4))
+    assert all(np.abs(u).sum() > 0 for u in g)
+
+
+def test_conv_presets_through_train_and_clear_errors(tmp_path):
+    with pytest.raises(RunError, match="pooling"):
+        train(TrainConfig(preset="vgg9", epochs=1, n_steps=2), progress=False)
+    with pytest.raises(RunError, match="tp"):
+        TrainConfig(preset="vgg9", rule="tp")
+    with pytest.raises(RunError, match="preset"):
+        TrainConfig(preset="resnet")
+    with pytest.raises(RunError, match="frames"):
+        train(TrainConfig(preset="alexnet-snn", dataset="temporal", n_steps=20, epochs=1),
+              progress=False)

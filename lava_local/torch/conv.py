@@ -21,8 +21,8 @@ layer. The dense presets ``mlp`` and ``rec-mlp`` are DenseSNNs (``--hidden``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

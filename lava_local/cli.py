@@ -78,6 +78,8 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     p.add_argument("--online", dest="online", action="store_true", default=S,
                    help="S-TLLR: apply the update every step (default: once per batch)")
     opt("--tess-f", "tess_f", "TESS output function", choices=("softmax", "identity"))
+    opt("--tess-pool", "tess_pool", "TESS: pool conv outputs to a×a before the projection "
+        "(0: no pooling)", type=int)
     opt("--tp-beta", "tp_beta", "Traces Propagation trace decay β", type=float)
     opt("--solsa-sigma", "solsa_sigma", "SOLSA Gaussian surrogate width σ", type=float)
     opt("--solsa-topk", "solsa_topk", "SOLSA scheduled update: top-k steps (0 = all)",

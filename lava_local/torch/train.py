@@ -64,6 +64,7 @@ class TrainConfig:
     post_form: str = "paper"
     online: bool = False
     tess_f: str = "softmax"
+    tess_pool: int = 0
     tp_beta: float = 0.9
     solsa_sigma: float = 0.5
     solsa_topk: int = 8
@@ -122,6 +123,8 @@ class TrainConfig:
         if self.recurrent and self.rule in ("tp", "solsa", "ttlbptt"):
             raise RunError(f"recurrent layers are supported by stllr, tess and bptt so far, "
                            f"not by {self.rule}")
+        if self.tess_pool < 0:
+            raise RunError(f"tess_pool must be >= 0, got {self.tess_pool}")
         if self.tess_f not in ("softmax", "identity"):
             raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
         if self.ttl_trunc is not None and self.ttl_trunc < 1:
@@ -232,7 +235,8 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
     if cfg.rule == "stllr":
         trainer = STLLRTrainer(model, opt, cfg.stllr_params(), cfg.window, generator=gen)
     elif cfg.rule == "tess":
-        trainer = TESSTrainer(model, opt, cfg.stllr_params(), cfg.window, f=cfg.tess_f)
+        trainer = TESSTrainer(model, opt, cfg.stllr_params(), cfg.window, f=cfg.tess_f,
+                              pool=cfg.tess_pool)
     elif cfg.rule == "tp":
         trainer = TPTrainer(model, opt, cfg.window, cfg.tp_beta, generator=gen)
     else:

@@ -220,18 +220,30 @@ class TESSTrainer(STLLRTrainer):
 
     def __init__(self, model: DenseSNN, optimizer: torch.optim.Optimizer,
                  params: STLLRParams | None = None, window: int | None = None,
-                 f: str = "softmax", f_lo: float = 50.0, f_hi: float = 512.0):
+                 f: str = "softmax", f_lo: float = 50.0, f_hi: float = 512.0,
+                 pool: int = 0):
         from ..functional.tess import TESS_F, square_wave_projection
 
         if f not in TESS_F:
             raise ValueError(f"unknown TESS output function {f!r}; use one of {TESS_F}")
+        if pool < 0:
+            raise ValueError(f"pool must be >= 0 (0: no pooling), got {pool}")
         super().__init__(model, optimizer, params, window)
-        self.f = f
+        self.f, self.pool = f, pool
         w = model.readout
+        # conv layers: optional average pooling of the output to a×a before projecting
+        # (the public code's choice; not in the paper), a = min(pool, map size)
+        self.pool_sizes = []
+        sizes = []
+        for l, n in enumerate(model.cfg.layer_sizes[1:-1]):
+            out = model.plan[l]["out"] if hasattr(model, "plan") else (n,)
+            a = min(pool, out[1]) if pool and len(out) == 3 else 0
+            self.pool_sizes.append(a)
+            sizes.append(out[0] * a * a if a else n)
         self.projections = [
             torch.as_tensor(square_wave_projection(model.cfg.n_out, n, f_lo, f_hi),
                             dtype=w.dtype, device=w.device)
-            for n in model.cfg.layer_sizes[1:-1]]
+            for n in sizes]
 
     @property
     def needs_step_graph(self) -> bool:
@@ -240,8 +252,18 @@ class TESSTrainer(STLLRTrainer):
     def learning_signals(self, state, err, onehot, scale):
         from ..functional.tess import tess_signal
 
-        return [(tess_signal(s.y.flatten(1), b, onehot, self.f) * scale).reshape(s.y.shape)
-                for s, b in zip(state.layers, self.projections)]
+        out = []
+        for s, b, a in zip(state.layers, self.projections, self.pool_sizes):
+            if not a:
+                out.append((tess_signal(s.y.flatten(1), b, onehot, self.f) * scale)
+                           .reshape(s.y.shape))
+                continue
+            y = s.y.detach().requires_grad_()
+            with torch.enable_grad():
+                z = F.adaptive_avg_pool2d(y, a).flatten(1)
+            m = tess_signal(z.detach(), b, onehot, self.f) * scale
+            out.append(torch.autograd.grad(z, y, grad_outputs=m)[0])  # pooling's adjoint
+        return out
 
 
 class TTLBPTTTrainer:

@@ -101,3 +101,27 @@ def test_conv_presets_through_train_and_clear_errors(tmp_path):
     with pytest.raises(RunError, match="frames"):
         train(TrainConfig(preset="alexnet-snn", dataset="temporal", n_steps=20, epochs=1),
               progress=False)
+
+
+def test_tess_pooled_conv_signal_equals_autograd_of_the_local_loss():
+    """T = 1, α_post = 0, pooling to 2×2: the first conv layer's update is ∂/∂W of
+    CE(B · avgpool(y)) through the surrogate."""
+    import torch.nn.functional as F
+
+    from lava_local.functional import LIFState, lif_step, square_wave_projection
+    from lava_local.torch.spike import make_spike_fn
+
+    model = small_conv()
+    x, y = spikes(1, p=0.7)
+    tr = TESSTrainer(model, torch.optim.SGD(model.parameters(), lr=1.0),
+                     STLLRParams(alpha_post=0.0), pool=2)
+    w = model.hidden[0].detach().clone().requires_grad_()
+    got = applied(tr, x, y)[0]
+    z0 = torch.zeros(4, 4, 8, 8, dtype=torch.float64)
+    s = lif_step(LIFState(z0, z0), F.conv2d(x[0].reshape(4, 2, 8, 8), w, padding=1), 0.6, 0.4,
+                 make_spike_fn("triangle"))
+    proj = torch.as_tensor(square_wave_projection(3, 4 * 2 * 2))
+    loss = F.cross_entropy(F.adaptive_avg_pool2d(s.y, 2).flatten(1) @ proj.T, y)
+    (want,) = torch.autograd.grad(loss, w)
+    assert np.abs(want.numpy()).sum() > 0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-14)

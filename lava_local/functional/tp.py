@@ -48,7 +48,14 @@ def tp_soft_targets(eps_below: Array) -> Array:
 
 def tp_contrastive_loss(eps: Array, eps_target: Array, soft_targets: Array) -> Array:
     """Layer loss :math:`E_l` (see module doc); ``eps``, ``eps_target`` (B, H),
-    ``soft_targets`` (B, B)."""
+    ``soft_targets`` (B, B). Conv maps (B, C, H, W) are contrasted per spatial location
+    (channels as features) and the losses averaged over locations (torch only)."""
+    if is_torch(eps) and eps.dim() == 4:
+        b, c = eps.shape[:2]
+        e = eps.permute(2, 3, 0, 1).reshape(-1, b, c)           # (locations, B, C)
+        et = eps_target.permute(2, 3, 0, 1).reshape(-1, b, c)
+        logp = (e @ et.transpose(1, 2)).log_softmax(dim=-1)
+        return -(soft_targets * logp).sum(-1).mean()
     z = eps @ eps_target.T
     if is_torch(z):
         logp = z.log_softmax(dim=-1)

@@ -112,9 +112,9 @@ class TrainConfig:
         if not self.width > 0:
             raise RunError(f"width must be > 0, got {self.width}")
         conv = self.preset in ("vgg9", "alexnet-snn")
-        if conv and self.rule in ("tp", "solsa"):
-            raise RunError(f"the conv presets are supported by stllr, tess, ttlbptt and bptt "
-                           f"so far, not by {self.rule}")
+        if conv and self.rule == "solsa":
+            raise RunError("the conv presets are supported by stllr, tess, tp, ttlbptt and "
+                           "bptt so far, not by solsa")
         if conv and self.recurrent:
             raise RunError("--recurrent applies to the dense presets (mlp, rec-mlp)")
         if self.preset == "rec-mlp" and self.rule in ("tp", "solsa", "ttlbptt"):
@@ -215,7 +215,7 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
         except ValueError as e:
             raise RunError(str(e)) from None
         model = ConvSNN(ccfg, generator=gen).to(device)
-    elif cfg.rule == "solsa":
+    elif cfg.rule == "solsa":  # its own current-based, all-spiking network
         from .solsa import SOLSANet, SOLSATrainer
 
         model = SOLSANet(cfg.net_config(n_in, n_out), cfg.solsa_per_channel, cfg.solsa_sigma,

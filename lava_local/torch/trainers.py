@@ -393,15 +393,15 @@ class TPTrainer:
                  generator: torch.Generator | None = None):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"the TP trace decay β must lie in [0, 1], got {beta}")
-        if len(model.recurrent) or not isinstance(model, DenseSNN):
-            raise ValueError("Traces Propagation is implemented for dense feed-forward nets "
-                             "(the conv variant contrasts per spatial location: not yet)")
+        if len(model.recurrent):
+            raise ValueError("Traces Propagation does not support recurrent layers yet")
         self.model, self.optimizer, self.window, self.beta = model, optimizer, window, beta
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
-        w = model.hidden[0]
+        w = model.readout
         c = model.cfg.n_out
         bound = (6.0 / c) ** 0.5
-        self.label_proj = ((torch.rand(c, w.shape[0], generator=generator) * 2 - 1) * bound
+        n1 = model.cfg.layer_sizes[1]  # S projects the label onto every neuron of layer 1
+        self.label_proj = ((torch.rand(c, n1, generator=generator) * 2 - 1) * bound
                            ).to(w.device, w.dtype)
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
 
@@ -430,17 +430,23 @@ class TPTrainer:
         below, inp, inp_t = eps0_t, x_t, None
         grads = []
         new = ([], [], [], [])
-        for l, w in enumerate(self.model.hidden):
+        model = self.model
+        for l, w in enumerate(model.hidden):
             with torch.set_grad_enabled(learn):
-                s_in = lif_step(LIFState(st[l].u.detach(), st[l].y.detach()),
-                                inp.detach() @ w.T, cfg.gamma, cfg.v_th, self.spike_fn)
-                cur_t = onehot @ self.label_proj if l == 0 else inp_t.detach() @ w.T
+                cur = model.layer_current(l, model.layer_input(l, inp.detach()))
+                s_in = lif_step(LIFState(st[l].u.detach(), st[l].y.detach()), cur,
+                                cfg.gamma, cfg.v_th, self.spike_fn)
+                if l == 0:
+                    cur_t = (onehot @ self.label_proj).reshape(cur.shape)
+                else:
+                    cur_t = model.layer_current(l, model.layer_input(l, inp_t.detach()))
                 s_tg = lif_step(LIFState(stt[l].u.detach(), stt[l].y.detach()), cur_t,
                                 cfg.gamma, cfg.v_th, self.spike_fn)
                 e = beta * eps[l] + s_in.y
                 e_t = beta * eps_t[l] + s_tg.y
                 if learn:
-                    loss = tp_contrastive_loss(e, e_t, tp_soft_targets(below.detach()))
+                    loss = tp_contrastive_loss(e, e_t,
+                                               tp_soft_targets(below.detach().flatten(1)))
                     grads.append(torch.autograd.grad(loss, w)[0])
             for lst, v in zip(new, (LIFState(s_in.u.detach(), s_in.y.detach()),
                                     LIFState(s_tg.u.detach(), s_tg.y.detach()),
@@ -460,7 +466,7 @@ class TPTrainer:
         cfg, model = self.model.cfg, self.model
         t_l = first_learning_step(n_steps, self.window)
         onehot = F.one_hot(labels, cfg.n_out).to(x.dtype)
-        zeros = [x.new_zeros(batch, w.shape[0]) for w in model.hidden]
+        zeros = [torch.zeros_like(s.u) for s in model.init_state(batch).layers]
         states = ([LIFState(z, z) for z in zeros], [LIFState(z, z) for z in zeros],
                   list(zeros), list(zeros), x.new_zeros(batch, cfg.n_out))
         o = x.new_zeros(batch, cfg.n_out)
@@ -471,11 +477,13 @@ class TPTrainer:
             if meter is not None:
                 meter.set_state("traces", [*states[2], *states[3], states[4]])
             with torch.no_grad():
-                o = leaky_readout_step(o, y_last @ model.readout.T, cfg.kappa)
+                o = leaky_readout_step(o, model.readout_input(y_last) @ model.readout.T,
+                                       cfg.kappa)
             if learn:
                 total += float(F.cross_entropy(o, labels)) / (n_steps - t_l)
                 err = torch.softmax(o, -1) - onehot
-                for w, g in zip(model.weights, [*grads, err.T @ states[2][-1] / batch]):
+                g_out = err.T @ model.readout_input(states[2][-1]) / batch
+                for w, g in zip(model.weights, [*grads, g_out]):
                     w.grad = g
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,13 @@ import torch
 from lava_local.rules import STLLRParams
 from lava_local.torch.conv import ConvNetConfig, ConvSNN, conv_spec
 from lava_local.torch.train import RunError, TrainConfig, train
-from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer, TESSTrainer, TTLBPTTTrainer
+from lava_local.torch.trainers import (
+    BPTTTrainer,
+    STLLRTrainer,
+    TESSTrainer,
+    TPTrainer,
+    TTLBPTTTrainer,
+)
 
 
 def small_conv(spec=(4, "P", 6, "F10"), shape=(2, 8, 8), seed=0):
@@ -70,7 +76,8 @@ def test_conv_stllr_trace_update_matches_unrolled_dense_equivalent():
     lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters()), STLLRParams(signal="dfa")),
     lambda m: TESSTrainer(m, torch.optim.Adam(m.parameters())),
     lambda m: BPTTTrainer(m, torch.optim.Adam(m.parameters())),
-], ids=["stllr-bp", "stllr-dfa", "tess", "bptt"])
+    lambda m: TPTrainer(m, torch.optim.Adam(m.parameters())),
+], ids=["stllr-bp", "stllr-dfa", "tess", "bptt", "tp"])
 def test_presets_run_a_forward_and_update_step(preset, make):
     cfg = ConvNetConfig((2, 32, 32), 10, conv_spec(preset, width=1 / 16), v_th=0.3,
                         init_gain=3.0)
@@ -94,8 +101,8 @@ def test_ttlbptt_conv_blocks():
 def test_conv_presets_through_train_and_clear_errors(tmp_path):
     with pytest.raises(RunError, match="pooling"):
         train(TrainConfig(preset="vgg9", epochs=1, n_steps=2), progress=False)
-    with pytest.raises(RunError, match="tp"):
-        TrainConfig(preset="vgg9", rule="tp")
+    with pytest.raises(RunError, match="solsa"):
+        TrainConfig(preset="vgg9", rule="solsa")
     with pytest.raises(RunError, match="preset"):
         TrainConfig(preset="resnet")
     with pytest.raises(RunError, match="frames"):
@@ -123,5 +130,31 @@ def test_tess_pooled_conv_signal_equals_autograd_of_the_local_loss():
     proj = torch.as_tensor(square_wave_projection(3, 4 * 2 * 2))
     loss = F.cross_entropy(F.adaptive_avg_pool2d(s.y, 2).flatten(1) @ proj.T, y)
     (want,) = torch.autograd.grad(loss, w)
+    assert np.abs(want.numpy()).sum() > 0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_tp_conv_layer_gradient_equals_autograd_of_its_per_location_loss():
+    import torch.nn.functional as F
+
+    from lava_local.functional import LIFState, lif_step, tp_contrastive_loss, tp_soft_targets
+    from lava_local.torch.spike import make_spike_fn
+
+    model = small_conv()
+    x, y = spikes(1, p=0.7)
+    tr = TPTrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), beta=0.5,
+                   generator=torch.Generator().manual_seed(2))
+    proj = tr.label_proj.clone()
+    w = model.hidden[0].detach().clone().requires_grad_()
+    got = applied(tr, x, y)[0]
+    onehot = F.one_hot(y, 3).double()
+    z0 = torch.zeros(4, 4, 8, 8, dtype=torch.float64)
+    spike = make_spike_fn("triangle")
+    s = lif_step(LIFState(z0, z0), F.conv2d(x[0].reshape(4, 2, 8, 8), w, padding=1), 0.6, 0.4,
+                 spike).y
+    st = lif_step(LIFState(z0, z0), (onehot @ proj).reshape(4, 4, 8, 8), 0.6, 0.4, spike).y
+    per_loc = [tp_contrastive_loss(s[:, :, i, j], st[:, :, i, j], tp_soft_targets(onehot))
+               for i in range(8) for j in range(8)]
+    (want,) = torch.autograd.grad(torch.stack(per_loc).mean(), w)
     assert np.abs(want.numpy()).sum() > 0
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-14)

@@ -393,8 +393,7 @@ class TPTrainer:
                  generator: torch.Generator | None = None):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"the TP trace decay β must lie in [0, 1], got {beta}")
-        if len(model.recurrent):
-            raise ValueError("Traces Propagation does not support recurrent layers yet")
+        self.rec = len(model.recurrent) > 0  # V^l y^l[t-1] on both paths, learned like W
         self.model, self.optimizer, self.window, self.beta = model, optimizer, window, beta
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
         w = model.readout
@@ -434,12 +433,16 @@ class TPTrainer:
         for l, w in enumerate(model.hidden):
             with torch.set_grad_enabled(learn):
                 cur = model.layer_current(l, model.layer_input(l, inp.detach()))
-                s_in = lif_step(LIFState(st[l].u.detach(), st[l].y.detach()), cur,
-                                cfg.gamma, cfg.v_th, self.spike_fn)
                 if l == 0:
                     cur_t = (onehot @ self.label_proj).reshape(cur.shape)
                 else:
                     cur_t = model.layer_current(l, model.layer_input(l, inp_t.detach()))
+                if self.rec:
+                    v = model.recurrent[l]
+                    cur = cur + st[l].y.detach() @ v.T
+                    cur_t = cur_t + stt[l].y.detach() @ v.T
+                s_in = lif_step(LIFState(st[l].u.detach(), st[l].y.detach()), cur,
+                                cfg.gamma, cfg.v_th, self.spike_fn)
                 s_tg = lif_step(LIFState(stt[l].u.detach(), stt[l].y.detach()), cur_t,
                                 cfg.gamma, cfg.v_th, self.spike_fn)
                 e = beta * eps[l] + s_in.y
@@ -447,7 +450,8 @@ class TPTrainer:
                 if learn:
                     loss = tp_contrastive_loss(e, e_t,
                                                tp_soft_targets(below.detach().flatten(1)))
-                    grads.append(torch.autograd.grad(loss, w)[0])
+                    params = [w, model.recurrent[l]] if self.rec else [w]
+                    grads.append(torch.autograd.grad(loss, params))
             for lst, v in zip(new, (LIFState(s_in.u.detach(), s_in.y.detach()),
                                     LIFState(s_tg.u.detach(), s_tg.y.detach()),
                                     e.detach(), e_t.detach())):
@@ -483,7 +487,8 @@ class TPTrainer:
                 total += float(F.cross_entropy(o, labels)) / (n_steps - t_l)
                 err = torch.softmax(o, -1) - onehot
                 g_out = err.T @ model.readout_input(states[2][-1]) / batch
-                for w, g in zip(model.weights, [*grads, g_out]):
+                ordered = [g[0] for g in grads] + [g[1] for g in grads if len(g) > 1]
+                for w, g in zip(model.weights, [*ordered, g_out]):
                     w.grad = g
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)

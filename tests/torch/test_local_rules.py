@@ -294,3 +294,15 @@ def test_solsa_schedule_keeps_the_top_k_steps():
     norms = dict(tr.step_norms)
     tr.start_epoch(1, 5)
     assert tr.schedule == sorted(sorted(norms, key=lambda t: -norms[t])[:3])
+
+
+def test_tp_recurrent_one_step_gradients_include_the_recurrent_weights():
+    """Two steps, recurrent layer: at the second step the one-layer-one-step gradient of
+    E_1 reaches V through y[t-1] (detached), on both paths."""
+    from lava_local.torch.trainers import TPTrainer
+
+    cfg = NetConfig(12, 4, hidden=(9,), gamma=0.6, v_th=0.5, init_gain=1.5, recurrent=True)
+    model = DenseSNN(cfg, generator=torch.Generator().manual_seed(0)).double()
+    tr = TPTrainer(model, sgd(model), beta=0.5, generator=torch.Generator().manual_seed(3))
+    g = applied(tr, *batch(3, b=6, p=0.7))
+    assert len(g) == 3 and np.abs(g[1]).sum() > 0

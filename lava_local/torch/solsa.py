@@ -30,7 +30,12 @@ class SOLSANet(nn.Module):
     Uses ``cfg.gamma`` as the membrane leak λ and ``cfg.v_th`` as threshold θ (also the
     soft-reset amount); the output layer has ``n_out`` spiking neurons and the
     prediction is the argmax of their spike counts in the window (ties broken by the
-    mean membrane potential).
+    mean membrane potential). With ``cfg.recurrent`` every hidden layer also receives
+    its own previous spikes through recurrent weights V^l and a synaptic filter of its
+    own (α_rec, β_rec): :math:`v = λ v + W psp + V psp_{rec} - θ s[t-1]`, with
+    :math:`psp_{rec}[t] = α_{rec} psp_{rec}[t-1] + β_{rec} s[t-1]` (reconstruction).
+    The eligibility of V follows the membrane and the reset but takes the recurrent
+    input spikes as given (their own dependence on V is not followed, as in e-prop).
     """
 
     def __init__(self, cfg: NetConfig, per_channel: bool = False, sigma: float = 0.5,
@@ -50,27 +55,48 @@ class SOLSANet(nn.Module):
             n = n_pre if per_channel else 1
             self.alpha.append(nn.Parameter(torch.full((n,), 0.5)))
             self.beta.append(nn.Parameter(torch.ones(n)))
+        self.recurrent = nn.ParameterList()
+        self.alpha_rec = nn.ParameterList()
+        self.beta_rec = nn.ParameterList()
+        if cfg.recurrent:
+            for n in sizes[1:-1]:
+                a = 0.5 * cfg.init_gain * math.sqrt(3.0 / n)
+                self.recurrent.append(nn.Parameter(
+                    (torch.rand(n, n, generator=generator) * 2 - 1) * a))
+                k = n if per_channel else 1
+                self.alpha_rec.append(nn.Parameter(torch.full((k,), 0.5)))
+                self.beta_rec.append(nn.Parameter(torch.ones(k)))
 
     @property
     def weights(self) -> list[nn.Parameter]:
-        return list(self.layers)
+        """Feed-forward weights (hidden layers, output layer), then the recurrent V^l."""
+        return [*self.layers, *self.recurrent]
 
     def init_state(self, batch: int):
         w = self.layers[0]
         z = lambda n: torch.zeros(batch, n, dtype=w.dtype, device=w.device)  # noqa: E731
         return {"psp": [z(l.shape[1]) for l in self.layers],
                 "v": [z(l.shape[0]) for l in self.layers],
-                "s": [z(l.shape[0]) for l in self.layers]}
+                "s": [z(l.shape[0]) for l in self.layers],
+                "psp_rec": [z(v.shape[0]) for v in self.recurrent]}
 
     @torch.no_grad()
     def step(self, state: dict, x_t: torch.Tensor) -> dict:
         """One step; returns the new state with the inputs/psp needed by the learner."""
         lam, theta = self.cfg.gamma, self.cfg.v_th
         inp = x_t
-        new = {"psp": [], "v": [], "s": [], "psp_prev": [], "inp": [], "eps": []}
+        new = {"psp": [], "v": [], "s": [], "psp_prev": [], "inp": [], "eps": [],
+               "psp_rec": [], "psp_rec_prev": [], "s_prev": []}
         for l, w in enumerate(self.layers):
             psp = psp_step(state["psp"][l], inp, self.alpha[l], self.beta[l])
             v = lam * state["v"][l] + psp @ w.T - theta * state["s"][l]
+            if l < len(self.recurrent):
+                pr = psp_step(state["psp_rec"][l], state["s"][l], self.alpha_rec[l],
+                              self.beta_rec[l])
+                v = v + pr @ self.recurrent[l].T
+                for k, val in (("psp_rec", pr), ("psp_rec_prev", state["psp_rec"][l]),
+                               ("s_prev", state["s"][l])):
+                    new[k].append(val)
             s = (v > theta).to(v.dtype)
             for k, val in (("psp_prev", state["psp"][l]), ("inp", inp), ("psp", psp),
                            ("v", v), ("s", s),
@@ -144,10 +170,14 @@ class SOLSATrainer:
         onehot = torch.nn.functional.one_hot(labels, model.cfg.n_out).to(x.dtype)
         state = model.init_state(batch)
         elig = [x.new_zeros(batch, *w.shape) for w in model.layers]
+        elig_rec = [x.new_zeros(batch, *v.shape) for v in model.recurrent]
         eps_prev = [x.new_zeros(batch, w.shape[0]) for w in model.layers]
         g_w = [torch.zeros_like(w) for w in model.layers]
+        g_v = [torch.zeros_like(v) for v in model.recurrent]
         g_a = [torch.zeros_like(a) for a in model.alpha]
         g_b = [torch.zeros_like(b) for b in model.beta]
+        g_ar = [torch.zeros_like(a) for a in model.alpha_rec]
+        g_br = [torch.zeros_like(b) for b in model.beta_rec]
         counts = x.new_zeros(batch, model.cfg.n_out)
         active = x.new_ones(batch)
         total = 0.0
@@ -156,9 +186,12 @@ class SOLSATrainer:
                 state = model.step(state, x[t])
                 elig = [solsa_eligibility_step(e, ep, p, lam, theta)
                         for e, ep, p in zip(elig, eps_prev, state["psp"])]
+                elig_rec = [solsa_eligibility_step(e, ep, p, lam, theta)
+                            for e, ep, p in zip(elig_rec, eps_prev, state["psp_rec"])]
                 eps_prev = state["eps"]
                 if meter is not None:
-                    meter.set_state("eligibility", [*elig, *eps_prev, *state["psp"]])
+                    meter.set_state("eligibility", [*elig, *elig_rec, *eps_prev,
+                                                    *state["psp"], *state["psp_rec"]])
                 s_out = state["s"][-1]
                 counts += s_out
                 if t < t_l:
@@ -177,6 +210,16 @@ class SOLSATrainer:
                         g_a[l] += ga.sum(0) if g_a[l].numel() > 1 else ga.sum()
                         g_b[l] += gb.sum(0) if g_b[l].numel() > 1 else gb.sum()
                     norm += float(dw.abs().sum())
+                    if l < len(model.recurrent):
+                        dv = torch.einsum("bi,bij->ij", delta, elig_rec[l])
+                        back_r = delta @ model.recurrent[l]
+                        gar = back_r * state["psp_rec_prev"][l]
+                        gbr = back_r * state["s_prev"][l]
+                        if t in sched:
+                            g_v[l] += dv
+                            g_ar[l] += gar.sum(0) if g_ar[l].numel() > 1 else gar.sum()
+                            g_br[l] += gbr.sum(0) if g_br[l].numel() > 1 else gbr.sum()
+                        norm += float(dv.abs().sum())
                     if l > 0:
                         delta = back * model.beta[l] * state["eps"][l - 1]
                 self.step_norms[t] = self.step_norms.get(t, 0.0) + norm
@@ -185,11 +228,13 @@ class SOLSATrainer:
                     done = (counts.argmax(-1) == labels) & (conf >= self.confidence) \
                         & (counts.sum(-1) > 0)
                     active = active * (~done).to(x.dtype)
-        for p, g in zip([*model.layers, *model.alpha, *model.beta], [*g_w, *g_a, *g_b]):
+        params = [*model.layers, *model.alpha, *model.beta, *model.recurrent,
+                  *model.alpha_rec, *model.beta_rec]
+        for p, g in zip(params, [*g_w, *g_a, *g_b, *g_v, *g_ar, *g_br]):
             p.grad = g.reshape(p.shape)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            for a in model.alpha:
+            for a in [*model.alpha, *model.alpha_rec]:
                 a.clamp_(0.0, 1.0)
         return total

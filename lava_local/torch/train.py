@@ -117,9 +117,9 @@ class TrainConfig:
                            "bptt so far, not by solsa")
         if conv and self.recurrent:
             raise RunError("--recurrent applies to the dense presets (mlp, rec-mlp)")
-        if (self.recurrent or self.preset == "rec-mlp") and self.rule in ("solsa", "ttlbptt"):
-            raise RunError(f"recurrent layers are supported by stllr, tess, tp and bptt so "
-                           f"far, not by {self.rule}")
+        if (self.recurrent or self.preset == "rec-mlp") and self.rule == "ttlbptt":
+            raise RunError("recurrent layers are supported by stllr, tess, tp, solsa and bptt "
+                           "so far, not by ttlbptt")
         if self.tess_pool < 0:
             raise RunError(f"tess_pool must be >= 0, got {self.tess_pool}")
         if self.tess_f not in ("softmax", "identity"):

@@ -306,3 +306,46 @@ def test_tp_recurrent_one_step_gradients_include_the_recurrent_weights():
     tr = TPTrainer(model, sgd(model), beta=0.5, generator=torch.Generator().manual_seed(3))
     g = applied(tr, *batch(3, b=6, p=0.7))
     assert len(g) == 3 and np.abs(g[1]).sum() > 0
+
+
+def test_solsa_recurrent_eligibility_is_the_exact_derivative_of_v():
+    """For a hidden recurrent layer, e_rec[t] = ∂v[t]/∂V through the membrane and the
+    soft reset, with the recurrent input spikes taken as given (the path of V through
+    the layer's own earlier spikes is not followed — as e-prop does) — vs autograd."""
+    from lava_local.functional.solsa import gaussian_surrogate, solsa_eligibility_step
+    from lava_local.torch.solsa import SOLSANet
+
+    cfg = NetConfig(12, 4, hidden=(6,), gamma=0.7, v_th=0.6, init_gain=2.0, recurrent=True)
+    model = SOLSANet(cfg, sigma=0.4, generator=torch.Generator().manual_seed(0)).double()
+    x, _ = batch(6, b=2, p=0.6)
+    v_par = model.recurrent[0].detach().clone().requires_grad_()
+    w, a, b = model.layers[0].detach(), model.alpha[0].detach(), model.beta[0].detach()
+    ar, br = model.alpha_rec[0].detach(), model.beta_rec[0].detach()
+    psp, pr = torch.zeros(2, 12, dtype=torch.float64), torch.zeros(2, 6, dtype=torch.float64)
+    v, s = torch.zeros(2, 6, dtype=torch.float64), torch.zeros(2, 6, dtype=torch.float64)
+    e, eps_prev = torch.zeros(2, 6, 6, dtype=torch.float64), torch.zeros(2, 6,
+                                                                        dtype=torch.float64)
+    for t in range(6):
+        psp = a * psp + b * x[t]
+        pr = ar * pr + br * s.detach()
+        v = 0.7 * v + psp @ w.T + pr @ v_par.T - 0.6 * s
+        e = solsa_eligibility_step(e, eps_prev, pr.detach(), 0.7, 0.6)
+        s = _GaussSpike.apply(v, 0.6, 0.4)
+        eps_prev = gaussian_surrogate(v.detach(), 0.6, 0.4)
+    for i in range(6):
+        (g,) = torch.autograd.grad(v[0, i], v_par, retain_graph=True)
+        np.testing.assert_allclose(e[0, i].numpy(), g[i].numpy(), rtol=1e-9, atol=1e-12)
+        assert np.abs(np.delete(g.numpy(), i, axis=0)).max() < 1e-12
+
+
+def test_solsa_recurrent_trains():
+    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+
+    cfg = NetConfig(12, 4, hidden=(9,), gamma=0.7, v_th=0.6, init_gain=2.0, recurrent=True)
+    model = SOLSANet(cfg, generator=torch.Generator().manual_seed(0))
+    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), topk=0,
+                      early_stop=False)
+    before = model.recurrent[0].detach().clone()
+    x, y = batch(8, p=0.6)
+    tr.train_batch(x.float(), y)
+    assert not torch.equal(before, model.recurrent[0].detach())

@@ -53,7 +53,9 @@ def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
         return (neurons if alpha_post == 0 else 2 * neurons) + rec
     if rule == "solsa":  # per-synapse eligibility + psp of the inputs + ε of the neurons
         synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-        return synapses + sum(layer_sizes[:-1]) + neurons
+        hidden = layer_sizes[1:-1] if recurrent else []
+        return (synapses + sum(n * n for n in hidden) + sum(layer_sizes[:-1]) + sum(hidden)
+                + neurons)
     if rule == "tp":  # ε and ε̃ per hidden neuron (+ the label trace)
         return 2 * sum(layer_sizes[1:-1]) + layer_sizes[-1]
     if rule == "ttlbptt":

@@ -1,0 +1,84 @@
+"""Event data sets read through tonic from files in their real on-disk formats."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from event_fixtures import write_hsd, write_nmnist
+from lava_local.data.events import DatasetError, EventFrames, dataset_status
+
+
+@pytest.fixture
+def nmnist_root(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = []
+    for label in (3, 7, 3):
+        n = 50
+        samples.append((rng.integers(0, 34, n), rng.integers(0, 34, n),
+                        np.sort(rng.integers(0, 250_000, n)), rng.integers(0, 2, n), label))
+    # one hand-made event: x=3, y=5, p=1 at t=2.5 ms -> frame 2, feature 1*1156 + 5*34 + 3
+    samples.append(([3, 10], [5, 0], [2500, 150_000], [1, 0], 9))
+    write_nmnist(tmp_path, "train", samples)
+    write_nmnist(tmp_path, "test", samples[:1])
+    return tmp_path
+
+
+def test_nmnist_binning_shapes_labels(nmnist_root):
+    ds = EventFrames("nmnist", "train", nmnist_root)
+    assert len(ds) == 4 and ds.n_inputs == 2312 and ds.frame_shape == (2, 34, 34)
+    assert sorted(ds.labels.tolist()) == [3, 3, 7, 9]
+    i = int(np.nonzero(ds.labels == 9)[0][0])
+    x, y = ds[i]
+    assert x.shape == (100, 2312) and x.dtype == np.float32 and y == 9
+    assert np.argwhere(x).tolist() == [[2, 1 * 1156 + 5 * 34 + 3]]  # t=150 ms dropped
+    for j in range(len(ds)):
+        assert set(np.unique(ds[j][0])) <= {0.0, 1.0}
+
+
+def test_cache_is_hit_on_the_second_read(nmnist_root):
+    ds = EventFrames("nmnist", "train", nmnist_root)
+    a = ds.frames(0)
+    assert ds.stats == {"hits": 0, "misses": 1}
+    b = ds.frames(0)
+    assert ds.stats == {"hits": 1, "misses": 1}
+    np.testing.assert_array_equal(a, b)
+    again = EventFrames("nmnist", "train", nmnist_root)   # a new reader uses the cache too
+    again.frames(0)
+    assert again.stats["hits"] == 1
+
+
+@pytest.mark.parametrize("name, n_keys", [("shd", 20), ("ssc", 35)])
+def test_shd_ssc_binning(tmp_path, name, n_keys):
+    samples = [([0.0255, 0.5, 2.0], [42, 7, 1], 4), ([0.001], [699], 0)]
+    write_hsd(tmp_path, name, "train", samples, n_keys)
+    ds = EventFrames(name, "train", tmp_path)
+    assert len(ds) == 2 and ds.n_inputs == 700 and ds.labels.tolist() == [4, 0]
+    x, y = ds[0]
+    assert x.shape == (100, 700) and y == 4
+    # 25.5 ms -> bin 2, unit 42; 500 ms -> bin 50, unit 7; 2 s is past T = 100 bins
+    assert np.argwhere(x).tolist() == [[2, 42], [50, 7]]
+    assert np.argwhere(ds[1][0]).tolist() == [[0, 699]]
+
+
+def test_missing_root_wrong_layout_truncated_file(tmp_path):
+    with pytest.raises(DatasetError, match="lava-local data fetch nmnist"):
+        EventFrames("nmnist", "train", tmp_path / "nope")
+    (tmp_path / "NMNIST" / "Train").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="NMNIST/Train/<0..9>"):
+        EventFrames("nmnist", "train", tmp_path)
+    with pytest.raises(DatasetError, match="--root"):
+        EventFrames("shd", "train", None)
+    path = write_hsd(tmp_path, "shd", "test", [([0.1], [1], 1)], 20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])               # truncated download
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    with pytest.raises(DatasetError, match="unreadable"):
+        EventFrames("shd", "test", tmp_path)
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == digest   # nothing touched
+
+
+def test_status_lists_what_is_present(nmnist_root):
+    rows = {r["name"]: r for r in dataset_status(nmnist_root)}
+    assert rows["nmnist"]["present"] == ["train", "test"]
+    assert rows["shd"]["present"] == [] and "shd_train.h5" in rows["shd"]["layout"]

@@ -56,6 +56,8 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
                        help=f"{help} (default: {d[dest]})", **kw)
 
     opt("--dataset", "dataset", "data set", choices=DATASETS)
+    opt("--root", "root", "folder of the event data sets (see `lava-local data list`)",
+        type=str)
     opt("--encoding", "encoding", "spike encoding of the digits", choices=ENCODINGS)
     opt("--steps", "n_steps", "time steps T per sample", type=_positive_int, metavar="T")
     opt("--hidden", "hidden", "hidden LIF layer widths", type=_int_list, metavar="N,N")
@@ -172,7 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eta", type=float, default=2 ** -7,
                    help="SGD step of online learning (default: 2^-7)")
     p.add_argument("--seed", type=int, default=0, help="seed of the learning engine")
+    p.add_argument("--dataset", default=None,
+                   help="data set to stream (default: the one the run was trained on)")
+    p.add_argument("--root", default=None,
+                   help="folder of the event data sets (default: the run's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("data", help="event data sets: list them, fetch them")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    d = dsub.add_parser("list", help="data sets, sizes, where they go, whether present")
+    d.add_argument("--root", type=Path, default=None, help="data folder to inspect")
+    d = dsub.add_parser("fetch", help="download a data set through tonic")
+    d.add_argument("name", help="data set name (see `lava-local data list`)")
+    d.add_argument("--root", type=Path, required=True, help="data folder")
 
     p = sub.add_parser("bench", help="benchmarks that print tables and write plots")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
@@ -404,6 +418,31 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from .data.events import SPECS, dataset_status, fetch
+    from .torch.train import RunError
+
+    if args.data_command == "list":
+        rows = dataset_status(args.root)
+        print(format_table(["data set", "download", "present splits", "expected layout"],
+                           [[r["name"], r["size"], ",".join(r["present"]) or "-", r["layout"]]
+                            for r in rows]))
+        print("\nbuilt in (no download): digits, temporal")
+        if args.root is None:
+            print("pass --root DIR to see what is present there")
+        return 0
+    if args.name not in SPECS:
+        raise RunError(f"unknown data set {args.name!r}; fetchable: {', '.join(SPECS)}")
+    print(f"fetching {args.name} into {args.root} through tonic ...", flush=True)
+    try:
+        where = fetch(args.name, args.root)
+    except OSError as e:
+        raise RunError(f"download of {args.name} failed ({e}); check the network and retry "
+                       "(partial files are kept, tonic resumes)") from None
+    print(f"done: {where}")
+    return 0
+
+
 def cmd_run(args) -> int:
     import json
 
@@ -420,9 +459,16 @@ def cmd_run(args) -> int:
         raise RunError(str(e)) from None
     if not args.eta > 0:
         raise RunError(f"--eta must be > 0, got {args.eta}")
+    from .data.events import DatasetError
+
     net = load_exported(export_run(args.run_dir))
-    test = load_dataset(net.dataset, "test", n_steps=net.n_steps, encoding=net.encoding,
-                        seed=net.seed)
+    name = args.dataset or net.dataset
+    try:
+        test = load_dataset(name, "test", args.root or net.root, n_steps=net.n_steps,
+                            encoding=net.encoding if name == net.dataset else "rate",
+                            seed=net.seed)
+    except (ValueError, DatasetError) as e:
+        raise RunError(str(e)) from None
     n = len(test) if args.samples is None else min(args.samples, len(test))
     print(f"running {n} test samples through the Lava graph ({args.backend}, "
           f"learning: {args.learn}) ...", flush=True)
@@ -452,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
-                    "compare": cmd_compare, "sweep": cmd_sweep}
+                    "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

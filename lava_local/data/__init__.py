@@ -5,15 +5,24 @@ from __future__ import annotations
 from .digits import ENCODINGS, SpikeDataset, load_digits_spikes
 from .temporal import load_temporal_spikes
 
-DATASETS = ("digits", "temporal")
+DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc")
+EVENT_DATASETS = ("nmnist", "shd", "ssc")
 
 
-def load_dataset(name: str, split: str, **options) -> SpikeDataset:
+def load_dataset(name: str, split: str, root=None, **options):
     """Load data set ``name`` (one of :data:`DATASETS`) for ``split`` ("train"/"test").
 
-    ``encoding`` applies to the digits only (the temporal task is its own spike code and
-    accepts only the default).
+    ``encoding`` applies to the digits only (the temporal task and the event data sets
+    are their own spike code and accept only the default). The event data sets
+    (:mod:`lava_local.data.events`) need ``root`` and are read lazily, sample by sample.
     """
+    if name in EVENT_DATASETS:
+        from .events import EventFrames
+
+        if options.pop("encoding", "rate") != "rate":
+            raise ValueError(f"{name} is event data; drop --encoding")
+        options.pop("seed", None)
+        return EventFrames(name, split, root, n_steps=options.pop("n_steps", None))
     if name == "digits":
         return load_digits_spikes(split, **options)
     if name == "temporal":

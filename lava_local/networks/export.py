@@ -38,6 +38,7 @@ class ExportedNet:
     dataset: str = "digits"
     encoding: str = "rate"
     seed: int = 0
+    root: str | None = None
     stllr: dict = field(default_factory=dict)  # lam_pre, lam_post, alpha_*, post_form, signal
     feedback: list[np.ndarray] | None = None
 
@@ -80,6 +81,8 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
         lg["dataset"] = net.dataset
         lg["encoding"] = net.encoding
         lg["seed"] = net.seed
+        if net.root:
+            lg["root"] = str(net.root)
         for k, v in net.stllr.items():
             lg[k] = v
         if net.feedback:
@@ -120,6 +123,7 @@ def load_exported(path: Path) -> ExportedNet:
                            surrogate=_str(hid["surrogate"]), n_steps=int(lg["numSteps"][()]),
                            window_start=int(lg["windowStart"][()]), dataset=_str(lg["dataset"]),
                            encoding=_str(lg["encoding"]), seed=int(lg["seed"][()]),
+                           root=_str(lg["root"]) if "root" in lg else None,
                            stllr=stllr, feedback=feedback)
 
 
@@ -158,7 +162,7 @@ def export_run(run_dir: Path) -> Path:
         weights=weights, gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa,
         surrogate=cfg.surrogate, n_steps=cfg.n_steps,
         window_start=first_learning_step(cfg.n_steps, cfg.window), dataset=cfg.dataset,
-        encoding=cfg.encoding, seed=cfg.seed,
+        encoding=cfg.encoding, seed=cfg.seed, root=cfg.root,
         stllr=dict(lam_pre=cfg.lam_pre, lam_post=cfg.lam_post, alpha_pre=cfg.alpha_pre,
                    alpha_post=cfg.alpha_post, signal=cfg.signal, post_form=cfg.post_form),
         feedback=feedback)

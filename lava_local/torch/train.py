@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data import DATASETS, SpikeDataset, load_dataset
+from ..data.events import DatasetError
 from ..rules.stllr import STLLRParams
 from .accounting import BYTES_PER_VALUE, analytic_macs, analytic_memory_values, measure_step
 from .model import DenseSNN, NetConfig
@@ -77,6 +78,7 @@ class TrainConfig:
     recurrent: bool = False
     preset: str = "mlp"
     width: float = 1.0
+    root: str | None = None
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -173,14 +175,17 @@ def to_time_first(spikes: np.ndarray, device: torch.device) -> torch.Tensor:
         device=device, dtype=torch.float32)
 
 
-def iterate_batches(ds: SpikeDataset, batch_size: int, order: np.ndarray | None,
-                    device: torch.device):
-    """Yield ``(x (T, B, F), labels (B,))`` over ``ds`` in ``order`` (None = as stored)."""
+def iterate_batches(ds, batch_size: int, order: np.ndarray | None, device: torch.device):
+    """Yield ``(x (T, B, F), labels (B,))`` over ``ds`` in ``order`` (None = as stored).
+
+    In-memory data sets (with ``spikes``) are sliced; lazy ones (event data) are read
+    sample by sample through their cache."""
     idx = np.arange(len(ds)) if order is None else order
     for s in range(0, len(idx), batch_size):
         b = idx[s:s + batch_size]
-        yield (to_time_first(ds.spikes[b], device),
-               torch.from_numpy(ds.labels[b]).to(device))
+        spikes = ds.spikes[b] if hasattr(ds, "spikes") else np.stack([ds.frames(i) for i in b])
+        yield (to_time_first(spikes, device),
+               torch.from_numpy(np.asarray(ds.labels)[b]).to(device))
 
 
 @torch.no_grad()
@@ -298,10 +303,13 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         raise RunError("--resume needs --out, the folder of the run to continue")
 
     device = resolve_device(cfg.device)
-    train_ds = load_dataset(cfg.dataset, "train", n_steps=cfg.n_steps,
-                            encoding=cfg.encoding, seed=cfg.seed)
-    test_ds = load_dataset(cfg.dataset, "test", n_steps=cfg.n_steps,
-                           encoding=cfg.encoding, seed=cfg.seed)
+    try:
+        train_ds = load_dataset(cfg.dataset, "train", cfg.root, n_steps=cfg.n_steps,
+                                encoding=cfg.encoding, seed=cfg.seed)
+        test_ds = load_dataset(cfg.dataset, "test", cfg.root, n_steps=cfg.n_steps,
+                               encoding=cfg.encoding, seed=cfg.seed)
+    except (ValueError, DatasetError) as e:
+        raise RunError(str(e)) from None
     model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device,
                                 train_ds.frame_shape)
     t_l = first_learning_step(cfg.n_steps, cfg.window)
@@ -354,7 +362,7 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     results = {
         "config": cfg.to_dict(),
         "dataset": {"name": train_ds.name, "n_train": len(train_ds), "n_test": len(test_ds),
-                    "n_steps": cfg.n_steps, "n_inputs": train_ds.n_inputs,
+                    "n_steps": train_ds.n_steps, "n_inputs": train_ds.n_inputs,
                     "n_classes": train_ds.n_classes},
         "layer_sizes": model.cfg.layer_sizes,
         "test_acc": history[-1]["test_acc"] if history else None,
@@ -385,7 +393,8 @@ def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = RU
     for n_steps, rule in tqdm(cells, desc="memory vs T", disable=not progress):
         c = replace(cfg, rule=rule, n_steps=n_steps,
                     window=None if cfg.window is None else min(cfg.window, n_steps))
-        ds = load_dataset(c.dataset, "train", n_steps=n_steps, encoding=c.encoding, seed=c.seed)
+        ds = load_dataset(c.dataset, "train", c.root, n_steps=n_steps, encoding=c.encoding,
+                          seed=c.seed)
         _, _, trainer = build(c, ds.n_inputs, ds.n_classes, device, ds.frame_shape)
         x, y = next(iterate_batches(ds, c.batch_size, None, device))
         rows.append({"rule": rule, "n_steps": n_steps, **cost_report(c, trainer, x, y)})

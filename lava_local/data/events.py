@@ -9,7 +9,8 @@ disk (``ROOT/.lava-local-cache/``) so later epochs do not re-bin.
 Binning (from the rule specs):
 
 - N-MNIST: first saccade (t < 100 ms), 1 ms bins, T = 100, 2×34×34 = 2312 inputs;
-- SHD / SSC: 10 ms bins, T = 100, 700 channels.
+- SHD / SSC: 10 ms bins, T = 100, 700 channels;
+- DVS Gesture: 128×128 downsampled to 32×32, T = 20 equal bins over each recording.
 
 A missing root, a wrong layout or a truncated file raises :class:`DatasetError` naming the
 fetch command and the expected layout; nothing on disk is deleted or rewritten.
@@ -46,6 +47,8 @@ class EventSpec:
     n_steps: int                           # default T
     t_max_us: float | None = None          # keep events with t < t_max (None: all)
     frame_shape: tuple = field(default=())
+    spatial_factor: float = 1.0            # tonic Downsample before binning
+    fixed_bins: bool = False               # T equal bins over each sample's duration
 
     @property
     def n_inputs(self) -> int:
@@ -66,6 +69,11 @@ SPECS = {
                        "valid": {"split": "valid"}},
         "SSC/ssc_train.h5, SSC/ssc_valid.h5 and SSC/ssc_test.h5",
         "2.7 GB", (700, 1, 1), 35, 10_000.0, 100, None, (700,)),
+    "dvsgesture": EventSpec(
+        "dvsgesture", "DVSGesture", {"train": {"train": True}, "test": {"train": False}},
+        "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and "
+        "DVSGesture/ibmGestureTest/... (tonic's preprocessed (x, y, p, t[ms]) arrays)",
+        "2.4 GB", (32, 32, 2), 11, 0.0, 20, None, (2, 32, 32), 0.25, True),
 }
 
 
@@ -84,10 +92,12 @@ def _check_layout(spec: EventSpec, root: Path, split: str) -> Path:
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; get {spec.name} with "
                            f"{_fetch_hint(spec.name, root)} (expected: {spec.layout})")
-    if spec.name == "nmnist":
-        folder = where / ("Train" if split == "train" else "Test")
-        if not any(folder.glob("*/*.bin")):
-            raise DatasetError(f"no N-MNIST samples in {folder}; expected {spec.layout}. "
+    if spec.name in ("nmnist", "dvsgesture"):
+        sub = {"nmnist": ("Train", "Test", "*/*.bin"),
+               "dvsgesture": ("ibmGestureTrain", "ibmGestureTest", "user*_*/*.npy")}[spec.name]
+        folder = where / (sub[0] if split == "train" else sub[1])
+        if not any(folder.glob(sub[2])):
+            raise DatasetError(f"no {spec.name} samples in {folder}; expected {spec.layout}. "
                                f"Fetch with {_fetch_hint(spec.name, root)}")
         return folder
     fname = where / f"{spec.name}_{split}.h5"
@@ -147,8 +157,18 @@ def bin_events(events: np.ndarray, spec: EventSpec, n_steps: int) -> np.ndarray:
     Keeps events with t < ``t_max`` (N-MNIST's first saccade), bins them into windows of
     ``bin_us`` from t = 0 (tonic's ``ToFrame`` with fixed start and end), clips counts to 1
     and flattens each frame as (polarity/channel, y, x)."""
-    from tonic.transforms import ToFrame
+    from tonic.transforms import Downsample, ToFrame
 
+    if spec.spatial_factor != 1.0:
+        events = Downsample(spatial_factor=spec.spatial_factor)(events)
+    if spec.fixed_bins:
+        out = np.zeros((n_steps, spec.n_inputs), dtype=np.uint8)
+        if len(events) == 0:
+            return out
+        frames = ToFrame(sensor_size=spec.sensor_size, n_time_bins=n_steps)(events)
+        frames = np.asarray(frames).reshape(len(frames), -1)
+        out[: len(frames)] = np.minimum(frames, 1)
+        return out
     if spec.t_max_us is not None:
         events = events[events["t"] < spec.t_max_us]
     end = n_steps * spec.bin_us
@@ -187,8 +207,8 @@ class EventFrames:
         if self.n_steps < 1:
             raise ValueError(f"the number of time steps T must be positive, got {n_steps}")
         self._tonic = open_tonic(name, self.root, split)
-        self.labels = (np.asarray(self._tonic.targets, dtype=np.int64) if name == "nmnist"
-                       else self._h5_labels())
+        self.labels = (np.asarray(self._tonic.targets, dtype=np.int64)
+                       if name in ("nmnist", "dvsgesture") else self._h5_labels())
         self.n_classes = self.spec.n_classes
         self.name = name
         self.frame_shape = self.spec.frame_shape if len(self.spec.frame_shape) == 3 else None

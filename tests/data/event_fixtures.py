@@ -50,3 +50,18 @@ def write_hsd(root: Path, name: str, split: str, samples, n_keys: int) -> Path:
         f["extra/keys"] = np.array([f"k{i}".encode() for i in range(n_keys)])
         f["extra/speaker"] = np.zeros(len(samples), dtype=np.uint16)
     return path
+
+
+def write_dvsgesture(root: Path, split: str, samples) -> list[Path]:
+    """tonic's DVS Gesture: <folder>/user<NN>_<lighting>/<label>.npy, float arrays with
+    columns x, y, p, t[ms]. ``samples``: list of (x, y, p, t_ms, label, user)."""
+    folder = Path(root) / "DVSGesture" / ("ibmGestureTrain" if split == "train"
+                                          else "ibmGestureTest")
+    paths = []
+    for x, y, p, t, label, user in samples:
+        d = folder / f"user{user:02d}_fluorescent"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{label}.npy"
+        np.save(path, np.stack([x, y, p, t], axis=1).astype(np.float64))
+        paths.append(path)
+    return paths

@@ -128,3 +128,20 @@ def test_lava_dataloader_delivers_the_same_spikes_as_the_batched_loader(tmp_path
         np.testing.assert_array_equal(got[start:start + 20], ds.frames(k))
         assert not got[start + 20:start + interval].any()
     assert sum(ds.frames(k).sum() for k in range(3)) > 30
+
+
+def test_dvsgesture_downsampling_and_fixed_bins(tmp_path):
+    from event_fixtures import write_dvsgesture
+
+    # events (x, y, p, t): (100, 8, 1, 0 ms), (4, 127, 0, 900 ms), (50, 50, 0, 1000 ms);
+    # 32×32 after the 1/4 downsampling -> (25, 2) and (1, 31); 20 equal bins of 50 ms
+    # over [0, 1000) ms: bins 0 and 18 (tonic's slicing leaves out the event at t_max)
+    write_dvsgesture(tmp_path, "train", [([100, 4, 50], [8, 127, 50], [1, 0, 0],
+                                          [0.0, 900.0, 1000.0], 5, 1),
+                                         ([1], [1], [0], [10.0], 2, 2)])
+    ds = EventFrames("dvsgesture", "train", tmp_path)
+    assert ds.frame_shape == (2, 32, 32) and ds.n_inputs == 2048 and len(ds) == 2
+    i = int(np.nonzero(ds.labels == 5)[0][0])
+    x, _ = ds[i]
+    assert x.shape == (20, 2048)
+    assert np.argwhere(x).tolist() == [[0, 1 * 1024 + 2 * 32 + 25], [18, 31 * 32 + 1]]

@@ -125,8 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train one rule, with checkpoints and a results JSON")
-    p.add_argument("--rule", choices=RULES, default="stllr", help="learning rule")
-    p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    p.add_argument("--recipe", default=None,
+                   help="a paper setup from `lava-local recipes` (options override it)")
+    p.add_argument("--rule", choices=RULES, default=argparse.SUPPRESS,
+                   help="learning rule (default: stllr)")
+    p.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
+                   help="epochs (default: 10)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default: runs/RULE-DATASET-seedS)")
     p.add_argument("--resume", action="store_true",
@@ -134,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run already in --out")
     _add_run_options(p)
+
+    sub.add_parser("recipes", help="the papers' setups, with their reported numbers")
 
     p = sub.add_parser("demo", help="S-TLLR vs BPTT on the embedded digits data, one table")
     p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
@@ -263,10 +269,25 @@ def sweep_ratio(sweep: list[dict], a: str = "bptt", b: str = "stllr") -> tuple[i
 
 def cmd_train(args) -> int:
     from .plots import plot_training
-    from .torch.train import train
+    from .torch.train import RunError, train
 
-    cfg = _config(args, rule=args.rule, epochs=args.epochs)
-    out = args.out or Path("runs") / f"{cfg.rule}-{cfg.dataset}-seed{cfg.seed}"
+    base = {"rule": "stllr", "epochs": 10}
+    if args.recipe:
+        from .recipes import get_recipe
+
+        try:
+            base.update(get_recipe(args.recipe).config)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+    given = {k: v for k, v in vars(args).items() if k in ("rule", "epochs")}
+    from .torch.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    base.update({k: v for k, v in vars(args).items() if k in names})
+    base.update(given)
+    cfg = TrainConfig(**base)
+    out = args.out or Path("runs") / (f"{args.recipe}-seed{cfg.seed}" if args.recipe
+                                      else f"{cfg.rule}-{cfg.dataset}-seed{cfg.seed}")
     res = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
                 progress=not args.no_progress)
     plot_training({cfg.rule: res["history"]}, out / "training.png")
@@ -418,6 +439,19 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_recipes(args) -> int:
+    from .recipes import RECIPES
+
+    rows = []
+    for r in RECIPES.values():
+        c = r.config
+        rows.append([r.name, c.get("rule", ""), c.get("dataset", ""),
+                     c.get("preset", "mlp"), str(c.get("n_steps", "")), r.reported])
+    print(format_table(["recipe", "rule", "data set", "net", "T", "paper reports"], rows))
+    print("\nrun one: uv run lava-local train --recipe NAME --root DATA_DIR")
+    return 0
+
+
 def cmd_data(args) -> int:
     from .data.events import SPECS, dataset_status, fetch
     from .torch.train import RunError
@@ -498,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
-                    "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data}
+                    "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data,
+                    "recipes": cmd_recipes}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

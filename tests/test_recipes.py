@@ -32,7 +32,7 @@ def test_recipe_builds_and_steps(name):
 
 
 def test_train_with_a_recipe_on_fixture_data(tmp_path, capsys):
-    from event_fixtures import write_nmnist
+    from lava_local.data.fixtures import write_nmnist
 
     rng = np.random.default_rng(0)
     samples = [(rng.integers(0, 34, 30), rng.integers(0, 34, 30),

@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from event_fixtures import write_hsd, write_nmnist
+from lava_local.data.fixtures import write_hsd, write_nmnist
 
 from lava_local.data.events import DatasetError, EventFrames, dataset_status
 
@@ -131,7 +131,7 @@ def test_lava_dataloader_delivers_the_same_spikes_as_the_batched_loader(tmp_path
 
 
 def test_dvsgesture_downsampling_and_fixed_bins(tmp_path):
-    from event_fixtures import write_dvsgesture
+    from lava_local.data.fixtures import write_dvsgesture
 
     # events (x, y, p, t): (100, 8, 1, 0 ms), (4, 127, 0, 900 ms), (50, 50, 0, 1000 ms);
     # 32×32 after the 1/4 downsampling -> (25, 2) and (1, 31); 20 equal bins of 50 ms

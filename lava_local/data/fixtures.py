@@ -1,4 +1,8 @@
-"""Write tiny event data sets in their real on-disk formats (what tonic extracts)."""
+"""Write small event data sets in their real on-disk formats (the layouts tonic extracts).
+
+Used by the tests, the tutorials and the loader benchmark when the real data is absent:
+the files go through exactly the same tonic readers as downloaded data.
+"""
 
 from pathlib import Path
 
@@ -65,3 +69,26 @@ def write_dvsgesture(root: Path, split: str, samples) -> list[Path]:
         np.save(path, np.stack([x, y, p, t], axis=1).astype(np.float64))
         paths.append(path)
     return paths
+
+
+def synthetic_samples(name: str, n: int, seed: int = 0, events: int = 4000):
+    """``n`` random samples for ``write_*`` with realistic sizes: N-MNIST ~4k events over
+    300 ms, SHD ~5k spikes over 1 s, DVS Gesture ~100k events over 6 s (scale with
+    ``events``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        if name == "nmnist":
+            out.append((rng.integers(0, 34, events), rng.integers(0, 34, events),
+                        np.sort(rng.integers(0, 300_000, events)), rng.integers(0, 2, events),
+                        k % 10))
+        elif name in ("shd", "ssc"):
+            out.append((np.sort(rng.random(events)).astype(np.float32),
+                        rng.integers(0, 700, events), k % 20))
+        elif name == "dvsgesture":
+            out.append((rng.integers(0, 128, events), rng.integers(0, 128, events),
+                        rng.integers(0, 2, events), np.sort(rng.random(events) * 6000.0),
+                        k % 11, 1 + k // 11))
+        else:
+            raise ValueError(f"no synthetic samples for {name!r}")
+    return out

@@ -23,7 +23,8 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
     expected = {"01_stllr_on_lava": ["sim-fixed: accuracy", "after online learning"],
-                "02_local_rules_compared": ["solsa", "ttlbptt", "K="]}
+                "02_local_rules_compared": ["solsa", "ttlbptt", "K="],
+                "03_event_data": ["frames (100, 2312)", "steps/s", "cache:"]}
     for phrase in expected[path.stem]:
         assert phrase in text
     assert os.environ["LAVA_LOCAL_TUTORIAL_SMALL"] == "1"

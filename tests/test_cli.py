@@ -12,7 +12,8 @@ from lava_local.cli import main
 
 @pytest.mark.parametrize("argv, match", [
     (["train", "--rule", "hebb"], "invalid choice: 'hebb'"),
-    (["train", "--dataset", "nmnist"], "invalid choice: 'nmnist'"),
+    (["train", "--dataset", "mnistdvs"], "invalid choice: 'mnistdvs'"),
+    (["train", "--dataset", "nmnist", "--no-progress"], "lava-local data fetch nmnist"),
     (["train", "--steps", "-5"], "positive integer"),
     (["train", "--steps", "0"], "positive integer"),
     (["train", "--hidden", "12,x"], "comma-separated"),

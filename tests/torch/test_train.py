@@ -74,7 +74,7 @@ def test_run_folder_is_never_overwritten_silently(tmp_path):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(rule="hebb"), "stllr"),
-    (dict(dataset="nmnist"), "digits"),
+    (dict(dataset="mnistdvs"), "digits"),
     (dict(n_steps=-1), "n_steps"),
     (dict(window=30), "window"),
     (dict(lr=-1.0), "learning rate"),

@@ -58,6 +58,7 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     opt("--dataset", "dataset", "data set", choices=DATASETS)
     opt("--root", "root", "folder of the event data sets (see `lava-local data list`)",
         type=str)
+    opt("--workers", "workers", "DataLoader worker processes for event data", type=int)
     opt("--encoding", "encoding", "spike encoding of the digits", choices=ENCODINGS)
     opt("--steps", "n_steps", "time steps T per sample", type=_positive_int, metavar="T")
     opt("--hidden", "hidden", "hidden LIF layer widths", type=_int_list, metavar="N,N")

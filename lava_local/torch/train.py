@@ -79,6 +79,7 @@ class TrainConfig:
     preset: str = "mlp"
     width: float = 1.0
     root: str | None = None
+    workers: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -98,6 +99,8 @@ class TrainConfig:
             raise RunError(
                 f"the learning window must be between 1 and T={self.n_steps}, got {self.window}"
             )
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise RunError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise RunError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.tp_beta <= 1.0:
@@ -175,17 +178,40 @@ def to_time_first(spikes: np.ndarray, device: torch.device) -> torch.Tensor:
         device=device, dtype=torch.float32)
 
 
-def iterate_batches(ds, batch_size: int, order: np.ndarray | None, device: torch.device):
+class _Frames(torch.utils.data.Dataset):
+    """Map-style view of a lazy data set for a torch DataLoader (uint8 frames, labels)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.ds.frames(int(i))), int(self.ds.labels[int(i)])
+
+
+def iterate_batches(ds, batch_size: int, order: np.ndarray | None, device: torch.device,
+                    workers: int = 0):
     """Yield ``(x (T, B, F), labels (B,))`` over ``ds`` in ``order`` (None = as stored).
 
-    In-memory data sets (with ``spikes``) are sliced; lazy ones (event data) are read
-    sample by sample through their cache."""
-    idx = np.arange(len(ds)) if order is None else order
-    for s in range(0, len(idx), batch_size):
-        b = idx[s:s + batch_size]
-        spikes = ds.spikes[b] if hasattr(ds, "spikes") else np.stack([ds.frames(i) for i in b])
-        yield (to_time_first(spikes, device),
-               torch.from_numpy(np.asarray(ds.labels)[b]).to(device))
+    In-memory data sets (with ``spikes``) are sliced; lazy ones (event data) go through a
+    torch DataLoader (``workers`` processes, pinned memory when the device is a GPU) that
+    reads each sample through the data set's cache."""
+    idx = np.arange(len(ds)) if order is None else np.asarray(order)
+    if hasattr(ds, "spikes"):
+        for s in range(0, len(idx), batch_size):
+            b = idx[s:s + batch_size]
+            yield (to_time_first(ds.spikes[b], device),
+                   torch.from_numpy(np.asarray(ds.labels)[b]).to(device))
+        return
+    batches = [idx[s:s + batch_size].tolist() for s in range(0, len(idx), batch_size)]
+    loader = torch.utils.data.DataLoader(
+        _Frames(ds), batch_sampler=batches, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=False)
+    for x, y in loader:
+        yield (x.to(device, non_blocking=True).permute(1, 0, 2).float(),
+               y.to(device, non_blocking=True))
 
 
 @torch.no_grad()
@@ -338,7 +364,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         n_batches = math.ceil(len(train_ds) / cfg.batch_size)
         t0 = time.perf_counter()
         losses = []
-        bar = tqdm(iterate_batches(train_ds, cfg.batch_size, order, device), total=n_batches,
+        bar = tqdm(iterate_batches(train_ds, cfg.batch_size, order, device, cfg.workers),
+                   total=n_batches,
                    desc=f"{cfg.rule} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=True, dynamic_ncols=True)
         for x, y in bar:

@@ -145,3 +145,18 @@ def test_dvsgesture_downsampling_and_fixed_bins(tmp_path):
     x, _ = ds[i]
     assert x.shape == (20, 2048)
     assert np.argwhere(x).tolist() == [[0, 1 * 1024 + 2 * 32 + 25], [18, 31 * 32 + 1]]
+
+
+def test_dataloader_workers_give_the_same_batches(nmnist_root):
+    import torch
+
+    from lava_local.torch.train import iterate_batches
+
+    ds = EventFrames("nmnist", "train", nmnist_root)
+    order = np.array([3, 1, 0, 2])
+    a = list(iterate_batches(ds, 3, order, torch.device("cpu"), workers=0))
+    b = list(iterate_batches(ds, 3, order, torch.device("cpu"), workers=2))
+    assert [x.shape for x, _ in a] == [(100, 3, 2312), (100, 1, 2312)]
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    np.testing.assert_array_equal(a[0][0][:, 0].numpy(), ds.frames(3))

@@ -4,9 +4,9 @@ import hashlib
 
 import numpy as np
 import pytest
-from lava_local.data.fixtures import write_hsd, write_nmnist
 
 from lava_local.data.events import DatasetError, EventFrames, dataset_status
+from lava_local.data.fixtures import write_hsd, write_nmnist
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from .digits import ENCODINGS, SpikeDataset, load_digits_spikes
 from .temporal import load_temporal_spikes
 
-DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture")
-EVENT_DATASETS = ("nmnist", "shd", "ssc", "dvsgesture")
+DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture", "ncaltech101")
+EVENT_DATASETS = ("nmnist", "shd", "ssc", "dvsgesture", "ncaltech101")
 
 
 def load_dataset(name: str, split: str, root=None, **options):

@@ -10,7 +10,10 @@ Binning (from the rule specs):
 
 - N-MNIST: first saccade (t < 100 ms), 1 ms bins, T = 100, 2×34×34 = 2312 inputs;
 - SHD / SSC: 10 ms bins, T = 100, 700 channels;
-- DVS Gesture: 128×128 downsampled to 32×32, T = 20 equal bins over each recording.
+- DVS Gesture: 128×128 downsampled to 32×32, T = 20 equal bins over each recording;
+- N-Caltech101: recordings (up to 240×180) downsampled by 1/5 into a 48×48 frame
+  (the lower rows stay empty), T = 10 equal bins; no official split: every fifth
+  recording of each class (sorted by file name) is the test split.
 
 A missing root, a wrong layout or a truncated file raises :class:`DatasetError` naming the
 fetch command and the expected layout; nothing on disk is deleted or rewritten.
@@ -74,6 +77,10 @@ SPECS = {
         "DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and "
         "DVSGesture/ibmGestureTest/... (tonic's preprocessed (x, y, p, t[ms]) arrays)",
         "2.4 GB", (32, 32, 2), 11, 0.0, 20, None, (2, 32, 32), 0.25, True),
+    "ncaltech101": EventSpec(
+        "ncaltech101", "NCALTECH101", {"train": {}, "test": {}},
+        "NCALTECH101/Caltech101/<class name>/*.bin (tonic's extracted layout)",
+        "2.2 GB", (48, 48, 2), 101, 0.0, 10, None, (2, 48, 48), 0.2, True),
 }
 
 
@@ -92,9 +99,10 @@ def _check_layout(spec: EventSpec, root: Path, split: str) -> Path:
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; get {spec.name} with "
                            f"{_fetch_hint(spec.name, root)} (expected: {spec.layout})")
-    if spec.name in ("nmnist", "dvsgesture"):
+    if spec.name in ("nmnist", "dvsgesture", "ncaltech101"):
         sub = {"nmnist": ("Train", "Test", "*/*.bin"),
-               "dvsgesture": ("ibmGestureTrain", "ibmGestureTest", "user*_*/*.npy")}[spec.name]
+               "dvsgesture": ("ibmGestureTrain", "ibmGestureTest", "user*_*/*.npy"),
+               "ncaltech101": ("Caltech101", "Caltech101", "*/*.bin")}[spec.name]
         folder = where / (sub[0] if split == "train" else sub[1])
         if not any(folder.glob(sub[2])):
             raise DatasetError(f"no {spec.name} samples in {folder}; expected {spec.layout}. "
@@ -207,8 +215,12 @@ class EventFrames:
         if self.n_steps < 1:
             raise ValueError(f"the number of time steps T must be positive, got {n_steps}")
         self._tonic = open_tonic(name, self.root, split)
-        self.labels = (np.asarray(self._tonic.targets, dtype=np.int64)
-                       if name in ("nmnist", "dvsgesture") else self._h5_labels())
+        self._index = None
+        if name == "ncaltech101":
+            self._index, self.labels = self._caltech_split(split)
+        else:
+            self.labels = (np.asarray(self._tonic.targets, dtype=np.int64)
+                           if name in ("nmnist", "dvsgesture") else self._h5_labels())
         self.n_classes = self.spec.n_classes
         self.name = name
         self.frame_shape = self.spec.frame_shape if len(self.spec.frame_shape) == 3 else None
@@ -219,6 +231,21 @@ class EventFrames:
                                            self.spec.t_max_us]).encode()).hexdigest()[:10]
             self.cache_dir = self.root / CACHE_DIR / f"{name}-{split}-T{self.n_steps}-{key}"
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def _caltech_split(self, split: str):
+        """Fixed split: per class (sorted file names), every fifth file is test."""
+        data, names = self._tonic.data, self._tonic.targets
+        classes = sorted(set(names))
+        order = sorted(range(len(data)), key=lambda i: (names[i], data[i]))
+        rank: dict = {}
+        index = []
+        for i in order:
+            r = rank.get(names[i], 0)
+            rank[names[i]] = r + 1
+            if (r % 5 == 4) == (split == "test"):
+                index.append(i)
+        labels = np.array([classes.index(names[i]) for i in index], dtype=np.int64)
+        return np.array(index, dtype=np.int64), labels
 
     def _h5_labels(self) -> np.ndarray:
         import h5py
@@ -243,7 +270,7 @@ class EventFrames:
                 return np.load(path)
         self.stats["misses"] += 1
         try:
-            events, _ = self._tonic[i]
+            events, _ = self._tonic[int(self._index[i]) if self._index is not None else i]
         except (OSError, ValueError, IndexError) as e:
             raise DatasetError(f"sample {i} of {self.name}/{self.split} is unreadable ({e}); "
                                f"fetch the data set again with "

@@ -71,6 +71,21 @@ def write_dvsgesture(root: Path, split: str, samples) -> list[Path]:
     return paths
 
 
+def write_ncaltech101(root: Path, samples) -> list[Path]:
+    """tonic's N-Caltech101: Caltech101/<class name>/image_<NNNN>.bin in N-MNIST's binary
+    format. ``samples``: list of (x, y, t_us, p, class_name)."""
+    folder = Path(root) / "NCALTECH101" / "Caltech101"
+    paths, count = [], {}
+    for x, y, t, p, name in samples:
+        d = folder / name
+        d.mkdir(parents=True, exist_ok=True)
+        count[name] = count.get(name, 0) + 1
+        path = d / f"image_{count[name]:04d}.bin"
+        path.write_bytes(nmnist_bytes(x, y, t, p))
+        paths.append(path)
+    return paths
+
+
 def synthetic_samples(name: str, n: int, seed: int = 0, events: int = 4000):
     """``n`` random samples for ``write_*`` with realistic sizes: N-MNIST ~4k events over
     300 ms, SHD ~5k spikes over 1 s, DVS Gesture ~100k events over 6 s (scale with

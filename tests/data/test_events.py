@@ -160,3 +160,25 @@ def test_dataloader_workers_give_the_same_batches(nmnist_root):
     for (xa, ya), (xb, yb) in zip(a, b):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     np.testing.assert_array_equal(a[0][0][:, 0].numpy(), ds.frames(3))
+
+
+def test_ncaltech101_split_resize_and_bins(tmp_path):
+    from lava_local.data.fixtures import write_ncaltech101
+
+    samples = []
+    for name in ("airplanes", "Faces_easy"):
+        for k in range(6):
+            # events at (x, y) = (10 + k, 20), (239, 179); t = 0 .. 300 ms
+            samples.append(([10 + k, 239, 12], [20, 179, 21], [0, 150_000, 300_000],
+                            [1, 0, 1], name))
+    write_ncaltech101(tmp_path, samples)
+    train = EventFrames("ncaltech101", "train", tmp_path)
+    test = EventFrames("ncaltech101", "test", tmp_path)
+    assert (len(train), len(test)) == (10, 2)              # every fifth file per class
+    assert sorted(test.labels.tolist()) == [0, 1]          # Faces_easy < airplanes (sorted)
+    x, _ = train[0]
+    assert x.shape == (10, 2 * 48 * 48) and train.frame_shape == (2, 48, 48)
+    # tonic shifts x, y to start at 0: (10, 20) -> (0, 0), (239, 179) -> (229, 159);
+    # 1/5 downsampling -> (0, 0) and (45, 31); 10 equal bins over 300 ms
+    hits = np.argwhere(x).tolist()
+    assert [0, 1 * 2304 + 0] in hits and [5, 31 * 48 + 45] in hits

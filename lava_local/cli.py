@@ -466,8 +466,8 @@ def cmd_data(args) -> int:
         if args.root is None:
             print("pass --root DIR to see what is present there")
         return 0
-    if args.name not in SPECS:
-        raise RunError(f"unknown data set {args.name!r}; fetchable: {', '.join(SPECS)}")
+    if args.name not in (*SPECS, "gsc"):
+        raise RunError(f"unknown data set {args.name!r}; fetchable: {', '.join(SPECS)}, gsc")
     print(f"fetching {args.name} into {args.root} through tonic ...", flush=True)
     try:
         where = fetch(args.name, args.root)

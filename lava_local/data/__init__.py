@@ -5,7 +5,7 @@ from __future__ import annotations
 from .digits import ENCODINGS, SpikeDataset, load_digits_spikes
 from .temporal import load_temporal_spikes
 
-DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture", "ncaltech101")
+DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture", "ncaltech101", "gsc")
 EVENT_DATASETS = ("nmnist", "shd", "ssc", "dvsgesture", "ncaltech101")
 
 
@@ -16,6 +16,12 @@ def load_dataset(name: str, split: str, root=None, **options):
     are their own spike code and accept only the default). The event data sets
     (:mod:`lava_local.data.events`) need ``root`` and are read lazily, sample by sample.
     """
+    if name == "gsc":
+        from .speech import SpeechCommandsFeatures
+
+        if options.pop("encoding", "rate") != "rate":
+            raise ValueError("gsc is audio features; drop --encoding")
+        return SpeechCommandsFeatures(split, root, n_steps=options.pop("n_steps", None))
     if name in EVENT_DATASETS:
         from .events import EventFrames
 

@@ -86,6 +86,26 @@ def write_ncaltech101(root: Path, samples) -> list[Path]:
     return paths
 
 
+def write_speech_commands(root: Path, clips, valid=(), test=()) -> Path:
+    """The Speech Commands release layout: <word>/<speaker>_nohash_<n>.wav (16-bit PCM,
+    16 kHz) and the validation/testing lists. ``clips``: list of (word, speaker, audio
+    float in [-1, 1]); ``valid``/``test``: indices of clips listed there."""
+    from scipy.io import wavfile
+
+    base = Path(root) / "SpeechCommands" / "speech_commands_v0.02"
+    names = []
+    for k, (word, speaker, audio) in enumerate(clips):
+        (base / word).mkdir(parents=True, exist_ok=True)
+        name = f"{word}/{speaker}_nohash_{k}.wav"
+        wavfile.write(base / name, 16_000,
+                      (np.clip(np.asarray(audio), -1, 1) * 32767).astype(np.int16))
+        names.append(name)
+    (base / "_background_noise_").mkdir(exist_ok=True)
+    (base / "validation_list.txt").write_text("\n".join(names[i] for i in valid) + "\n")
+    (base / "testing_list.txt").write_text("\n".join(names[i] for i in test) + "\n")
+    return base
+
+
 def synthetic_samples(name: str, n: int, seed: int = 0, events: int = 4000):
     """``n`` random samples for ``write_*`` with realistic sizes: N-MNIST ~4k events over
     300 ms, SHD ~5k spikes over 1 s, DVS Gesture ~100k events over 6 s (scale with

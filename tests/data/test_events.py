@@ -182,3 +182,30 @@ def test_ncaltech101_split_resize_and_bins(tmp_path):
     # 1/5 downsampling -> (0, 0) and (45, 31); 10 equal bins over 300 ms
     hits = np.argwhere(x).tolist()
     assert [0, 1 * 2304 + 0] in hits and [5, 31 * 48 + 45] in hits
+
+
+def test_speech_commands_features(tmp_path):
+    from lava_local.data.fixtures import write_speech_commands
+    from lava_local.data.speech import SpeechCommandsFeatures
+
+    t = np.arange(16_000) / 16_000
+    clips = [(w, f"spk{k}", 0.3 * np.sin(2 * np.pi * f * t))
+             for k, (w, f) in enumerate([("yes", 300), ("no", 1200), ("yes", 320),
+                                         ("no", 1150), ("yes", 310), ("no", 1180)])]
+    write_speech_commands(tmp_path, clips, valid=[4], test=[5])
+    tr = SpeechCommandsFeatures("train", tmp_path)
+    te = SpeechCommandsFeatures("test", tmp_path)
+    assert (len(tr), len(te), tr.n_classes) == (4, 1, 2) and tr.classes == ["no", "yes"]
+    x, y = tr[0]
+    assert x.shape == (101, 120) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    # a 300 Hz tone puts its energy in lower mel bands than a 1.2 kHz one
+    low = tr.frames(int(np.nonzero(tr.labels == 1)[0][0])).mean(0).argmax()
+    high = tr.frames(int(np.nonzero(tr.labels == 0)[0][0])).mean(0).argmax()
+    assert low < high
+    tr.frames(0)
+    assert tr.stats["hits"] >= 1
+    rows = {r["name"]: r for r in dataset_status(tmp_path)}
+    assert rows["gsc"]["present"] == ["train", "valid", "test"]
+    (tmp_path / "SpeechCommands" / "speech_commands_v0.02" / "testing_list.txt").unlink()
+    with pytest.raises(DatasetError, match="testing_list"):
+        SpeechCommandsFeatures("test", tmp_path)

@@ -1,0 +1,113 @@
+"""Google Speech Commands as log-mel features (Traces Propagation's keyword spotting).
+
+tonic has no class for it, so this reads the data set's own release layout
+(``ROOT/SpeechCommands/speech_commands_v0.02/<word>/<speaker>_nohash_<n>.wav`` with
+``validation_list.txt`` and ``testing_list.txt``) with scipy and computes, with librosa,
+120 log-mel bands every 10 ms over 1 s of 16 kHz audio (T = 101 frames), scaled to [0, 1]
+per sample. The frames are real-valued input currents, time-first ``(T, 120)``; they are
+cached on disk like the event data. Classes: the word folders (sorted;
+``_background_noise_`` excluded). Splits: the release's lists (train = the rest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .events import CACHE_DIR, DatasetError
+
+SR = 16_000
+N_MELS = 120
+HOP = 160            # 10 ms
+N_STEPS = 101        # 1 s
+FOLDER = Path("SpeechCommands") / "speech_commands_v0.02"
+LAYOUT = ("SpeechCommands/speech_commands_v0.02/<word>/<speaker>_nohash_<n>.wav plus "
+          "validation_list.txt and testing_list.txt (the release's layout)")
+
+
+def log_mel(audio: np.ndarray, n_steps: int = N_STEPS) -> np.ndarray:
+    """(n_steps, 120) log-mel features of a 16 kHz clip, padded/cut to 1 s, in [0, 1]."""
+    import librosa
+
+    audio = np.asarray(audio, dtype=np.float32)
+    n = (n_steps - 1) * HOP
+    audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
+    mel = librosa.feature.melspectrogram(y=audio, sr=SR, n_fft=480, hop_length=HOP,
+                                         n_mels=N_MELS)
+    feat = librosa.power_to_db(mel + 1e-10).T[:n_steps]     # (T, 120)
+    feat = feat - feat.min()
+    return (feat / max(float(feat.max()), 1e-6)).astype(np.float32)
+
+
+class SpeechCommandsFeatures:
+    """``ds[i] -> (features (T, 120) float32, label)`` for split train/valid/test."""
+
+    n_inputs = N_MELS
+    frame_shape = None
+
+    def __init__(self, split: str, root, n_steps: int | None = None, cache: bool = True):
+        if split not in ("train", "valid", "test"):
+            raise ValueError(f"speech commands has splits train, valid, test, not {split!r}")
+        if root is None:
+            raise DatasetError("the gsc data set needs --root, the folder that holds "
+                               f"{LAYOUT}")
+        self.root = Path(root).expanduser()
+        base = self.root / FOLDER
+        lists = [base / "validation_list.txt", base / "testing_list.txt"]
+        if not base.is_dir() or not all(p.is_file() for p in lists):
+            raise DatasetError(f"no Speech Commands release under {base}; expected {LAYOUT}. "
+                               f"Fetch with `lava-local data fetch gsc --root {self.root}`")
+        words = sorted(p.name for p in base.iterdir()
+                       if p.is_dir() and not p.name.startswith("_"))
+        held = {name: set(p.read_text().split()) for name, p in zip(("valid", "test"), lists)}
+        files = sorted(str(p.relative_to(base)).replace("\\", "/")
+                       for w in words for p in (base / w).glob("*.wav"))
+        if split == "train":
+            chosen = [f for f in files if f not in held["valid"] and f not in held["test"]]
+        else:
+            chosen = [f for f in files if f in held[split]]
+        self.files = [base / f for f in chosen]
+        self.labels = np.array([words.index(f.split("/")[0]) for f in chosen], dtype=np.int64)
+        self.classes, self.n_classes = words, len(words)
+        self.name, self.split = "gsc", split
+        self.n_steps = int(n_steps or N_STEPS)
+        self.stats = {"hits": 0, "misses": 0}
+        self.cache_dir = None
+        if cache:
+            key = hashlib.sha1(json.dumps([split, self.n_steps, N_MELS, HOP]).encode())
+            self.cache_dir = self.root / CACHE_DIR / f"gsc-{split}-{key.hexdigest()[:10]}"
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def frames(self, i: int) -> np.ndarray:
+        if self.cache_dir is not None:
+            path = self.cache_dir / f"{i}.npy"
+            if path.is_file():
+                self.stats["hits"] += 1
+                return np.load(path)
+        self.stats["misses"] += 1
+        from scipy.io import wavfile
+
+        try:
+            sr, audio = wavfile.read(self.files[i])
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{self.files[i]} is unreadable ({e}); fetch the data set "
+                               f"again (nothing was deleted)") from None
+        if sr != SR:
+            raise DatasetError(f"{self.files[i]} is sampled at {sr} Hz, expected {SR}")
+        if audio.dtype == np.int16:
+            audio = audio.astype(np.float32) / 32768.0
+        out = log_mel(audio, self.n_steps)
+        if self.cache_dir is not None:
+            tmp = self.cache_dir / f"{i}.tmp.npy"
+            np.save(tmp, out)
+            tmp.replace(self.cache_dir / f"{i}.npy")
+        return out
+
+    def __getitem__(self, i: int):
+        return self.frames(i), int(self.labels[i])

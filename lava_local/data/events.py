@@ -159,6 +159,23 @@ def get_spec(name: str) -> EventSpec:
                          f"{', '.join(SPECS)}") from None
 
 
+def cached_frames(cache_dir: Path | None, i: int, stats: dict, compute) -> np.ndarray:
+    """Frames of sample ``i`` from ``cache_dir`` (counted in ``stats``), else ``compute()``
+    written there atomically."""
+    if cache_dir is not None:
+        path = cache_dir / f"{i}.npy"
+        if path.is_file():
+            stats["hits"] += 1
+            return np.load(path)
+    stats["misses"] += 1
+    out = compute()
+    if cache_dir is not None:
+        tmp = cache_dir / f"{i}.tmp.npy"
+        np.save(tmp, out)
+        tmp.replace(cache_dir / f"{i}.npy")
+    return out
+
+
 def bin_events(events: np.ndarray, spec: EventSpec, n_steps: int) -> np.ndarray:
     """Events -> time-first binary frames (n_steps, features), uint8.
 
@@ -263,24 +280,16 @@ class EventFrames:
 
     def frames(self, i: int) -> np.ndarray:
         """Binary frames (T, F) uint8 of sample ``i`` (cached)."""
-        if self.cache_dir is not None:
-            path = self.cache_dir / f"{i}.npy"
-            if path.is_file():
-                self.stats["hits"] += 1
-                return np.load(path)
-        self.stats["misses"] += 1
+        return cached_frames(self.cache_dir, i, self.stats, lambda: self._bin(i))
+
+    def _bin(self, i: int) -> np.ndarray:
         try:
             events, _ = self._tonic[int(self._index[i]) if self._index is not None else i]
         except (OSError, ValueError, IndexError) as e:
             raise DatasetError(f"sample {i} of {self.name}/{self.split} is unreadable ({e}); "
                                f"fetch the data set again with "
                                f"{_fetch_hint(self.name, self.root)}") from None
-        out = bin_events(events, self.spec, self.n_steps)
-        if self.cache_dir is not None:
-            tmp = self.cache_dir / f"{i}.tmp.npy"
-            np.save(tmp, out)
-            tmp.replace(self.cache_dir / f"{i}.npy")
-        return out
+        return bin_events(events, self.spec, self.n_steps)
 
     def __getitem__(self, i: int):
         return self.frames(i).astype(np.float32), int(self.labels[i])

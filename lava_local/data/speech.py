@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .events import CACHE_DIR, DatasetError
+from .events import CACHE_DIR, DatasetError, cached_frames
 
 SR = 16_000
 N_MELS = 120
@@ -85,12 +85,10 @@ class SpeechCommandsFeatures:
         return len(self.files)
 
     def frames(self, i: int) -> np.ndarray:
-        if self.cache_dir is not None:
-            path = self.cache_dir / f"{i}.npy"
-            if path.is_file():
-                self.stats["hits"] += 1
-                return np.load(path)
-        self.stats["misses"] += 1
+        """Log-mel features (T, 120) float32 of clip ``i`` (cached)."""
+        return cached_frames(self.cache_dir, i, self.stats, lambda: self._features(i))
+
+    def _features(self, i: int) -> np.ndarray:
         from scipy.io import wavfile
 
         try:
@@ -102,12 +100,7 @@ class SpeechCommandsFeatures:
             raise DatasetError(f"{self.files[i]} is sampled at {sr} Hz, expected {SR}")
         if audio.dtype == np.int16:
             audio = audio.astype(np.float32) / 32768.0
-        out = log_mel(audio, self.n_steps)
-        if self.cache_dir is not None:
-            tmp = self.cache_dir / f"{i}.tmp.npy"
-            np.save(tmp, out)
-            tmp.replace(self.cache_dir / f"{i}.npy")
-        return out
+        return log_mel(audio, self.n_steps)
 
     def __getitem__(self, i: int):
         return self.frames(i), int(self.labels[i])

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
+from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..functional.surrogates import SURROGATES
-from .model import NetState
+from .model import NetState, ReadoutPrediction
 
 PRESETS = ("mlp", "rec-mlp", "vgg9", "alexnet-snn")
 CONV_SPECS = {
@@ -149,7 +149,7 @@ def conv_spec(preset: str, width: float = 1.0) -> tuple:
     return tuple(out)
 
 
-class ConvSNN(nn.Module):
+class ConvSNN(ReadoutPrediction, nn.Module):
     """Spiking conv net with a leaky readout (see module doc)."""
 
     def __init__(self, cfg: ConvNetConfig, generator: torch.Generator | None = None):
@@ -220,13 +220,3 @@ class ConvSNN(nn.Module):
             inp = s.y
         o = leaky_readout_step(state.o, self.readout_input(inp) @ self.readout.T, cfg.kappa)
         return NetState(layers, o)
-
-    @torch.no_grad()
-    def predict_logits(self, x: torch.Tensor, t_l: int) -> torch.Tensor:
-        state = self.init_state(x.shape[1])
-        acc = torch.zeros_like(state.o)
-        for t in range(x.shape[0]):
-            state = self.step(state, x[t], heaviside)
-            if t >= t_l:
-                acc += state.o
-        return acc

@@ -80,7 +80,24 @@ class NetState(NamedTuple):
     o: torch.Tensor
 
 
-class DenseSNN(nn.Module):
+class ReadoutPrediction:
+    """Prediction rule shared by the nets with a leaky readout."""
+
+    @torch.no_grad()
+    def predict_logits(self, x: torch.Tensor, t_l: int) -> torch.Tensor:
+        """Sum of readout outputs over steps ``t >= t_l`` for input ``x`` (T, B, n_in)."""
+        from ..functional.lif import heaviside
+
+        state = self.init_state(x.shape[1])
+        acc = torch.zeros_like(state.o)
+        for t in range(x.shape[0]):
+            state = self.step(state, x[t], heaviside)
+            if t >= t_l:
+                acc += state.o
+        return acc
+
+
+class DenseSNN(ReadoutPrediction, nn.Module):
     """LIF layers ``W^l`` (no bias) followed by a leaky readout ``W_out`` (no bias)."""
 
     def __init__(self, cfg: NetConfig, generator: torch.Generator | None = None):
@@ -153,16 +170,3 @@ class DenseSNN(nn.Module):
             inp = s.y
         o = leaky_readout_step(state.o, inp @ self.readout.T, cfg.kappa)
         return NetState(layers, o)
-
-    @torch.no_grad()
-    def predict_logits(self, x: torch.Tensor, t_l: int) -> torch.Tensor:
-        """Sum of readout outputs over steps ``t >= t_l`` for input ``x`` (T, B, n_in)."""
-        from ..functional.lif import heaviside
-
-        state = self.init_state(x.shape[1])
-        acc = torch.zeros_like(state.o)
-        for t in range(x.shape[0]):
-            state = self.step(state, x[t], heaviside)
-            if t >= t_l:
-                acc += state.o
-        return acc

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..functional.surrogates import SURROGATES
-from .model import NetState, ReadoutPrediction
+from .model import NetState, ReadoutPrediction, uniform_weight
 
 PRESETS = ("mlp", "rec-mlp", "vgg9", "alexnet-snn")
 CONV_SPECS = {
@@ -161,13 +161,10 @@ class ConvSNN(ReadoutPrediction, nn.Module):
             fan_in = p["in"][0] * 9 if p["kind"] == "conv" else p["in"][0]
             shape = (p["out"][0], p["in"][0], 3, 3) if p["kind"] == "conv" \
                 else (p["out"][0], p["in"][0])
-            a = cfg.init_gain * math.sqrt(3.0 / fan_in)
-            self.hidden.append(nn.Parameter((torch.rand(*shape, generator=generator) * 2 - 1)
-                                            * a))
+            self.hidden.append(uniform_weight(shape, cfg.init_gain * math.sqrt(3.0 / fan_in),
+                                              generator))
         self._ro_pool, n_ro = cfg.readout_in()
-        a = math.sqrt(1.0 / n_ro)
-        self.readout = nn.Parameter((torch.rand(cfg.n_out, n_ro, generator=generator) * 2
-                                     - 1) * a)
+        self.readout = uniform_weight((cfg.n_out, n_ro), math.sqrt(1.0 / n_ro), generator)
         self.recurrent = nn.ParameterList()
 
     @property

@@ -73,6 +73,12 @@ class NetConfig:
         return d
 
 
+def uniform_weight(shape: tuple[int, ...], bound: float,
+                   generator: torch.Generator | None = None) -> nn.Parameter:
+    """A weight drawn from U(-bound, bound) (the one initialisation of every net here)."""
+    return nn.Parameter((torch.rand(*shape, generator=generator) * 2 - 1) * bound)
+
+
 class NetState(NamedTuple):
     """State after a step: one :class:`LIFState` per hidden layer and the readout ``o``."""
 
@@ -106,18 +112,15 @@ class DenseSNN(ReadoutPrediction, nn.Module):
         sizes = cfg.layer_sizes
         self.hidden = nn.ParameterList()
         for n_pre, n_post in zip(sizes[:-2], sizes[1:-1]):
-            a = cfg.init_gain * math.sqrt(3.0 / n_pre)
-            w = (torch.rand(n_post, n_pre, generator=generator) * 2 - 1) * a
-            self.hidden.append(nn.Parameter(w))
-        a = math.sqrt(1.0 / sizes[-2])
-        w = (torch.rand(sizes[-1], sizes[-2], generator=generator) * 2 - 1) * a
-        self.readout = nn.Parameter(w)
+            self.hidden.append(uniform_weight(
+                (n_post, n_pre), cfg.init_gain * math.sqrt(3.0 / n_pre), generator))
+        self.readout = uniform_weight((sizes[-1], sizes[-2]), math.sqrt(1.0 / sizes[-2]),
+                                      generator)
         self.recurrent = nn.ParameterList()
         if cfg.recurrent:
             for n in sizes[1:-1]:
-                a = 0.5 * cfg.init_gain * math.sqrt(3.0 / n)
-                self.recurrent.append(nn.Parameter(
-                    (torch.rand(n, n, generator=generator) * 2 - 1) * a))
+                self.recurrent.append(uniform_weight(
+                    (n, n), 0.5 * cfg.init_gain * math.sqrt(3.0 / n), generator))
 
     @property
     def weights(self) -> list[nn.Parameter]:

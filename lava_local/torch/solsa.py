@@ -21,7 +21,7 @@ from ..functional.solsa import (
     solsa_eligibility_step,
     solsa_output_signal,
 )
-from .model import NetConfig
+from .model import NetConfig, uniform_weight
 
 
 class SOLSANet(nn.Module):
@@ -49,9 +49,8 @@ class SOLSANet(nn.Module):
         self.alpha = nn.ParameterList()
         self.beta = nn.ParameterList()
         for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
-            a = cfg.init_gain * math.sqrt(3.0 / n_pre)
-            self.layers.append(nn.Parameter((torch.rand(n_post, n_pre, generator=generator)
-                                             * 2 - 1) * a))
+            self.layers.append(uniform_weight(
+                (n_post, n_pre), cfg.init_gain * math.sqrt(3.0 / n_pre), generator))
             n = n_pre if per_channel else 1
             self.alpha.append(nn.Parameter(torch.full((n,), 0.5)))
             self.beta.append(nn.Parameter(torch.ones(n)))
@@ -60,9 +59,8 @@ class SOLSANet(nn.Module):
         self.beta_rec = nn.ParameterList()
         if cfg.recurrent:
             for n in sizes[1:-1]:
-                a = 0.5 * cfg.init_gain * math.sqrt(3.0 / n)
-                self.recurrent.append(nn.Parameter(
-                    (torch.rand(n, n, generator=generator) * 2 - 1) * a))
+                self.recurrent.append(uniform_weight(
+                    (n, n), 0.5 * cfg.init_gain * math.sqrt(3.0 / n), generator))
                 k = n if per_channel else 1
                 self.alpha_rec.append(nn.Parameter(torch.full((k,), 0.5)))
                 self.beta_rec.append(nn.Parameter(torch.ones(k)))

@@ -57,13 +57,14 @@ class TrainConfig:
     kappa: float = 0.9
     surrogate: str = "triangle"
     init_gain: float = 1.0
-    lam_pre: float = 0.5
-    lam_post: float = 0.2
-    alpha_pre: float = 1.0
-    alpha_post: float = -1.0
-    signal: str = "bp"
-    post_form: str = "paper"
-    online: bool = False
+    # S-TLLR (and TESS) hyper-parameters: STLLRParams' defaults, flat for the CLI
+    lam_pre: float = STLLRParams.lam_pre
+    lam_post: float = STLLRParams.lam_post
+    alpha_pre: float = STLLRParams.alpha_pre
+    alpha_post: float = STLLRParams.alpha_post
+    signal: str = STLLRParams.signal
+    post_form: str = STLLRParams.post_form
+    online: bool = STLLRParams.online
     tess_f: str = "softmax"
     tess_pool: int = 0
     tp_beta: float = 0.9

@@ -25,7 +25,7 @@ from ..functional.stllr import noncausal_trace, stllr_update
 from ..functional.surrogates import get_surrogate
 from ..functional.traces import post_trace_step, pre_trace_step
 from ..rules.stllr import STLLRParams
-from .model import DenseSNN, NetState
+from .model import DenseSNN, NetState, uniform_weight
 from .spike import make_spike_fn
 
 RULES = ("stllr", "tess", "tp", "solsa", "ttlbptt", "bptt")
@@ -308,10 +308,8 @@ class TTLBPTTTrainer:
         aux = []
         for blk in self.blocks[:-1]:
             n = model.cfg.layer_sizes[1 + blk[-1]]
-            a = (1.0 / n) ** 0.5
-            aux.append(nn.Parameter(
-                ((torch.rand(model.cfg.n_out, n, generator=generator) * 2 - 1) * a)
-                .to(w.device, w.dtype)))
+            p = uniform_weight((model.cfg.n_out, n), (1.0 / n) ** 0.5, generator)
+            aux.append(nn.Parameter(p.detach().to(w.device, w.dtype)))
         self.aux = nn.ParameterList(aux)
 
     def parameters(self):

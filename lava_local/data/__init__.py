@@ -5,8 +5,9 @@ from __future__ import annotations
 from .digits import ENCODINGS, SpikeDataset, load_digits_spikes
 from .temporal import load_temporal_spikes
 
-DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture", "ncaltech101", "gsc")
-EVENT_DATASETS = ("nmnist", "shd", "ssc", "dvsgesture", "ncaltech101")
+DATASETS = ("digits", "temporal", "nmnist", "shd", "ssc", "dvsgesture", "ncaltech101",
+            "cifar10dvs", "gsc")
+EVENT_DATASETS = ("nmnist", "shd", "ssc", "dvsgesture", "ncaltech101", "cifar10dvs")
 
 
 def load_dataset(name: str, split: str, root=None, **options):

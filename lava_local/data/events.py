@@ -13,7 +13,10 @@ Binning (from the rule specs):
 - DVS Gesture: 128×128 downsampled to 32×32, T = 20 equal bins over each recording;
 - N-Caltech101: recordings (up to 240×180) downsampled by 1/5 into a 48×48 frame
   (the lower rows stay empty), T = 10 equal bins; no official split: every fifth
-  recording of each class (sorted by file name) is the test split.
+  recording of each class (sorted by file name) is the test split;
+- CIFAR10-DVS (AEDAT 4 files, read by tonic through the ``aedat`` package): 128×128
+  downsampled to 48×48 (factor 3/8), T = 10 equal bins; no official split: every tenth
+  recording of each class (sorted by file name) is the test split (900/100 per class).
 
 A missing root, a wrong layout or a truncated file raises :class:`DatasetError` naming the
 fetch command and the expected layout; nothing on disk is deleted or rewritten.
@@ -81,7 +84,15 @@ SPECS = {
         "ncaltech101", "NCALTECH101", {"train": {}, "test": {}},
         "NCALTECH101/Caltech101/<class name>/*.bin (tonic's extracted layout)",
         "2.2 GB", (48, 48, 2), 101, 0.0, 10, None, (2, 48, 48), 0.2, True),
+    "cifar10dvs": EventSpec(
+        "cifar10dvs", "CIFAR10DVS", {"train": {}, "test": {}},
+        "CIFAR10DVS/<airplane|automobile|...|truck>/*.aedat4 (tonic's extracted layout)",
+        "10k recordings", (48, 48, 2), 10, 0.0, 10, None, (2, 48, 48), 0.375, True),
 }
+
+# data sets without an official split: every ``TEST_EVERY``-th recording of each class
+# (files sorted by name) is the test split
+TEST_EVERY = {"ncaltech101": 5, "cifar10dvs": 10}
 
 
 def _fetch_hint(name: str, root: Path) -> str:
@@ -99,10 +110,11 @@ def _check_layout(spec: EventSpec, root: Path, split: str) -> Path:
     if not root.is_dir():
         raise DatasetError(f"data root {root} does not exist; get {spec.name} with "
                            f"{_fetch_hint(spec.name, root)} (expected: {spec.layout})")
-    if spec.name in ("nmnist", "dvsgesture", "ncaltech101"):
+    if spec.name in ("nmnist", "dvsgesture", "ncaltech101", "cifar10dvs"):
         sub = {"nmnist": ("Train", "Test", "*/*.bin"),
                "dvsgesture": ("ibmGestureTrain", "ibmGestureTest", "user*_*/*.npy"),
-               "ncaltech101": ("Caltech101", "Caltech101", "*/*.bin")}[spec.name]
+               "ncaltech101": ("Caltech101", "Caltech101", "*/*.bin"),
+               "cifar10dvs": ("", "", "*/*.aedat4")}[spec.name]
         folder = where / (sub[0] if split == "train" else sub[1])
         if not any(folder.glob(sub[2])):
             raise DatasetError(f"no {spec.name} samples in {folder}; expected {spec.layout}. "
@@ -213,7 +225,7 @@ class EventFrames:
 
     Parameters
     ----------
-    name : {"nmnist", "shd", "ssc"}
+    name : {"nmnist", "shd", "ssc", "dvsgesture", "ncaltech101", "cifar10dvs"}
     split : str
     root : path
         The folder given to ``lava-local data fetch``.
@@ -233,8 +245,8 @@ class EventFrames:
             raise ValueError(f"the number of time steps T must be positive, got {n_steps}")
         self._tonic = open_tonic(name, self.root, split)
         self._index = None
-        if name == "ncaltech101":
-            self._index, self.labels = self._caltech_split(split)
+        if name in TEST_EVERY:
+            self._index, self.labels = self._fixed_split(split, TEST_EVERY[name])
         else:
             self.labels = (np.asarray(self._tonic.targets, dtype=np.int64)
                            if name in ("nmnist", "dvsgesture") else self._h5_labels())
@@ -249,19 +261,23 @@ class EventFrames:
             self.cache_dir = self.root / CACHE_DIR / f"{name}-{split}-T{self.n_steps}-{key}"
             self.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def _caltech_split(self, split: str):
-        """Fixed split: per class (sorted file names), every fifth file is test."""
+    def _fixed_split(self, split: str, every: int):
+        """Fixed split: per class (sorted file names), every ``every``-th file is test.
+
+        Labels: tonic's integer targets (CIFAR10-DVS), or the index of the class name
+        among the sorted class folders (N-Caltech101, whose tonic targets are names)."""
         data, names = self._tonic.data, self._tonic.targets
         classes = sorted(set(names))
-        order = sorted(range(len(data)), key=lambda i: (names[i], data[i]))
+        order = sorted(range(len(data)), key=lambda i: (names[i], _natural(data[i])))
         rank: dict = {}
         index = []
         for i in order:
             r = rank.get(names[i], 0)
             rank[names[i]] = r + 1
-            if (r % 5 == 4) == (split == "test"):
+            if (r % every == every - 1) == (split == "test"):
                 index.append(i)
-        labels = np.array([classes.index(names[i]) for i in index], dtype=np.int64)
+        labels = np.array([names[i] if isinstance(names[i], (int, np.integer))
+                           else classes.index(names[i]) for i in index], dtype=np.int64)
         return np.array(index, dtype=np.int64), labels
 
     def _h5_labels(self) -> np.ndarray:
@@ -285,7 +301,10 @@ class EventFrames:
     def _bin(self, i: int) -> np.ndarray:
         try:
             events, _ = self._tonic[int(self._index[i]) if self._index is not None else i]
-        except (OSError, ValueError, IndexError) as e:
+        except ImportError as e:
+            raise DatasetError(f"reading {self.name} needs a package that is missing ({e}); "
+                               "reinstall lava-local (`uv sync`)") from None
+        except (OSError, ValueError, IndexError, RuntimeError) as e:
             raise DatasetError(f"sample {i} of {self.name}/{self.split} is unreadable ({e}); "
                                f"fetch the data set again with "
                                f"{_fetch_hint(self.name, self.root)}") from None
@@ -293,6 +312,14 @@ class EventFrames:
 
     def __getitem__(self, i: int):
         return self.frames(i).astype(np.float32), int(self.labels[i])
+
+
+def _natural(path) -> tuple:
+    """Sort key that orders ``x_2`` before ``x_10``."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part
+                 for part in re.split(r"(\d+)", str(path)))
 
 
 def dataset_status(root) -> list[dict]:

@@ -337,6 +337,10 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
                                encoding=cfg.encoding, seed=cfg.seed)
     except (ValueError, DatasetError) as e:
         raise RunError(str(e)) from None
+    for split, ds in (("train", train_ds), ("test", test_ds)):
+        if len(ds) == 0:
+            raise RunError(f"the {split} split of {cfg.dataset} is empty; check the data "
+                           f"folder ({cfg.root}) with `lava-local data list --root DIR`")
     model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device,
                                 train_ds.frame_shape)
     t_l = first_learning_step(cfg.n_steps, cfg.window)

@@ -1,6 +1,7 @@
 """Event data sets read through tonic from files in their real on-disk formats."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,93 @@ def test_speech_commands_features(tmp_path):
     (tmp_path / "SpeechCommands" / "speech_commands_v0.02" / "testing_list.txt").unlink()
     with pytest.raises(DatasetError, match="testing_list"):
         SpeechCommandsFeatures("test", tmp_path)
+
+
+def test_aedat4_fixture_reads_back_through_tonic(tmp_path):
+    """Our AEDAT 4 writer against the reader tonic uses (the `aedat` package)."""
+    from tonic.io import read_aedat4
+
+    from lava_local.data.fixtures import aedat4_bytes
+
+    rng = np.random.default_rng(5)
+    n = 9000                                    # three packets of up to 4096 events
+    t = np.sort(rng.integers(0, 2_000_000, n)) + 1_600_000_000_000_000
+    x, y, p = rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n)
+    path = tmp_path / "a.aedat4"
+    path.write_bytes(aedat4_bytes(x, y, t, p))
+    ev = read_aedat4(str(path))
+    assert len(ev) == n
+    for name, want in (("t", t), ("x", x), ("y", y), ("on", p)):
+        np.testing.assert_array_equal(ev[name].astype(np.int64), want)
+
+
+def test_cifar10dvs_split_resize_and_bins(tmp_path):
+    from lava_local.data.fixtures import write_cifar10dvs
+
+    samples = []
+    for label in (0, 9):                        # airplane, truck
+        for k in range(12):
+            # (x, y, p, t): (3, 5, 1, 0), (127, 127, 0, 450 ms) and (64, 0, 1, 1 s)
+            samples.append(([3, 127, 64], [5, 127, 0], [10**6 * k, 10**6 * k + 450_000,
+                                                        10**6 * (k + 1)], [1, 0, 1], label))
+    write_cifar10dvs(tmp_path, samples)
+    train = EventFrames("cifar10dvs", "train", tmp_path)
+    test = EventFrames("cifar10dvs", "test", tmp_path)
+    # every tenth recording per class (sorted naturally: _9 is the tenth) is test
+    assert (len(train), len(test)) == (22, 2) and sorted(test.labels.tolist()) == [0, 9]
+    assert all(Path(train._tonic.data[j]).name != "cifar10_truck_9.aedat4"
+               for j in train._index)
+    x, y = train[0]
+    assert x.shape == (10, 2 * 48 * 48) and train.frame_shape == (2, 48, 48) and y == 0
+    # 3/8 downsampling: (3, 5) -> (1, 1), (127, 127) -> (47, 47); 10 equal bins over the
+    # recording's 1 s: 0 ms -> bin 0, 450 ms -> bin 4 (tonic leaves out the event at t_max)
+    assert np.argwhere(x).tolist() == [[0, 1 * 2304 + 1 * 48 + 1], [4, 47 * 48 + 47]]
+
+
+def test_cifar10dvs_corrupt_file_is_a_clear_error(tmp_path):
+    from lava_local.data.fixtures import write_cifar10dvs
+
+    paths = write_cifar10dvs(tmp_path, [([1], [1], [0], [1], 3)] * 10)
+    paths[0].write_bytes(paths[0].read_bytes()[:40])       # truncated download
+    digest = hashlib.sha1(paths[0].read_bytes()).hexdigest()
+    ds = EventFrames("cifar10dvs", "train", tmp_path, cache=False)
+    with pytest.raises(DatasetError, match="unreadable.*lava-local data fetch cifar10dvs"):
+        ds.frames(0)
+    assert hashlib.sha1(paths[0].read_bytes()).hexdigest() == digest
+    with pytest.raises(DatasetError, match="CIFAR10DVS/<airplane"):
+        EventFrames("cifar10dvs", "train", tmp_path / "elsewhere")
+
+
+def test_cifar10dvs_train_then_stream_into_lava(tmp_path, capsys):
+    """`train --dataset cifar10dvs` then `run --dataset cifar10dvs`: the Lava graph, fed
+    by the SpikeDataloader from the same frames, predicts what the batched model does."""
+    import json
+
+    import torch
+
+    from lava_local.cli import main
+    from lava_local.data.fixtures import synthetic_samples, write_cifar10dvs
+    from lava_local.torch.train import TrainConfig, build
+
+    samples = synthetic_samples("cifar10dvs", 20, events=3000)
+    write_cifar10dvs(tmp_path / "data", samples[:2] * 2)           # 2 of 10 per class:
+    assert main(["train", "--dataset", "cifar10dvs", "--root", str(tmp_path / "data"),
+                 "--no-progress"]) == 2                              # no test split
+    assert "test split of cifar10dvs is empty" in capsys.readouterr().err
+    write_cifar10dvs(tmp_path / "data", [s[:4] + (k % 2,) for k, s in enumerate(samples)])
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10dvs", "--root", str(tmp_path / "data"),
+                 "--hidden", "24", "--steps", "10", "--epochs", "1", "--batch-size", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["run", str(out), "--dataset", "cifar10dvs", "--no-progress"]) == 0
+    got = json.loads((out / "lava-sim-float.json").read_text())
+    test = EventFrames("cifar10dvs", "test", tmp_path / "data")
+    assert got["n_samples"] == len(test) == 2
+    res = json.loads((out / "results.json").read_text())
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
+                         for k, v in res["config"].items()})
+    model, _, _ = build(cfg, 4608, 10, torch.device("cpu"))
+    model.load_state_dict(torch.load(out / "checkpoint.pt")["model"])
+    x = torch.tensor(np.stack([test[i][0] for i in range(2)])).permute(1, 0, 2)
+    want = model.predict_logits(x, 0).argmax(-1).tolist()
+    assert got["predictions"] == want

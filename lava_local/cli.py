@@ -59,6 +59,8 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     opt("--root", "root", "folder of the event data sets (see `lava-local data list`)",
         type=str)
     opt("--workers", "workers", "DataLoader worker processes for event data", type=int)
+    opt("--holdout-speaker", "holdout_speaker", "gsc: leave this speaker (or auto: the one "
+        "with the most clips) out of pre-training, for `lava-local finetune`", type=str)
     opt("--encoding", "encoding", "spike encoding of the digits", choices=ENCODINGS)
     opt("--steps", "n_steps", "time steps T per sample", type=_positive_int, metavar="T")
     opt("--hidden", "hidden", "hidden LIF layer widths", type=_int_list, metavar="N,N")
@@ -186,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None,
                    help="folder of the event data sets (default: the run's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("finetune", help="k-shot fine-tuning on a run's held-out speaker "
+                       "(keyword spotting, Traces Propagation's protocol)")
+    p.add_argument("run_dir", type=Path, help="folder of a gsc run with --holdout-speaker")
+    p.add_argument("--shots", type=_int_list, default=(1, 5), metavar="K,K",
+                   help="clips per word of the held-out speaker (default: 1,5)")
+    p.add_argument("--epochs", type=_positive_int, default=20,
+                   help="passes over the shots (default: 20)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shot selection")
+    p.add_argument("--root", default=None, help="data folder (default: the run's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="torch device (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     p = sub.add_parser("data", help="event data sets: list them, fetch them")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -526,6 +542,26 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from .torch.finetune import FINETUNE, finetune_speaker
+
+    if args.lr is not None and not args.lr > 0:
+        from .torch.train import RunError
+
+        raise RunError(f"--lr must be > 0, got {args.lr}")
+    res = finetune_speaker(args.run_dir, shots=args.shots, epochs=args.epochs, lr=args.lr,
+                           seed=args.seed, root=args.root, device=args.device,
+                           progress=not args.no_progress)
+    rows = [["before", "-", f"{100 * res['before']:.2f}%"]]
+    rows += [[f"{r['shots']}-shot", str(r["n_train"]), f"{100 * r['accuracy']:.2f}%"]
+             for r in res["rows"]]
+    print(f"speaker {res['speaker']}: {res['n_eval']} evaluation clips "
+          f"({res['words_in_eval']} words)")
+    print(format_table(["", "fine-tuning clips", "accuracy"], rows))
+    print(f"\nresults: {args.run_dir / FINETUNE} (plot: finetune.png)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -534,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
                     "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data,
-                    "recipes": cmd_recipes}
+                    "recipes": cmd_recipes, "finetune": cmd_finetune}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

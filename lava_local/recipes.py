@@ -79,9 +79,9 @@ RECIPES = {r.name: r for r in [
            "81.62 before speaker fine-tuning; 91.62 (1-shot), 93.38 (5-shot) after",
            dict(rule="tp", dataset="gsc", preset="rec-mlp", hidden=(450,), n_steps=101,
                 window=1, kappa=1.0, gamma=0.85, tp_beta=0.85, v_th=0.5, lr=1e-4,
-                epochs=100, batch_size=64, surrogate="arctan_pi"),
-           "pre-training on all speakers; the held-out-speaker k-shot fine-tuning protocol "
-           "is not implemented yet"),
+                epochs=100, batch_size=64, surrogate="arctan_pi", holdout_speaker="auto"),
+           "pre-training without the speaker with the most clips; then `lava-local finetune "
+           "RUN --shots 1,5`"),
     Recipe("tp-dvsgesture", "Traces Propagation (arXiv 2509.13053)", "98.18 ± 0.15",
            dict(rule="tp", dataset="dvsgesture", preset="vgg9", n_steps=21, window=1,
                 kappa=1.0, gamma=0.53, tp_beta=0.98, lr=1e-4, epochs=100, batch_size=16,

@@ -14,7 +14,8 @@ def load_dataset(name: str, split: str, root=None, **options):
     """Load data set ``name`` (one of :data:`DATASETS`) for ``split`` ("train"/"test").
 
     ``encoding`` applies to the digits only (the temporal task and the event data sets
-    are their own spike code and accept only the default). The event data sets
+    are their own spike code and accept only the default; ``exclude_speaker`` applies to
+    ``gsc`` only). The event data sets
     (:mod:`lava_local.data.events`) need ``root`` and are read lazily, sample by sample.
     """
     if name == "gsc":
@@ -22,7 +23,8 @@ def load_dataset(name: str, split: str, root=None, **options):
 
         if options.pop("encoding", "rate") != "rate":
             raise ValueError("gsc is audio features; drop --encoding")
-        return SpeechCommandsFeatures(split, root, n_steps=options.pop("n_steps", None))
+        return SpeechCommandsFeatures(split, root, n_steps=options.pop("n_steps", None),
+                                      exclude_speaker=options.pop("exclude_speaker", None))
     if name in EVENT_DATASETS:
         from .events import EventFrames
 

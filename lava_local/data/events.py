@@ -171,20 +171,20 @@ def get_spec(name: str) -> EventSpec:
                          f"{', '.join(SPECS)}") from None
 
 
-def cached_frames(cache_dir: Path | None, i: int, stats: dict, compute) -> np.ndarray:
-    """Frames of sample ``i`` from ``cache_dir`` (counted in ``stats``), else ``compute()``
-    written there atomically."""
+def cached_frames(cache_dir: Path | None, key, stats: dict, compute) -> np.ndarray:
+    """Frames cached as ``cache_dir/<key>.npy`` (counted in ``stats``), else ``compute()``
+    written there atomically. ``key``: the sample's index or a file-derived name."""
     if cache_dir is not None:
-        path = cache_dir / f"{i}.npy"
+        path = cache_dir / f"{key}.npy"
         if path.is_file():
             stats["hits"] += 1
             return np.load(path)
     stats["misses"] += 1
     out = compute()
     if cache_dir is not None:
-        tmp = cache_dir / f"{i}.tmp.npy"
+        tmp = cache_dir / f"{key}.tmp.npy"
         np.save(tmp, out)
-        tmp.replace(cache_dir / f"{i}.npy")
+        tmp.replace(cache_dir / f"{key}.npy")
     return out
 
 

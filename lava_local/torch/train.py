@@ -80,6 +80,7 @@ class TrainConfig:
     preset: str = "mlp"
     width: float = 1.0
     root: str | None = None
+    holdout_speaker: str | None = None
     workers: int = 0
     device: str = "auto"
 
@@ -134,6 +135,9 @@ class TrainConfig:
             raise RunError(f"the TTL-BPTT window K must be >= 1, got {self.ttl_trunc}")
         if self.ttl_block < 1:
             raise RunError(f"the TTL-BPTT block size must be >= 1, got {self.ttl_block}")
+        if self.holdout_speaker is not None and self.dataset != "gsc":
+            raise RunError("--holdout-speaker applies to --dataset gsc (speaker adaptation), "
+                           f"not to {self.dataset}")
         if self.ttl_update not in ("window", "sample"):
             raise RunError(f"ttl_update must be window or sample, got {self.ttl_update!r}")
         try:
@@ -330,11 +334,12 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         raise RunError("--resume needs --out, the folder of the run to continue")
 
     device = resolve_device(cfg.device)
+    extra = {} if cfg.holdout_speaker is None else {"exclude_speaker": cfg.holdout_speaker}
     try:
         train_ds = load_dataset(cfg.dataset, "train", cfg.root, n_steps=cfg.n_steps,
-                                encoding=cfg.encoding, seed=cfg.seed)
+                                encoding=cfg.encoding, seed=cfg.seed, **extra)
         test_ds = load_dataset(cfg.dataset, "test", cfg.root, n_steps=cfg.n_steps,
-                               encoding=cfg.encoding, seed=cfg.seed)
+                               encoding=cfg.encoding, seed=cfg.seed, **extra)
     except (ValueError, DatasetError) as e:
         raise RunError(str(e)) from None
     for split, ds in (("train", train_ds), ("test", test_ds)):
@@ -395,7 +400,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         "config": cfg.to_dict(),
         "dataset": {"name": train_ds.name, "n_train": len(train_ds), "n_test": len(test_ds),
                     "n_steps": train_ds.n_steps, "n_inputs": train_ds.n_inputs,
-                    "n_classes": train_ds.n_classes},
+                    "n_classes": train_ds.n_classes,
+                    "holdout_speaker": getattr(train_ds, "excluded", None)},
         "layer_sizes": model.cfg.layer_sizes,
         "test_acc": history[-1]["test_acc"] if history else None,
         "history": history,

@@ -1,0 +1,176 @@
+"""Speaker adaptation: k-shot fine-tuning of a pre-trained keyword spotter.
+
+Traces Propagation's protocol (Google Speech Commands): pre-train on every speaker but
+one (``lava-local train --dataset gsc --holdout-speaker S``), then, for each k, fine-tune
+a copy of the pre-trained network with the same rule on k clips per word of the held-out
+speaker and measure the accuracy on that speaker's other clips, before and after.
+
+Selection (seeded): per word, the held-out speaker's clips are put in a random order;
+the first ``max(shots)`` of each word form the shot pool (k-shot uses the first k) and all
+the other clips are the evaluation set, the same for "before" and every k. Words the
+speaker said at most ``max(shots)`` times contribute shots but no evaluation clips.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.speech import SpeechCommandsFeatures
+from ..data.subset import Subset
+from .train import (
+    CHECKPOINT,
+    RESULTS,
+    RunError,
+    TrainConfig,
+    build,
+    evaluate,
+    first_learning_step,
+    iterate_batches,
+    resolve_device,
+)
+
+FINETUNE = "finetune.json"
+
+
+def shot_split(labels: np.ndarray, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, eval) indices: per class, a seeded order; the first ``shots`` are the pool.
+
+    ``pool`` is ordered shot-major (every class's first clip, then every class's second,
+    ...), so ``pool_for(k)`` is a selection of it (see :func:`shots_of`)."""
+    rng = np.random.default_rng(seed)
+    pool, rest = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        pool.append(idx[:shots])
+        rest.append(idx[shots:])
+    ordered = [p[j] for j in range(shots) for p in pool if j < len(p)]
+    return np.array(ordered, dtype=np.int64), np.sort(np.concatenate(rest)).astype(np.int64)
+
+
+def shots_of(pool: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """The k-shot training set: at most the first k pool clips of each class."""
+    seen: dict = {}
+    out = []
+    for i in pool:
+        c = int(labels[i])
+        if seen.get(c, 0) < k:
+            seen[c] = seen.get(c, 0) + 1
+            out.append(i)
+    return np.array(out, dtype=np.int64)
+
+
+def _batches(n: int, batch_size: int) -> int:
+    """Number of near-equal batches of at most ``batch_size`` (each >= 2 when n >= 2)."""
+    return max(1, math.ceil(n / batch_size))
+
+
+def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None = None,
+                     seed: int = 0, root=None, device: str = "auto",
+                     progress: bool = True) -> dict:
+    """Fine-tune the run in ``run_dir`` on k shots of its held-out speaker, for each k.
+
+    Returns (and writes to ``run_dir/finetune.json``, with a plot) the speaker, the
+    evaluation-set size, the accuracy before and, per k, the accuracy after fine-tuning.
+    """
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file() or not (run_dir / RESULTS).is_file():
+        raise RunError(f"{run_dir} holds no finished run (checkpoint.pt and results.json); "
+                       "train one with `lava-local train --recipe tp-gsc-kws --root DIR`")
+    res = json.loads((run_dir / RESULTS).read_text())
+    cfg = TrainConfig.from_dict(res["config"])
+    speaker = res["dataset"].get("holdout_speaker")
+    if cfg.dataset != "gsc" or speaker is None:
+        raise RunError("speaker fine-tuning needs a run pre-trained on gsc with a held-out "
+                       "speaker (`--holdout-speaker auto` or an id; the tp-gsc-kws recipe "
+                       "sets it)")
+    shots = sorted({int(k) for k in shots})
+    if not shots or shots[0] < 1:
+        raise RunError(f"--shots must be positive integers, got {shots}")
+    if epochs < 1:
+        raise RunError(f"--epochs must be >= 1, got {epochs}")
+    cfg = replace(cfg, lr=cfg.lr if lr is None else float(lr), epochs=epochs,
+                  root=str(root) if root is not None else cfg.root)
+    dev = resolve_device(device)
+    from ..data.events import DatasetError
+
+    try:
+        clips = SpeechCommandsFeatures("all", cfg.root, n_steps=cfg.n_steps,
+                                       only_speaker=speaker)
+    except DatasetError as e:
+        raise RunError(str(e)) from None
+    pool, held = shot_split(clips.labels, max(shots), seed)
+    if len(held) == 0:
+        raise RunError(f"speaker {speaker} has no clips left to evaluate on after "
+                       f"{max(shots)} shots per word; use fewer --shots")
+    eval_ds = Subset(clips, held)
+    t_l = first_learning_step(cfg.n_steps, cfg.window)
+    ck = torch.load(run_dir / CHECKPOINT, map_location=dev)
+
+    def pretrained():
+        model, opt, trainer = build(cfg, clips.n_inputs, clips.n_classes, dev,
+                                    clips.frame_shape)
+        model.load_state_dict(ck["model"])
+        if cfg.rule == "stllr" and ck.get("feedback") is not None:
+            trainer.feedback = [b.to(dev) for b in ck["feedback"]]
+        return model, trainer
+
+    model, _ = pretrained()
+    before, _ = evaluate(model, eval_ds, t_l, dev)
+    rows = []
+    for k in shots:
+        idx = shots_of(pool, clips.labels, k)
+        if cfg.rule == "tp" and len(idx) < 2:
+            raise RunError(f"{k}-shot gives {len(idx)} clip(s); Traces Propagation contrasts "
+                           "the clips of a batch and needs at least 2")
+        train_ds = Subset(clips, idx)
+        model, trainer = pretrained()
+        n_batches = _batches(len(idx), cfg.batch_size)
+        bar = tqdm(range(epochs), desc=f"{k}-shot fine-tuning ({len(idx)} clips)",
+                   disable=not progress, leave=True, dynamic_ncols=True)
+        losses = []
+        for epoch in bar:
+            if hasattr(trainer, "start_epoch"):
+                trainer.start_epoch(epoch, epochs)
+            order = np.random.default_rng([seed, k, epoch]).permutation(len(idx))
+            size = math.ceil(len(idx) / n_batches)
+            for x, y in iterate_batches(train_ds, size, order, dev):
+                losses.append(trainer.train_batch(x, y))
+            bar.set_postfix(loss=f"{np.mean(losses[-n_batches:]):.3f}")
+        after, _ = evaluate(model, eval_ds, t_l, dev)
+        rows.append({"shots": k, "n_train": int(len(idx)), "accuracy": after,
+                     "final_loss": float(np.mean(losses[-n_batches:]))})
+    out = {"run": str(run_dir), "rule": cfg.rule, "speaker": speaker,
+           "n_eval": int(len(held)), "words_in_eval": int(len(np.unique(eval_ds.labels))),
+           "before": before, "rows": rows, "epochs": epochs, "lr": cfg.lr, "seed": seed,
+           "device": str(dev)}
+    (run_dir / FINETUNE).write_text(json.dumps(out, indent=2) + "\n")
+    _plot(out, run_dir / "finetune.png")
+    return out
+
+
+def _plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ks = [r["shots"] for r in res["rows"]]
+    ax.plot(ks, [100 * r["accuracy"] for r in res["rows"]], "o-", label="after fine-tuning")
+    ax.axhline(100 * res["before"], color="gray", ls="--", label="before")
+    ax.set_xlabel("shots per word (held-out speaker)")
+    ax.set_ylabel("accuracy on the speaker's other clips (%)")
+    ax.set_xticks(ks)
+    ax.set_title(f"{res['rule']}: speaker {res['speaker']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

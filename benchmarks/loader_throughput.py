@@ -1,11 +1,11 @@
 """Event loading throughput: binning (first epoch) vs cache hits (later epochs), and the
 loader's share of a training step.
 
-Writes synthetic samples in the real on-disk formats (N-MNIST-sized and DVS
-Gesture-sized), reads them through tonic + lava-local's binning and cache, and times one
+Writes synthetic samples in the real on-disk formats (N-MNIST-sized, DVS Gesture-sized and
+CIFAR10-DVS-sized AEDAT 4), reads them through tonic + lava-local's binning and cache, and times one
 training step of the matching recipe network on the same batch size.
 
-    uv run python benchmarks/loader_throughput.py --samples 64
+    uv run python benchmarks/loader_throughput.py --samples 64 [--only cifar10dvs]
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ import torch
 
 from lava_local.cli import format_table
 from lava_local.data.events import SPECS, EventFrames
-from lava_local.data.fixtures import synthetic_samples, write_dvsgesture, write_nmnist
+from lava_local.data.fixtures import (
+    synthetic_samples,
+    write_cifar10dvs,
+    write_dvsgesture,
+    write_nmnist,
+)
 from lava_local.torch.train import TrainConfig, build, to_time_first
 
 CASES = {
@@ -29,15 +34,20 @@ CASES = {
                dict(rule="stllr", hidden=(200,), n_steps=100), 32),
     "dvsgesture": (write_dvsgesture, 100_000,
                    dict(rule="stllr", preset="vgg9", width=0.25, n_steps=20), 16),
+    "cifar10dvs": (lambda root, split, samples: write_cifar10dvs(root, samples), 150_000,
+                   dict(rule="stllr", preset="vgg9", width=0.25, n_steps=10), 16),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--only", choices=sorted(CASES), default=None)
     args = ap.parse_args()
     rows = []
     for name, (writer, n_events, conf, batch) in CASES.items():
+        if args.only not in (None, name):
+            continue
         with tempfile.TemporaryDirectory() as d:
             writer(Path(d), "train", synthetic_samples(name, args.samples, events=n_events))
             ds = EventFrames(name, "train", d)

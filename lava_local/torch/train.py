@@ -371,7 +371,9 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         if hasattr(trainer, "start_epoch"):
             trainer.start_epoch(epoch, cfg.epochs)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
-        n_batches = math.ceil(len(train_ds) / cfg.batch_size)
+        if cfg.rule == "tp" and len(order) % cfg.batch_size == 1 and len(order) > 1:
+            order = order[:-1]      # TP contrasts a batch: leave out a last batch of one
+        n_batches = math.ceil(len(order) / cfg.batch_size)
         t0 = time.perf_counter()
         losses = []
         bar = tqdm(iterate_batches(train_ds, cfg.batch_size, order, device, cfg.workers),

@@ -96,3 +96,11 @@ def test_stllr_within_two_points_of_bptt_on_digits():
                                 progress=False)["test_acc"] for s in (0, 1, 2)])
            for rule in ("stllr", "bptt")}
     assert acc["stllr"] >= acc["bptt"] - 0.02, acc
+
+
+def test_tp_leaves_out_a_last_batch_of_one():
+    """1437 training digits in batches of 4 end with a batch of one, which TP's batch
+    contrast cannot use: the epoch runs without it."""
+    res = train(small(rule="tp", batch_size=4, epochs=1, n_steps=4, hidden=(8,)),
+                progress=False)
+    assert res["dataset"]["n_train"] % 4 == 1 and len(res["history"]) == 1

@@ -55,3 +55,61 @@ def test_train_with_a_recipe_on_fixture_data(tmp_path, capsys):
     assert res["config"]["rule"] == "tp" and res["config"]["tp_beta"] == 0.98
     assert res["config"]["hidden"] == [16]               # the command line wins
     assert main(["train", "--recipe", "nope", "--no-progress"]) == 2
+
+
+def _fixture_data(root, dataset):
+    """A few samples of ``dataset`` in its real on-disk format under ``root``."""
+    from lava_local.data import fixtures as fx
+
+    rng = np.random.default_rng(1)
+
+    def dvs(n, size, t_max):
+        return (rng.integers(0, size, n), rng.integers(0, size, n),
+                np.sort(rng.integers(0, t_max, n)), rng.integers(0, 2, n))
+
+    if dataset == "nmnist":
+        for split, n in (("train", 5), ("test", 2)):
+            fx.write_nmnist(root, split, [(*dvs(300, 34, 100_000), k % 10) for k in range(n)])
+    elif dataset in ("shd", "ssc"):
+        for split, n in (("train", 5), ("test", 2)):
+            fx.write_hsd(root, dataset, split, [(np.sort(rng.random(200)),
+                                                 rng.integers(0, 700, 200), k % 20)
+                                                for k in range(n)], 20 if dataset == "shd" else 35)
+    elif dataset == "dvsgesture":
+        for split, n in (("train", 5), ("test", 2)):
+            fx.write_dvsgesture(root, split, [(*dvs(2000, 128, 10**6)[:2],
+                                               rng.integers(0, 2, 2000),
+                                               np.sort(rng.random(2000) * 1000), k % 11, k)
+                                              for k in range(n)])
+    elif dataset == "ncaltech101":
+        fx.write_ncaltech101(root, [(*dvs(500, 200, 300_000), name)
+                                    for name in ("airplanes", "Motorbikes") for _ in range(5)])
+    elif dataset == "cifar10dvs":
+        fx.write_cifar10dvs(root, [(*dvs(2000, 128, 10**6), c) for c in (0, 1)
+                                   for _ in range(10)])
+    elif dataset == "gsc":
+        t = np.arange(16_000) / 16_000
+        clips = [(w, spk, 0.3 * np.sin(2 * np.pi * f * t))
+                 for spk, n in (("aaaa", 3), ("bbbb", 3), ("cccc", 4))
+                 for _ in range(n) for w, f in (("yes", 300), ("no", 1200))]
+        fx.write_speech_commands(root, clips, valid=[0], test=[1, 6, 7])
+    else:
+        raise AssertionError(dataset)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_runs_as_is_on_fixture_data(name, tmp_path):
+    """`train --recipe NAME --epochs 1`: every other setting as the recipe has it (T,
+    batch, network at full size), on a few samples in the data set's own format."""
+    import json
+
+    rec = get_recipe(name)
+    _fixture_data(tmp_path / "data", rec.config["dataset"])
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", name, "--root", str(tmp_path / "data"), "--epochs",
+                 "1", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["n_steps"] == rec.config["n_steps"]
+    assert res["config"]["batch_size"] == rec.config["batch_size"]
+    assert res["dataset"]["n_steps"] == rec.config["n_steps"]

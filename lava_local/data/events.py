@@ -255,11 +255,31 @@ class EventFrames:
         self.frame_shape = self.spec.frame_shape if len(self.spec.frame_shape) == 3 else None
         self.stats = {"hits": 0, "misses": 0}
         self.cache_dir = None
+        # one file per sample (tonic's `data` holds the paths), or one HDF5 file for all
+        self._files = None if name in ("shd", "ssc") else [str(p) for p in self._tonic.data]
         if cache:
+            source = []       # one file holds every sample (SHD/SSC): key on its version
+            if self._files is None:
+                h5 = self.root / self.spec.tonic_class / f"{name}_{split}.h5"
+                source = [h5.stat().st_size, h5.stat().st_mtime_ns]
             key = hashlib.sha1(json.dumps([name, split, self.n_steps, self.spec.bin_us,
-                                           self.spec.t_max_us]).encode()).hexdigest()[:10]
-            self.cache_dir = self.root / CACHE_DIR / f"{name}-{split}-T{self.n_steps}-{key}"
+                                           self.spec.t_max_us, *source]).encode())
+            self.cache_dir = (self.root / CACHE_DIR /
+                              f"{name}-{split}-T{self.n_steps}-{key.hexdigest()[:10]}")
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def _source(self, i: int) -> int:
+        """Index in tonic's data set of our sample ``i``."""
+        return int(self._index[i]) if self._index is not None else int(i)
+
+    def _cache_key(self, i: int):
+        """A sample's cache name: its file (relative to the data set folder) where each
+        sample is a file, so added or removed files never shift the cache; else ``i``."""
+        if self._files is None:
+            return int(i)
+        rel = Path(self._files[self._source(i)]).relative_to(
+            self.root / self.spec.tonic_class)
+        return "__".join(rel.with_suffix("").parts)
 
     def _fixed_split(self, split: str, every: int):
         """Fixed split: per class (sorted file names), every ``every``-th file is test.
@@ -296,11 +316,12 @@ class EventFrames:
 
     def frames(self, i: int) -> np.ndarray:
         """Binary frames (T, F) uint8 of sample ``i`` (cached)."""
-        return cached_frames(self.cache_dir, i, self.stats, lambda: self._bin(i))
+        return cached_frames(self.cache_dir, self._cache_key(i), self.stats,
+                             lambda: self._bin(i))
 
     def _bin(self, i: int) -> np.ndarray:
         try:
-            events, _ = self._tonic[int(self._index[i]) if self._index is not None else i]
+            events, _ = self._tonic[self._source(i)]
         except ImportError as e:
             raise DatasetError(f"reading {self.name} needs a package that is missing ({e}); "
                                "reinstall lava-local (`uv sync`)") from None

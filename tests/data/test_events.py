@@ -300,3 +300,33 @@ def test_cifar10dvs_train_then_stream_into_lava(tmp_path, capsys):
     x = torch.tensor(np.stack([test[i][0] for i in range(2)])).permute(1, 0, 2)
     want = model.predict_logits(x, 0).argmax(-1).tolist()
     assert got["predictions"] == want
+
+
+def test_cache_follows_files_not_positions(nmnist_root):
+    """A file added later (sorting first) shifts every index; the cache still gives each
+    sample its own frames."""
+    ds = EventFrames("nmnist", "train", nmnist_root)
+    for i in range(len(ds)):
+        ds.frames(i)
+    (nmnist_root / "NMNIST" / "Train" / "0").mkdir()
+    from lava_local.data.fixtures import nmnist_bytes
+
+    (nmnist_root / "NMNIST" / "Train" / "0" / "00000.bin").write_bytes(
+        nmnist_bytes([1], [2], [500], [0]))
+    again = EventFrames("nmnist", "train", nmnist_root)
+    fresh = EventFrames("nmnist", "train", nmnist_root, cache=False)
+    assert len(again) == 5
+    for i in range(5):
+        np.testing.assert_array_equal(again.frames(i), fresh.frames(i))
+    assert again.stats == {"hits": 4, "misses": 1}
+
+
+def test_shd_cache_is_keyed_on_the_file_version(tmp_path):
+    write_hsd(tmp_path, "shd", "train", [([0.015], [5], 1)], 20)
+    assert np.argwhere(EventFrames("shd", "train", tmp_path).frames(0)).tolist() == [[1, 5]]
+    import os
+
+    path = write_hsd(tmp_path, "shd", "train", [([0.035], [9], 1)], 20)   # a new download
+    os.utime(path, ns=(1, 1))
+    ds = EventFrames("shd", "train", tmp_path)
+    assert np.argwhere(ds.frames(0)).tolist() == [[3, 9]] and ds.stats["misses"] == 1

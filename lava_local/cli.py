@@ -523,8 +523,11 @@ def cmd_run(args) -> int:
     n = len(test) if args.samples is None else min(args.samples, len(test))
     print(f"running {n} test samples through the Lava graph ({args.backend}, "
           f"learning: {args.learn}) ...", flush=True)
-    r = run_network(net, test, backend=args.backend, learn=args.learn, n_samples=n,
-                    eta=args.eta, rng_seed=args.seed, progress=not args.no_progress)
+    try:
+        r = run_network(net, test, backend=args.backend, learn=args.learn, n_samples=n,
+                        eta=args.eta, rng_seed=args.seed, progress=not args.no_progress)
+    except ValueError as e:
+        raise RunError(str(e)) from None
     res = {"backend": args.backend, "learn": args.learn, "n_samples": n,
            "accuracy": r.accuracy, "steps": r.n_steps_run, "seconds": r.seconds,
            "steps_per_second": r.steps_per_second,

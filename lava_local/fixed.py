@@ -14,6 +14,10 @@ Scheme (used by every ``fixed_pt`` ProcessModel and by the exporter):
   the shift rounding toward zero as Lava's LIF does.
 - Learning traces: 7-bit unsigned (the learning engine's x1, y1..y3); graded third
   factors and error spikes: 8-bit signed.
+- Graded inputs (real-valued features in [0, 1], e.g. Speech Commands log-mels): 8-bit
+  unsigned payloads ``x_int = min(round(x · 2^8), 255)``; the first Dense has
+  ``num_message_bits = 8`` and ``weight_exp = P - p_0 - 8``, so its output stays in
+  units of 2^-P (the right shift truncates).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ DECAY_SHIFT = 12
 DECAY_UNITY = 2 ** DECAY_SHIFT
 TRACE_MAX = 2 ** 7 - 1      # 7-bit traces
 GRADED_MAX = 2 ** 7 - 1     # 8-bit signed graded payloads
+IN_BITS = 8                 # graded input payloads: 8-bit unsigned fractions of 1
 
 
 def weight_precision(w: np.ndarray) -> int:
@@ -44,6 +49,14 @@ def quantize_weights(w: np.ndarray, p: int) -> np.ndarray:
     """Even 8-bit mantissas ``2 · round(w · 2^p / 2)`` clipped to [-254, 254] (int32)."""
     q = 2 * np.rint(np.asarray(w, dtype=np.float64) * 2.0 ** p / 2.0)
     return np.clip(q, -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int32)
+
+
+def quantize_input(x: np.ndarray) -> np.ndarray:
+    """Graded input in [0, 1] -> 8-bit payloads ``min(round(x · 2^8), 255)`` (int32)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError("graded inputs must lie in [0, 1] for the fixed-point graph")
+    return np.minimum(np.rint(x * 2.0 ** IN_BITS), 2 ** IN_BITS - 1).astype(np.int32)
 
 
 def decay_to_int(gamma: float) -> int:

@@ -103,6 +103,7 @@ class SpeechCommandsFeatures:
 
     n_inputs = N_MELS
     frame_shape = None
+    graded = True          # real-valued input currents, not spikes (the Lava graph cares)
 
     def __init__(self, split: str, root, n_steps: int | None = None, cache: bool = True,
                  exclude_speaker: str | None = None, only_speaker: str | None = None):

@@ -12,7 +12,8 @@ class Subset:
         self.ds = ds
         self.indices = np.asarray(indices, dtype=np.int64)
         self.labels = np.asarray(ds.labels)[self.indices]
-        for name in ("n_inputs", "frame_shape", "n_classes", "n_steps", "name", "classes"):
+        for name in ("n_inputs", "frame_shape", "n_classes", "n_steps", "name", "classes",
+                     "graded"):
             setattr(self, name, getattr(ds, name, None))
 
     def __len__(self) -> int:

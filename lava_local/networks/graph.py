@@ -17,6 +17,10 @@ the (delayed) learning signals of one sample end before the next one starts.
 Backends: ``sim-float`` (``Loihi2SimCfg``, floating_pt models), ``sim-fixed``
 (``Loihi2SimCfg``, fixed_pt models: integer weights, membranes and the bit-approximate
 learning engine) and ``loihi2`` (``Loihi2HwCfg``; needs Intel's Loihi extension).
+
+Graded inputs (data sets with ``graded = True``, e.g. Speech Commands log-mels): the first
+Dense takes graded messages (float; 8-bit payloads in fixed point, see
+:mod:`lava_local.fixed`); such graphs run inference only.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixed import quantize_weights, weight_precision
+from ..fixed import IN_BITS, quantize_input, quantize_weights, weight_precision
 from .export import ExportedNet
 
 BACKENDS = ("sim-float", "sim-fixed", "loihi2")
@@ -62,15 +66,18 @@ class SpikeAdapter:
     """A time-first :class:`~lava_local.data.SpikeDataset` as Lava's dataloaders want it:
     ``dataset[i] -> (spikes (features, T), label)`` (time last)."""
 
-    def __init__(self, ds, limit: int | None = None):
+    def __init__(self, ds, limit: int | None = None, quantize=None):
         self.ds = ds
         self.n = len(ds) if limit is None else min(limit, len(ds))
+        self.quantize = quantize
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int):
         x, y = self.ds[i]
+        if self.quantize is not None:
+            x = self.quantize(x)
         return np.ascontiguousarray(x.T), y
 
 
@@ -147,7 +154,14 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                          f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
     fixed = backend != "sim-float"
     mode = "fixed" if fixed else "float"
-    data = SpikeAdapter(dataset, n_samples)
+    # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
+    graded = bool(getattr(dataset, "graded", False))
+    if graded and learn != "none":
+        raise ValueError("online learning on the graph needs spike inputs: the learning "
+                         "engine's pre-synaptic traces count binary spikes, and "
+                         f"{getattr(dataset, 'name', 'this data set')} has graded "
+                         "features; run it with --learn none")
+    data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
     n = len(data)
     L = net.n_hidden
     T = net.n_steps
@@ -180,6 +194,10 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
                                   name=f"dense{l}")
+        elif graded and l == 0:
+            dense = Dense(weights=w_back[0].copy(), name="dense0",
+                          weight_exp=w_exp[0] - IN_BITS if fixed else 0,
+                          num_message_bits=IN_BITS if fixed else 24)
         else:
             dense = Dense(weights=w_back[l].copy(), weight_exp=w_exp[l], name=f"dense{l}")
         neuron = STLLRNeuron(shape=(w_back[l].shape[0],), gamma=net.gamma, v_th=net.v_th,

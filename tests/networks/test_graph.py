@@ -112,3 +112,37 @@ def test_wrong_T_is_a_clear_error(trained):
     other = load_dataset("digits", "test", n_steps=12)
     with pytest.raises(ValueError, match="T=10"):
         run_network(net, other, n_samples=1)
+
+
+def test_graded_inputs_reach_the_graph_as_values(tmp_path):
+    """Speech Commands features are input currents in [0, 1], not spikes: the float graph
+    reproduces the batched network exactly, the fixed graph (8-bit inputs) nearly."""
+    from lava_local.data.fixtures import write_speech_commands
+    from lava_local.data.speech import SpeechCommandsFeatures
+
+    t = np.arange(16_000) / 16_000
+    rng = np.random.default_rng(2)
+    clips = [(w, f"s{k}", 0.3 * np.sin(2 * np.pi * f * (1 + 0.2 * rng.random()) * t))
+             for k in range(12) for w, f in (("yes", 300), ("no", 1200), ("up", 2500))]
+    write_speech_commands(tmp_path, clips, test=list(range(0, 36, 2)))
+    out = tmp_path / "run"
+    cfg = TrainConfig(dataset="gsc", root=str(tmp_path), n_steps=12, hidden=(24,),
+                      epochs=1, seed=1, rule="bptt")
+    train(cfg, out, progress=False)
+    net = load_exported(export_run(out))
+    test = SpeechCommandsFeatures("test", tmp_path, n_steps=12)
+    assert test.graded and 0 < test.frames(0).mean() < 1
+    ck = torch.load(out / "checkpoint.pt")
+    model, _, _ = build(cfg, 120, 3, torch.device("cpu"))
+    model.load_state_dict(ck["model"])
+    x = torch.tensor(np.stack([test.frames(i) for i in range(len(test))])).permute(1, 0, 2)
+    want = model.predict_logits(x, net.window_start)
+    r = run_network(net, test, backend="sim-float")
+    np.testing.assert_array_equal(r.predictions, want.argmax(-1).numpy())
+    # binarised inputs (what a spike-only first Dense would see) change the answers
+    binar = model.predict_logits((x > 0).float(), net.window_start).argmax(-1).numpy()
+    assert (binar != r.predictions).any()
+    fx = run_network(net, test, backend="sim-fixed")
+    assert (fx.predictions == r.predictions).mean() >= 0.8
+    with pytest.raises(ValueError, match="spike inputs"):
+        run_network(net, test, backend="sim-float", learn="stllr-dfa", n_samples=1)

@@ -32,6 +32,7 @@ from .train import (
     evaluate,
     first_learning_step,
     iterate_batches,
+    load_weights,
     resolve_device,
 )
 
@@ -115,11 +116,9 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
     ck = torch.load(run_dir / CHECKPOINT, map_location=dev)
 
     def pretrained():
-        model, opt, trainer = build(cfg, clips.n_inputs, clips.n_classes, dev,
+        model, _, trainer = build(cfg, clips.n_inputs, clips.n_classes, dev,
                                     clips.frame_shape)
-        model.load_state_dict(ck["model"])
-        if cfg.rule == "stllr" and ck.get("feedback") is not None:
-            trainer.feedback = [b.to(dev) for b in ck["feedback"]]
+        load_weights(ck, cfg, model, trainer, dev)
         return model, trainer
 
     model, _ = pretrained()

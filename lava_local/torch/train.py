@@ -230,6 +230,14 @@ def evaluate(model, ds: SpikeDataset, t_l: int, device: torch.device,
     return float((p == ds.labels).mean()), p
 
 
+def load_weights(ck: dict, cfg: TrainConfig, model, trainer, device: torch.device) -> None:
+    """Put a checkpoint's learned weights (and S-TLLR's fixed DFA matrices) into a model
+    and trainer made by :func:`build`."""
+    model.load_state_dict(ck["model"])
+    if cfg.rule == "stllr" and ck.get("feedback") is not None:
+        trainer.feedback = [b.to(device) for b in ck["feedback"]]
+
+
 def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
           frame_shape: tuple[int, ...] | None = None):
     """Model, optimiser and trainer of ``cfg``, initialised from ``cfg.seed``
@@ -359,10 +367,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
                     if k not in ("epochs", "device") and cfg.to_dict()[k] != v}
             raise RunError(f"--resume with options that differ from the checkpoint's: {diff} "
                            "(saved vs given); resume with the same options")
-        model.load_state_dict(ck["model"])
+        load_weights(ck, cfg, model, trainer, device)
         opt.load_state_dict(ck["optimizer"])
-        if cfg.rule == "stllr" and ck.get("feedback") is not None:
-            trainer.feedback = [b.to(device) for b in ck["feedback"]]
         if ck.get("trainer") is not None:
             trainer.load_state_dict(ck["trainer"])
         history, start = ck["history"], ck["epoch"]

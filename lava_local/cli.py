@@ -12,17 +12,9 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from .rules.base import positive_int as _positive_int
+
 DEFAULT_SWEEP_STEPS = (10, 50, 100, 200)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -38,12 +30,29 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
+def _add_flag(p: argparse.ArgumentParser, spec, help: str, flag: str | None = None) -> None:
+    """One rule option (a :class:`~lava_local.rules.base.FlagSpec`) as an argparse flag
+    whose value lands under its flat key (absent when not given)."""
+    kw = {"dest": spec.key, "default": argparse.SUPPRESS, "help": help}
+    if spec.action:
+        kw["action"] = spec.action
+    else:
+        kw["type"] = spec.type or (type(spec.default) if spec.default is not None else str)
+        if spec.choices:
+            kw["choices"] = spec.choices
+        if spec.metavar:
+            kw["metavar"] = spec.metavar
+    p.add_argument(flag or spec.flag, **kw)
+
+
 def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None = None) -> None:
-    """Options that map one-to-one onto :class:`TrainConfig` fields (defaults from it);
-    ``rename`` maps a flag to another name where a command uses the flag itself."""
+    """Options that map one-to-one onto :class:`TrainConfig` fields (defaults from it) and
+    every rule's own options (from the rule registry); ``rename`` maps a flag to another
+    name where a command uses the flag itself."""
+    from . import rules
     from .data import DATASETS, ENCODINGS
-    from .functional import POST_FORMS, SURROGATES
-    from .rules.stllr import SIGNALS
+    from .functional import SURROGATES
+    from .torch.conv import PRESETS
     from .torch.train import TrainConfig
 
     d = {f.name: f.default for f in fields(TrainConfig)}
@@ -74,53 +83,54 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     opt("--kappa", "kappa", "readout leak κ", type=float)
     opt("--surrogate", "surrogate", "Ψ / surrogate derivative", choices=sorted(SURROGATES))
     opt("--init-gain", "init_gain", "hidden weight init gain", type=float)
-    opt("--lam-pre", "lam_pre", "S-TLLR λ_pre", type=float)
-    opt("--lam-post", "lam_post", "S-TLLR λ_post", type=float)
-    opt("--alpha-pre", "alpha_pre", "S-TLLR α_pre", type=float)
-    opt("--alpha-post", "alpha_post", "S-TLLR α_post", type=float)
-    opt("--signal", "signal", "S-TLLR learning signal", choices=SIGNALS)
-    opt("--post-form", "post_form", "S-TLLR non-causal trace form", choices=POST_FORMS)
-    p.add_argument("--online", dest="online", action="store_true", default=S,
-                   help="S-TLLR: apply the update every step (default: once per batch)")
-    opt("--tess-f", "tess_f", "TESS output function", choices=("softmax", "identity"))
-    opt("--tess-pool", "tess_pool", "TESS: pool conv outputs to a×a before the projection "
-        "(0: no pooling)", type=int)
-    opt("--tp-beta", "tp_beta", "Traces Propagation trace decay β", type=float)
-    opt("--solsa-sigma", "solsa_sigma", "SOLSA Gaussian surrogate width σ", type=float)
-    opt("--solsa-topk", "solsa_topk", "SOLSA scheduled update: top-k steps (0 = all)",
-        type=int)
-    opt("--solsa-rerank", "solsa_rerank", "SOLSA: re-rank the steps every N epochs",
-        type=_positive_int)
-    p.add_argument("--solsa-no-early-stop", dest="solsa_early_stop", action="store_false",
-                   default=S, help="SOLSA: keep learning on confident, correct samples")
-    p.add_argument("--solsa-per-channel", dest="solsa_per_channel", action="store_true",
-                   default=S, help="SOLSA: one synaptic filter (α, β) per input channel")
-    opt("--ttl-trunc", "ttl_trunc", "TTL-BPTT truncation window K", type=_positive_int,
-        metavar="K")
-    opt("--ttl-block", "ttl_block", "TTL-BPTT block size b (hidden layers per block)",
-        type=_positive_int, metavar="B")
-    opt("--ttl-update", "ttl_update", "TTL-BPTT update per window or per sample",
-        choices=("window", "sample"))
     p.add_argument("--recurrent", dest="recurrent", action="store_true", default=S,
-                   help="recurrent hidden layers (stllr, tess, bptt)")
+                   help="recurrent hidden layers (rules that train them: `lava-local rules`)")
     opt("--preset", "preset", "architecture: mlp/rec-mlp (dense, --hidden) or the conv "
-        "presets vgg9/alexnet-snn", choices=("mlp", "rec-mlp", "vgg9", "alexnet-snn"))
+        "presets vgg9/alexnet-snn", choices=PRESETS)
     opt("--width", "width", "channel multiplier of the conv presets", type=float)
     opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
+    g = p.add_argument_group("rule options (each applies to the rules named)")
+    for spec, users in rules.flags():
+        _add_flag(g, spec, f"{spec.help} (default: {spec.default}; {', '.join(users)})",
+                  rename.get(spec.flag))
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _config(args: argparse.Namespace, **override):
+def _given(args: argparse.Namespace) -> dict:
+    """The run fields and rule options given on the command line (flat keys)."""
+    from . import rules
     from .torch.train import TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    given.update(override)
-    return TrainConfig(**given)
+    names = ({f.name for f in fields(TrainConfig)} - {"params"}) | rules.option_keys()
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _config(args: argparse.Namespace, strict: bool = True, **override):
+    """The TrainConfig of the command line (``strict``: every rule option given must be
+    one of the rule's own; otherwise options of other rules are left out)."""
+    from .torch.train import TrainConfig
+
+    return TrainConfig.from_flat(strict=strict, **{**_given(args), **override})
+
+
+def _check_options_used(args: argparse.Namespace, rules: list[str]) -> None:
+    """Every rule option given applies to at least one of ``rules``."""
+    from . import rules as registry
+    from .torch.train import RunError
+
+    used = set().union(*(registry.get(r).Params.keys() for r in rules))
+    flags = {s.key: s.flag for s, _ in registry.flags()}
+    unused = sorted(k for k in _given(args) if k in registry.option_keys() and k not in used)
+    if unused:
+        raise RunError(f"{', '.join(flags[k] for k in unused)} apply to none of the rules "
+                       f"run here ({', '.join(rules)}); see `lava-local rules`")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .torch.trainers import RULES
+    from . import rules as registry
+    from .networks.graph import BACKENDS, LEARN_MODES
+
+    RULES = registry.RULES
 
     parser = argparse.ArgumentParser(
         prog="lava-local",
@@ -143,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
 
     sub.add_parser("recipes", help="the papers' setups, with their reported numbers")
+
+    p = sub.add_parser("rules", help="every learning rule: layers, costs, what runs on the "
+                       "Lava graph (or why not)")
+    p.add_argument("--json", action="store_true", help="print the registry as JSON")
 
     p = sub.add_parser("demo", help="S-TLLR vs BPTT on the embedded digits data, one table")
     p.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
@@ -174,10 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a trained network as a Lava graph (and keep learning)")
     p.add_argument("run_dir", type=Path, help="folder of a `lava-local train` run")
-    p.add_argument("--backend", choices=("sim-float", "sim-fixed", "loihi2"),
+    p.add_argument("--backend", choices=BACKENDS,
                    default="sim-float", help="Lava backend (default: sim-float)")
-    p.add_argument("--learn", choices=("none", "stllr-dfa"), default="none",
-                   help="keep learning on the graph: S-TLLR with a DFA signal (default: none)")
+    p.add_argument("--learn", choices=LEARN_MODES, default="none",
+                   help="keep learning on the graph with a rule's on-graph form "
+                   "(`lava-local rules`; default: none)")
+    for mode, g in registry.graph_modes().items():
+        if g.Options is not None:
+            grp = p.add_argument_group(f"options of --learn {mode}")
+            for spec in g.Options.flags():
+                _add_flag(grp, spec, f"{spec.help} (default: {spec.default})")
     p.add_argument("--samples", type=_positive_int, default=None,
                    help="first N test samples (default: the whole test split)")
     p.add_argument("--eta", type=float, default=2 ** -7,
@@ -285,8 +305,9 @@ def sweep_ratio(sweep: list[dict], a: str = "bptt", b: str = "stllr") -> tuple[i
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
+    from . import rules
     from .plots import plot_training
-    from .torch.train import RunError, train
+    from .torch.train import RunError, TrainConfig, train
 
     base = {"rule": "stllr", "epochs": 10}
     if args.recipe:
@@ -296,13 +317,12 @@ def cmd_train(args) -> int:
             base.update(get_recipe(args.recipe).config)
         except ValueError as e:
             raise RunError(str(e)) from None
-    given = {k: v for k, v in vars(args).items() if k in ("rule", "epochs")}
-    from .torch.train import TrainConfig
-
-    names = {f.name for f in fields(TrainConfig)}
-    base.update({k: v for k, v in vars(args).items() if k in names})
-    base.update(given)
-    cfg = TrainConfig(**base)
+    given = {**_given(args), **{k: v for k, v in vars(args).items() if k in ("rule", "epochs")}}
+    rule = given.get("rule", base["rule"])
+    if rule != base["rule"]:   # a recipe run with another rule keeps the shared options
+        own = set(rules.get(rule).Params.keys()) if rule in rules.REGISTRY else set()
+        base = {k: v for k, v in base.items() if k not in rules.option_keys() or k in own}
+    cfg = TrainConfig.from_flat(**{**base, **given})
     out = args.out or Path("runs") / (f"{args.recipe}-seed{cfg.seed}" if args.recipe
                                       else f"{cfg.rule}-{cfg.dataset}-seed{cfg.seed}")
     res = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
@@ -333,11 +353,14 @@ def cmd_demo(args) -> int:
     out = _new_folder(args.out, "demo")
     progress = not args.no_progress
     results = {}
-    for rule in ("stllr", "bptt"):
-        cfg = _config(args, rule=rule, epochs=args.epochs)
+    pair = ("stllr", "bptt")
+    _check_options_used(args, list(pair))
+    for rule in pair:
+        cfg = _config(args, strict=False, rule=rule, epochs=args.epochs)
         results[rule] = train(cfg, out / rule, progress=progress)
-    sweep = memory_sweep(_config(args, epochs=args.epochs), list(args.sweep_steps),
-                         rules=("stllr", "bptt"), progress=progress)
+    sweep = memory_sweep(_config(args, strict=False, epochs=args.epochs),
+                         list(args.sweep_steps), rules=pair, progress=progress,
+                         options=_given(args))
     t_max, ratio = sweep_ratio(sweep)
     summary = {"results": results, "memory_vs_steps": sweep,
                "bptt_over_stllr_memory_at_max_T": {"n_steps": t_max, "ratio": ratio}}
@@ -358,10 +381,13 @@ def cmd_demo(args) -> int:
 def cmd_bench(args) -> int:
     import json
 
+    from . import rules
     from .plots import plot_memory
     from .torch.train import memory_sweep
 
-    sweep = memory_sweep(_config(args), list(args.sweep_steps), progress=not args.no_progress)
+    _check_options_used(args, list(rules.RULES))
+    sweep = memory_sweep(_config(args, strict=False), list(args.sweep_steps),
+                         progress=not args.no_progress, options=_given(args))
     print(sweep_table(sweep))
     header = ["T", "rule", "saved-for-backward/batch", "learn MACs analytic/sample",
               "MACs measured/sample"]
@@ -381,8 +407,8 @@ def cmd_bench(args) -> int:
 
 
 def _parse_rules(text: str) -> list[str]:
+    from .rules import RULES
     from .torch.train import RunError
-    from .torch.trainers import RULES
 
     rules = list(RULES) if text == "all" else [r.strip() for r in text.split(",") if r.strip()]
     bad = [r for r in rules if r not in RULES]
@@ -399,7 +425,9 @@ def cmd_compare(args) -> int:
     from .torch.train import train
 
     rules = _parse_rules(args.rules)
-    cfgs = {r: _config(args, rule=r, epochs=args.epochs) for r in rules}  # validate first
+    _check_options_used(args, rules)
+    cfgs = {r: _config(args, strict=False, rule=r, epochs=args.epochs)  # validate first
+            for r in rules}
     out = _new_folder(args.out, "compare")
     results = {r: train(c, out / r, progress=not args.no_progress) for r, c in cfgs.items()}
     for r in results.values():
@@ -436,7 +464,11 @@ def cmd_sweep(args) -> int:
     from dataclasses import replace
 
     cells = [(w, b) for w in windows for b in blocks]
-    cfgs = {(w, b): replace(base, ttl_trunc=w, ttl_block=b) for w, b in cells}
+    try:
+        cfgs = {(w, b): replace(base, params=replace(base.params, trunc=w, block=b))
+                for w, b in cells}
+    except ValueError as e:
+        raise RunError(str(e)) from None
     out = _new_folder(args.out, "sweep")
     rows = []
     for (w, b), c in cfgs.items():
@@ -466,6 +498,41 @@ def cmd_recipes(args) -> int:
                      c.get("preset", "mlp"), str(c.get("n_steps", "")), r.reported])
     print(format_table(["recipe", "rule", "data set", "net", "T", "paper reports"], rows))
     print("\nrun one: uv run lava-local train --recipe NAME --root DATA_DIR")
+    return 0
+
+
+def cmd_rules(args) -> int:
+    import json
+
+    from . import rules
+
+    described = [r.describe() for r in rules.REGISTRY.values()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    rows = []
+    for d in described:
+        g = d["graph"]
+        rows.append([d["rule"], d["title"], ",".join(d["layers"]),
+                     "yes" if d["lava_inference"] == "yes" else "no",
+                     f"--learn {g['mode']} ({', '.join(g['backends'])})" if g else "no"])
+    print(format_table(["rule", "name", "trains layers", "Lava inference",
+                        "learns on the graph"], rows))
+    print("\nanalytic costs per sample (T_l: first learning step; N_l: neurons of layer l)\n")
+    print(format_table(["rule", "learning-state memory", "learning MACs"],
+                       [[d["rule"], d["memory"], d["macs"]] for d in described]))
+    print("\non the graph")
+    for d in described:
+        g = d["graph"]
+        if g:
+            print(f"  {d['rule']} (--learn {g['mode']}): neuron {g['neuron']}; signal "
+                  f"{g['signal']}; synapses {g['product_series']}")
+        else:
+            why = d["no_graph_reason"]
+            if d["lava_inference"] != "yes":
+                why = f"{why} (no Lava inference either: {d['lava_inference']})"
+            print(f"  {d['rule']}: none: {why}")
+    print("\noptions of each rule: `lava-local train --help`; JSON: `lava-local rules --json`")
     return 0
 
 
@@ -573,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
                     "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data,
-                    "recipes": cmd_recipes, "finetune": cmd_finetune}
+                    "recipes": cmd_recipes, "finetune": cmd_finetune, "rules": cmd_rules}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

@@ -103,3 +103,24 @@ def literal(value: float) -> tuple[int, int]:
     if best is None:
         raise ValueError(f"{value} cannot be written as m·2^e with m in [-8, 7], e in [-7, 8]")
     return best[1], best[2]
+
+
+def mant_shift(scale: float) -> tuple[int, int]:
+    """8-bit mantissa M and shift k with M · 2^-k ≈ scale (M in [128, 255] when possible):
+    how an integer unit multiplies by a real constant."""
+    if scale <= 0:
+        return 0, 0
+    k = int(np.floor(7 - np.log2(scale)))
+    k = max(k, 0)
+    m = int(round(scale * 2 ** k))
+    while m > 255:
+        k -= 1
+        m = int(round(scale * 2 ** k))
+    return m, k
+
+
+def mul_round(x: np.ndarray, m: int, k: int) -> np.ndarray:
+    """``x · m · 2^-k`` in integers, rounded half away from zero."""
+    prod = np.asarray(x, dtype=np.int64) * m
+    half = (1 << (k - 1)) if k > 0 else 0
+    return np.sign(prod) * ((np.abs(prod) + half) >> k)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: One colour per rule in every plot.
-RULE_COLORS = {"stllr": "C0", "bptt": "C1", "tess": "C2", "tp": "C3", "solsa": "C4",
-               "ttlbptt": "C5"}
-
 
 def _color(name: str) -> str | None:
-    return RULE_COLORS.get(name.split()[0])
+    """One colour per rule in every plot (its place in the registry)."""
+    from .rules import RULES
+
+    rule = name.split()[0]
+    return f"C{RULES.index(rule)}" if rule in RULES else None
 
 
 def _plt():

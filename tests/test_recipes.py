@@ -18,7 +18,7 @@ def test_recipe_builds_and_steps(name):
     conf["n_steps"] = steps
     if conf.get("window"):
         conf["window"] = min(conf["window"], steps)
-    cfg = TrainConfig(**conf)
+    cfg = TrainConfig.from_flat(**conf)
     if cfg.dataset == "gsc":                       # 120 mel features, 35 words
         n_in, n_cls, frame = 120, 35, None
     else:

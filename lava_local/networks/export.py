@@ -5,9 +5,13 @@ Layout (``net.h5``)::
     layer/0..L-1/    type='dense', shape=[N_l], inFeatures, outFeatures, weight (N_l, N_l-1)
         neuron/      type='STLLR_LIF' (hidden) or 'LI' (readout), gamma | kappa, vTh,
                      surrogate, softReset=1
-    learning/        rule='stllr', signal, lamPre, lamPost, alphaPre, alphaPost,
-                     postForm, numSteps, windowStart, encoding, dataset, seed
-        feedback/0..L-2   DFA matrices B^l (N_l, C) when the run used them
+    learning/        formatVersion=2, rule (the rule that trained the net), numSteps,
+                     windowStart, encoding, dataset, seed, root
+        params/      the rule's options by flat key (e.g. lam_pre, signal, tess_f)
+        feedback/0..L-2   S-TLLR's DFA matrices B^l (N_l, C) when the run used them
+
+Files of format 1 (before the rule registry) said ``rule='stllr'`` for every run and
+kept S-TLLR's options directly in ``learning/``; they still load.
 
 netx's ``Network`` can read the weights of this file but cannot build the S-TLLR neuron
 (its dense blocks are CUBA neurons with hard reset); ``load_exported`` rebuilds the net
@@ -22,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 NET_FILE = "net.h5"
+EXPORT_FORMAT = 2
+_V1_STRINGS = ("signal", "post_form")
 
 
 @dataclass
@@ -39,8 +45,9 @@ class ExportedNet:
     encoding: str = "rate"
     seed: int = 0
     root: str | None = None
-    stllr: dict = field(default_factory=dict)  # lam_pre, lam_post, alpha_*, post_form, signal
-    feedback: list[np.ndarray] | None = None
+    rule: str = "stllr"                         # the rule that trained the net
+    params: dict = field(default_factory=dict)  # its options by flat key
+    feedback: list[np.ndarray] | None = None    # S-TLLR's DFA matrices, if trained with them
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -75,7 +82,8 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
                 n["type"] = "LI"
                 n["kappa"] = net.kappa
         lg = f.create_group("learning")
-        lg["rule"] = "stllr"
+        lg["formatVersion"] = EXPORT_FORMAT
+        lg["rule"] = net.rule
         lg["numSteps"] = net.n_steps
         lg["windowStart"] = net.window_start
         lg["dataset"] = net.dataset
@@ -83,8 +91,9 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
         lg["seed"] = net.seed
         if net.root:
             lg["root"] = str(net.root)
-        for k, v in net.stllr.items():
-            lg[k] = v
+        pg = lg.create_group("params")
+        for k, v in net.params.items():
+            pg[k] = h5py.Empty("f") if v is None else v
         if net.feedback:
             fb = lg.create_group("feedback")
             for i, b in enumerate(net.feedback):
@@ -95,6 +104,24 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
 def _str(x) -> str:
     v = x[()]
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _value(d):
+    """An HDF5 scalar as the Python value it was written from."""
+    import h5py
+
+    v = d[()]
+    if isinstance(v, h5py.Empty):
+        return None
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
 
 
 def load_exported(path: Path) -> ExportedNet:
@@ -111,9 +138,16 @@ def load_exported(path: Path) -> ExportedNet:
         hid = layers["0"]["neuron"]
         out = layers[str(len(layers) - 1)]["neuron"]
         lg = f["learning"]
-        stllr = {k: (_str(lg[k]) if k in ("signal", "post_form") else float(lg[k][()]))
-                 for k in ("lam_pre", "lam_post", "alpha_pre", "alpha_post", "signal",
-                           "post_form") if k in lg}
+        fmt = int(lg["formatVersion"][()]) if "formatVersion" in lg else 1
+        if fmt > EXPORT_FORMAT:
+            raise ValueError(f"{path} is an export of format {fmt}, newer than this "
+                             f"lava-local reads ({EXPORT_FORMAT}); upgrade lava-local")
+        if "params" in lg:
+            params = {k: _value(lg["params"][k]) for k in lg["params"]}
+        else:   # format 1: S-TLLR's options in learning/
+            params = {k: (_str(lg[k]) if k in _V1_STRINGS else float(lg[k][()]))
+                      for k in ("lam_pre", "lam_post", "alpha_pre", "alpha_post", "signal",
+                                "post_form") if k in lg}
         feedback = None
         if "feedback" in lg:
             feedback = [np.asarray(lg["feedback"][str(i)], dtype=np.float64)
@@ -124,46 +158,40 @@ def load_exported(path: Path) -> ExportedNet:
                            window_start=int(lg["windowStart"][()]), dataset=_str(lg["dataset"]),
                            encoding=_str(lg["encoding"]), seed=int(lg["seed"][()]),
                            root=_str(lg["root"]) if "root" in lg else None,
-                           stllr=stllr, feedback=feedback)
+                           rule=_str(lg["rule"]), params=params, feedback=feedback)
 
 
 def export_run(run_dir: Path) -> Path:
     """Export the checkpoint of a training run folder to ``run_dir/net.h5``."""
-    import torch
-
-    from ..torch.train import CHECKPOINT, RunError, TrainConfig
-    from ..torch.trainers import first_learning_step
+    from ..torch.loop import first_learning_step
+    from ..torch.train import CHECKPOINT, RunError, TrainConfig, read_checkpoint
 
     run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise RunError(f"no trained run in {run_dir} (missing {CHECKPOINT}); train one with "
                        f"`lava-local train --out {run_dir}`")
-    ck = torch.load(ckpt, map_location="cpu")
+    ck = read_checkpoint(ckpt)
     cfg = TrainConfig.from_dict(ck["config"])
-    if cfg.preset in ("vgg9", "alexnet-snn"):
+    if cfg.spec.lava_inference:
+        raise RunError(f"{cfg.spec.title} runs cannot run in Lava yet: "
+                       f"{cfg.spec.lava_inference} (see `lava-local rules`)")
+    if "conv" in cfg.layer_kinds:
         raise RunError("conv presets have no Lava export yet (Lava has no LearningConv and "
                        "the S-TLLR neuron is not a netx conv block); dense runs export")
-    if cfg.recurrent or cfg.preset == "rec-mlp":
+    if "recurrent" in cfg.layer_kinds:
         raise RunError("recurrent networks have no Lava export yet (a recurrent Dense from "
                        "each layer to itself is the missing piece); feed-forward runs export")
-    if cfg.rule == "solsa":
-        raise RunError("SOLSA's current-based neurons with learnable synaptic filters have "
-                       "no Lava model yet; only stllr, tess, tp, ttlbptt and bptt runs can be "
-                       "exported")
     state = ck["model"]
     n_hidden = len([k for k in state if k.startswith("hidden.")])
     weights = [state[f"hidden.{i}"].double().numpy() for i in range(n_hidden)]
     weights.append(state["readout"].double().numpy())
-    feedback = None
-    if ck.get("feedback"):
-        feedback = [b.double().numpy() for b in ck["feedback"]]
+    feedback = (ck.get("trainer") or {}).get("feedback")
     net = ExportedNet(
         weights=weights, gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa,
         surrogate=cfg.surrogate, n_steps=cfg.n_steps,
         window_start=first_learning_step(cfg.n_steps, cfg.window), dataset=cfg.dataset,
-        encoding=cfg.encoding, seed=cfg.seed, root=cfg.root,
-        stllr=dict(lam_pre=cfg.lam_pre, lam_post=cfg.lam_post, alpha_pre=cfg.alpha_pre,
-                   alpha_post=cfg.alpha_post, signal=cfg.signal, post_form=cfg.post_form),
-        feedback=feedback)
+        encoding=cfg.encoding, seed=cfg.seed, root=cfg.root, rule=cfg.rule,
+        params=cfg.params.to_flat(),
+        feedback=[b.double().numpy() for b in feedback] if feedback else None)
     return save_exported(net, run_dir / NET_FILE)

@@ -1,4 +1,4 @@
-"""Build an exported network as a Lava process graph and run it.
+"""Build an exported network as a Lava process graph, and run it.
 
 Graph (one long run, samples streamed by a Lava dataloader, state reset per sample)::
 
@@ -6,13 +6,20 @@ Graph (one long run, samples streamed by a Lava dataloader, state reset per samp
           │                                                                              │ o
           └──────────────────────── ground_truth ──────────────────────────> ErrorUnit <─┘
                                        (learning only)                           │ err
-                    STLLRNeuron_l.a_third_factor_in <── Dense(B^l, graded) <──────┘
+                                                                 readout synapses' third factor
 
-With learning, Dense_l is a ``LearningDense`` running the S-TLLR product-series rule and
-the neuron's y1/y2/bap ports feed its post traces. Every Dense delays by one step, so a
-sample reaches layer l (1-based) ``l`` steps after the dataloader sends it; each Process
-resets at its own offset. Samples are spaced ``T + L + 2`` steps apart so the readout and
-the (delayed) learning signals of one sample end before the next one starts.
+With learning, every Dense is a ``LearningDense`` running a product-series rule, and the
+learning signal of each hidden layer comes from the on-graph parts of a rule in the
+registry (:class:`lava_local.rules.GraphLearning`): S-TLLR-DFA sends the readout's
+error through fixed random Dense matrices, TESS makes a local error per layer (``lava-local
+rules`` lists them). The readout always learns with its exact local gradient through
+the shared error unit. Every Dense delays by one step, so a sample reaches layer l
+(1-based) ``l`` steps after the dataloader sends it; each Process resets at its own
+offset. Samples are spaced ``T + L + 2`` steps apart so the readout and the (delayed)
+learning signals of one sample end before the next one starts.
+
+:func:`build_graph` makes the processes (a :class:`LavaGraph`), :meth:`LavaGraph.run`
+runs them and always stops them; :func:`run_network` does both.
 
 Backends: ``sim-float`` (``Loihi2SimCfg``, floating_pt models), ``sim-fixed``
 (``Loihi2SimCfg``, fixed_pt models: integer weights, membranes and the bit-approximate
@@ -26,17 +33,19 @@ Dense takes graded messages (float; 8-bit payloads in fixed point, see
 from __future__ import annotations
 
 import importlib.util
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from .. import rules
 from ..fixed import IN_BITS, quantize_input, quantize_weights, weight_precision
 from .export import ExportedNet
 
 BACKENDS = ("sim-float", "sim-fixed", "loihi2")
-LEARN_MODES = ("none", "stllr-dfa")
+#: ``run --learn`` values: none, or a rule's on-graph learning mode.
+LEARN_MODES = ("none", *rules.graph_modes())
 
 
 class BackendError(RuntimeError):
@@ -81,12 +90,63 @@ class SpikeAdapter:
         return np.ascontiguousarray(x.T), y
 
 
-def default_feedback(net: ExportedNet, seed: int) -> list[np.ndarray]:
-    """Fixed random DFA matrices B^l (N_l, C), Kaiming-uniform, for nets trained with bp."""
-    rng = np.random.default_rng([seed, 7])
-    c = net.layer_sizes[-1]
-    bound = math.sqrt(6.0 / c)
-    return [rng.uniform(-bound, bound, size=(n, c)) for n in net.layer_sizes[1:-1]]
+@dataclass
+class GraphContext:
+    """What a rule's on-graph parts need to attach their learning signal: the net, the
+    backend's units, the timing and the processes built so far."""
+
+    net: ExportedNet
+    backend: str
+    interval: int
+    precs: list[int]
+    big_p: int
+    eta: float
+    loader: Any = None
+    neurons: list = field(default_factory=list)
+    readout: Any = None
+    error: Any = None            # the readout's ErrorUnit (learning graphs)
+
+    @property
+    def fixed(self) -> bool:
+        return self.backend != "sim-float"
+
+    @property
+    def mode(self) -> str:
+        """The learning engine's mode: "fixed" (bit-approximate) or "float"."""
+        return "fixed" if self.fixed else "float"
+
+    @property
+    def n_steps(self) -> int:
+        return self.net.n_steps
+
+    @property
+    def window_start(self) -> int:
+        return self.net.window_start
+
+    @property
+    def n_win(self) -> int:
+        return self.net.n_steps - self.net.window_start
+
+    def layer_offset(self, l: int) -> int:
+        """Step at which the first sample reaches hidden layer l (0-based)."""
+        return 2 + l + 1
+
+    @property
+    def readout_offset(self) -> int:
+        return 2 + self.net.n_hidden + 1
+
+    def signal_dense(self, weights: np.ndarray, name: str):
+        """A fixed Dense carrying graded signals through real ``weights`` (float: as
+        they are; fixed: 8-bit mantissas with ``weight_exp = -p``, so the output stays in
+        the input's units)."""
+        from lava.proc.dense.process import Dense
+
+        if self.fixed:
+            pb = weight_precision(weights)
+            return Dense(weights=quantize_weights(weights, pb), weight_exp=-pb,
+                         num_message_bits=8, name=name)
+        return Dense(weights=np.asarray(weights, dtype=float), num_message_bits=24,
+                     name=name)
 
 
 @dataclass
@@ -98,6 +158,7 @@ class LavaRun:
     n_steps_run: int
     seconds: float
     weights: list[np.ndarray] | None  # all weights after online learning (real units)
+    learning: dict | None = None      # what learned on the graph (mode, options, params)
 
     @property
     def accuracy(self) -> float:
@@ -108,11 +169,57 @@ class LavaRun:
         return self.n_steps_run / self.seconds
 
 
-def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
-                n_samples: int | None = None, eta: float = 2 ** -7,
-                rng_seed: int = 0, progress: bool = False,
-                fast_learning: bool = True, learning_engine: bool = True) -> LavaRun:
-    """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning.
+class LavaGraph:
+    """The processes of a built graph; :meth:`run` streams the samples once."""
+
+    def __init__(self, ctx: GraphContext, denses: list, learning: dict | None,
+                 n_samples: int, labels: np.ndarray, learns: bool):
+        self.ctx, self.denses, self.learning = ctx, denses, learning
+        self.n_samples, self.labels, self.learns = n_samples, labels, learns
+
+    @property
+    def n_steps_run(self) -> int:
+        return self.n_samples * self.ctx.interval + 2
+
+    def run(self, progress: bool = False, fast_learning: bool = True) -> LavaRun:
+        """Run every sample (blocking runs of 10 samples when ``progress``), read the
+        predictions and, when learning, the weights; the processes are always stopped
+        (a graph runs once)."""
+        from lava.magma.core.run_conditions import RunSteps
+        from tqdm.auto import tqdm
+
+        ctx, readout = self.ctx, self.ctx.readout
+        run_cfg = _run_cfg(ctx.backend, fast_learning)
+        n, n_run, interval = self.n_samples, self.n_steps_run, ctx.interval
+        chunk = 10 * interval if progress else n_run
+        try:
+            t0 = time.perf_counter()
+            with tqdm(total=n, desc=f"lava {ctx.backend}", unit="sample",
+                      disable=not progress) as bar:
+                done = 0
+                while done < n_run:
+                    k = min(chunk, n_run - done)
+                    readout.run(condition=RunSteps(num_steps=k), run_cfg=run_cfg)
+                    done += k
+                    bar.update(min(n, done // interval) - bar.n)
+            seconds = time.perf_counter() - t0
+            preds = np.asarray(readout.predictions.get(), dtype=np.int64)
+            weights = None
+            if self.learns:
+                weights = []
+                for l, d in enumerate(self.denses):
+                    w = np.asarray(d.weights.get(), dtype=float)
+                    weights.append(w * 2.0 ** -ctx.precs[l] if ctx.fixed else w)
+        finally:
+            readout.stop()
+        return LavaRun(predictions=preds, labels=self.labels, n_steps_run=n_run,
+                       seconds=seconds, weights=weights, learning=self.learning)
+
+
+def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
+                n_samples: int | None = None, eta: float = 2 ** -7, rng_seed: int = 0,
+                learning_engine: bool = True, options: dict | None = None) -> LavaGraph:
+    """The Lava process graph of ``net`` fed by ``dataset``.
 
     Parameters
     ----------
@@ -120,30 +227,30 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     dataset : SpikeDataset
         Time-first samples (T, features) with T = ``net.n_steps``.
     backend : {"sim-float", "sim-fixed", "loihi2"}
-    learn : {"none", "stllr-dfa"}
-        ``stllr-dfa``: hidden layers keep learning with S-TLLR and a DFA learning signal,
-        the readout with its exact local gradient (error × κ-trace of its input), all by
-        SGD steps of ``eta`` on the learning engine.
+    learn : str
+        "none" or a rule's on-graph learning mode (:data:`LEARN_MODES`, e.g.
+        ``stllr-dfa``, ``tess``): hidden layers keep learning with that rule's signal
+        and product-series rule, the readout with its exact local gradient (error ×
+        κ-trace of its input), all by SGD steps of ``eta`` on the learning engine.
     n_samples : int, optional
         First samples of ``dataset`` to run (default all).
-    progress : bool
-        Show a progress bar (the run is split into blocking runs of 10 samples).
-    fast_learning : bool
-        Use the bit-identical faster LearningDense models of
-        :mod:`lava_local.processes.learning_dense` (default) instead of Lava's own.
+    rng_seed : int
+        Seed of the learning engines' stochastic rounding and of anything a mode draws.
     learning_engine : bool
-        With ``learn="stllr-dfa"``: False builds the whole learning graph (error unit,
-        feedback, third factors) but with plain Dense synapses — the baseline that
-        isolates the learning engine's cost in benchmarks.
+        With learning: False builds the whole learning graph (error units, signal
+        paths, third factors) but with plain Dense synapses — the baseline that isolates
+        the learning engine's cost in benchmarks.
+    options : dict, optional
+        The learning mode's options by flat key (e.g. ``{"tess_f": "identity"}``).
     """
     from ..lava_runtime import ensure_lava_runtime
 
     ensure_lava_runtime()
-    from lava.magma.core.run_conditions import RunSteps
     from lava.proc.dense.process import Dense, LearningDense
     from lava.proc.io.dataloader import SpikeDataloader
 
     from ..processes import ErrorUnit, LeakyReadout, STLLRNeuron
+    from ..rules.stllr import EligibilityParams
     from ..rules.stllr_loihi import OnChipSTLLR
 
     check_backend(backend)
@@ -153,20 +260,22 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         raise ValueError(f"the network was trained with T={net.n_steps} but the data has "
                          f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
     fixed = backend != "sim-float"
-    mode = "fixed" if fixed else "float"
+    learning = learn != "none"
+    if not learning and options:
+        raise ValueError(f"options {sorted(options)} need a learning mode (--learn)")
+    parts = rules.graph_mode(learn).bind(net, backend, rng_seed, options) if learning \
+        else None
     # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
     graded = bool(getattr(dataset, "graded", False))
-    if graded and learn != "none":
+    if graded and learning:
         raise ValueError("online learning on the graph needs spike inputs: the learning "
                          "engine's pre-synaptic traces count binary spikes, and "
                          f"{getattr(dataset, 'name', 'this data set')} has graded "
                          "features; run it with --learn none")
     data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
     n = len(data)
-    L = net.n_hidden
-    T = net.n_steps
+    L, T = net.n_hidden, net.n_steps
     interval = T + L + 2
-    sp = net.stllr
 
     # weights in the backend's units
     if fixed:
@@ -178,19 +287,15 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         precs, big_p = [0] * len(net.weights), 7
         w_back, w_exp = [np.asarray(w, dtype=float) for w in net.weights], [0] * len(net.weights)
 
-    loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
-    learning = learn != "none"
-    rules = []
-    neurons, denses = [], []
-    src = loader.s_out
+    ctx = GraphContext(net, backend, interval, precs, big_p, eta)
+    ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
+    traces = parts.params if parts is not None else EligibilityParams()
+    engine = learning and learning_engine
+    denses = []
+    src = ctx.loader.s_out
     for l in range(L):
-        rule = None
-        if learning:
-            rule = OnChipSTLLR(eta=eta, alpha_pre=sp["alpha_pre"], alpha_post=sp["alpha_post"],
-                               lam_pre=sp["lam_pre"], lam_post=sp["lam_post"],
-                               post_form=sp["post_form"], mode=mode,
-                               weight_precision=precs[l], delta_max=1.0)
-        if learning and learning_engine:
+        rule = parts.hidden_rule(ctx, l) if parts is not None else None
+        if engine:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
                                   name=f"dense{l}")
@@ -201,28 +306,27 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         else:
             dense = Dense(weights=w_back[l].copy(), weight_exp=w_exp[l], name=f"dense{l}")
         neuron = STLLRNeuron(shape=(w_back[l].shape[0],), gamma=net.gamma, v_th=net.v_th,
-                             lam_post=sp["lam_post"], post_form=sp["post_form"],
+                             lam_post=traces.lam_post, post_form=traces.post_form,
                              surrogate=net.surrogate, rule=rule, precision=big_p,
-                             delta_precision=7, reset_interval=interval,
-                             reset_offset=2 + l + 1, name=f"lif{l}")
+                             delta_unit=parts.delta_unit(ctx, l) if parts else 2.0 ** -7,
+                             reset_interval=interval, reset_offset=ctx.layer_offset(l),
+                             name=f"lif{l}")
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
-        if learning and learning_engine:
+        if engine:
             neuron.s_out_bap.connect(dense.s_in_bap)
             neuron.s_out_y1.connect(dense.s_in_y1)
             neuron.s_out_y2.connect(dense.s_in_y2)
             neuron.s_out_y3.connect(dense.s_in_y3)
         src = neuron.s_out
-        neurons.append(neuron)
+        ctx.neurons.append(neuron)
         denses.append(dense)
-        rules.append(rule)
-    n_win = T - net.window_start
     rule_out = None
-    if learning and learning_engine:
+    if engine:
         # the readout's exact local gradient: S-TLLR's causal term with Ψ = 1, λ_pre = κ
         rule_out = OnChipSTLLR(eta=eta, alpha_pre=1.0, alpha_post=0.0, lam_pre=net.kappa,
-                               lam_post=0.0, mode=mode, weight_precision=precs[-1],
-                               delta_max=1.0 / n_win, psi_max=1.0)
+                               lam_post=0.0, mode=ctx.mode, weight_precision=precs[-1],
+                               delta_max=1.0 / ctx.n_win, psi_max=1.0)
         dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
                                   learning_rule=rule_out.learning_rule(rng_seed + L),
                                   name="dense_out")
@@ -230,57 +334,39 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     else:
         dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
     src.connect(dense_out.s_in)
-    readout_offset = 2 + L + 1
-    readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa, interval=interval,
-                           offset=readout_offset, window_start=net.window_start,
-                           window_end=T, n_samples=n, precision=big_p)
-    dense_out.a_out.connect(readout.a_in)
+    ctx.readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa,
+                               interval=interval, offset=ctx.readout_offset,
+                               window_start=net.window_start, window_end=T, n_samples=n,
+                               precision=big_p)
+    dense_out.a_out.connect(ctx.readout.a_in)
     if learning:
-        err = ErrorUnit(shape=(w_back[-1].shape[0],), interval=interval, offset=readout_offset,
-                        window_start=net.window_start, window_end=T, scale=1.0 / n_win,
-                        precision=big_p, rule=rule_out)
-        readout.o_out.connect(err.o_in)
+        err = ErrorUnit(shape=(w_back[-1].shape[0],), interval=interval,
+                        offset=ctx.readout_offset, window_start=net.window_start,
+                        window_end=T, scale=1.0 / ctx.n_win, precision=big_p, rule=rule_out)
+        ctx.readout.o_out.connect(err.o_in)
         if rule_out is not None:
             for a, b in ((err.s_out_bap, dense_out.s_in_bap), (err.s_out_y1, dense_out.s_in_y1),
                          (err.s_out_y2, dense_out.s_in_y2), (err.s_out_y3, dense_out.s_in_y3)):
                 a.connect(b)
-        loader.ground_truth.connect(err.label_in)
-        fb = net.feedback or default_feedback(net, rng_seed)
-        for l, b in enumerate(fb):
-            if fixed:
-                pb = weight_precision(b)
-                fdense = Dense(weights=quantize_weights(b, pb), weight_exp=-pb,
-                               num_message_bits=8, name=f"feedback{l}")
-            else:
-                fdense = Dense(weights=np.asarray(b, dtype=float), num_message_bits=24,
-                               name=f"feedback{l}")
-            err.err_out.connect(fdense.s_in)
-            fdense.a_out.connect(neurons[l].a_third_factor_in)
+        ctx.loader.ground_truth.connect(err.label_in)
+        ctx.error = err
+        parts.attach(ctx)
+    return LavaGraph(ctx, denses, parts.record() if parts else None, n,
+                     np.asarray(dataset.labels[:n]), engine)
 
-    run_cfg = _run_cfg(backend, fast_learning)
-    n_run = n * interval + 2
-    from tqdm.auto import tqdm
 
-    chunk = 10 * interval if progress else n_run
-    t0 = time.perf_counter()
-    with tqdm(total=n, desc=f"lava {backend}", unit="sample", disable=not progress) as bar:
-        done = 0
-        while done < n_run:
-            k = min(chunk, n_run - done)
-            readout.run(condition=RunSteps(num_steps=k), run_cfg=run_cfg)
-            done += k
-            bar.update(min(n, done // interval) - bar.n)
-    seconds = time.perf_counter() - t0
-    preds = np.asarray(readout.predictions.get(), dtype=np.int64)
-    weights = None
-    if learning and learning_engine:
-        weights = []
-        for l, d in enumerate(denses):
-            w = np.asarray(d.weights.get(), dtype=float)
-            weights.append(w * 2.0 ** -precs[l] if fixed else w)
-    readout.stop()
-    return LavaRun(predictions=preds, labels=np.asarray(dataset.labels[:n]), n_steps_run=n_run,
-                   seconds=seconds, weights=weights)
+def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
+                n_samples: int | None = None, eta: float = 2 ** -7,
+                rng_seed: int = 0, progress: bool = False,
+                fast_learning: bool = True, learning_engine: bool = True,
+                options: dict | None = None) -> LavaRun:
+    """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning
+    (see :func:`build_graph`; ``fast_learning``: use the bit-identical faster
+    LearningDense models of :mod:`lava_local.processes.learning_dense`, default, instead
+    of Lava's own; ``progress``: a progress bar)."""
+    graph = build_graph(net, dataset, backend, learn, n_samples, eta, rng_seed,
+                        learning_engine, options)
+    return graph.run(progress, fast_learning)
 
 
 def _run_cfg(backend: str, fast: bool = True):

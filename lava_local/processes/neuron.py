@@ -37,6 +37,7 @@ from lava_local.fixed import (
     TRACE_MAX,
     decay,
     decay_to_int,
+    mant_shift,
     to_membrane,
     wrap24,
 )
@@ -69,8 +70,9 @@ class STLLRNeuron(LearningNeuronProcess, AbstractProcess):
         Constants of the attached learning rule (None: no learning, no third factors).
     precision : int
         P of the fixed membrane units (u_real = u_int · 2^-(6+P)); fixed model only.
-    delta_precision : int
-        Fractional bits of the integer learning signal (δ_real = δ_int · 2^-D); fixed only.
+    delta_unit : float
+        Real value of one unit of the integer learning signal (δ_real = δ_int ·
+        delta_unit); fixed model only.
     reset_interval, reset_offset : int
         Reset state at steps σ with (σ - offset) % interval == 0 (interval 0: never).
     """
@@ -78,12 +80,12 @@ class STLLRNeuron(LearningNeuronProcess, AbstractProcess):
     def __init__(self, *, shape: tuple[int, ...], gamma: float, v_th: float,
                  lam_post: float = 0.2, post_form: str = "paper", surrogate: str = "triangle",
                  rule: OnChipSTLLR | None = None, precision: int = 7,
-                 delta_precision: int = 7, reset_interval: int = 0, reset_offset: int = 0,
-                 name: str | None = None):
+                 delta_unit: float = 2.0 ** -7, reset_interval: int = 0,
+                 reset_offset: int = 0, name: str | None = None):
         learning_rule = rule.learning_rule() if rule is not None else None
         super().__init__(shape=shape, learning_rule=learning_rule, gamma=gamma, v_th=v_th,
                          lam_post=lam_post, post_form=post_form, surrogate=surrogate,
-                         rule=rule, precision=precision, delta_precision=delta_precision,
+                         rule=rule, precision=precision, delta_unit=delta_unit,
                          reset_interval=reset_interval, reset_offset=reset_offset,
                          name=name)
         self.a_in = InPort(shape=shape)
@@ -190,10 +192,10 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
         self._psi_now = None
         self._scales = None
         if self._rule is not None:
-            # real value of one unit of |δ|·ψ (resp. |δ|·h): 2^-D · 0.3/128
-            unit = 2.0 ** -p["delta_precision"] * 0.3 / 128
-            self._scales = (_mant_shift(unit / self._rule.s1),
-                            _mant_shift(unit / self._rule.s2) if self._rule.s2 else (0, 0))
+            # real value of one unit of |δ|·ψ (resp. |δ|·h): delta_unit · 0.3/128
+            unit = p["delta_unit"] * 0.3 / 128
+            self._scales = (mant_shift(unit / self._rule.s1),
+                            mant_shift(unit / self._rule.s2) if self._rule.s2 else (0, 0))
 
     def _integrate(self, a_in: np.ndarray) -> None:
         u = decay(self.u.astype(np.int64) - self._vth * self.y, self._d_gamma)
@@ -216,15 +218,3 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
         y2 = np.minimum((mag * h_eff * m2) >> k2, TRACE_MAX).astype(np.int32)
         return y1, y2, delta > 0
 
-
-def _mant_shift(scale: float) -> tuple[int, int]:
-    """8-bit mantissa M and shift k with M · 2^-k ≈ scale (M in [128, 255] when possible)."""
-    if scale <= 0:
-        return 0, 0
-    k = int(np.floor(7 - np.log2(scale)))
-    k = max(k, 0)
-    m = int(round(scale * 2 ** k))
-    while m > 255:
-        k -= 1
-        m = int(round(scale * 2 ** k))
-    return m, k

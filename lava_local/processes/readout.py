@@ -6,10 +6,11 @@ them, writes ``argmax`` of the sum into ``predictions[k]`` for sample k — the 
 trainer's prediction rule. Reading ``predictions`` once at the end is cheap (one Var).
 
 ``ErrorUnit``: receives o and the label (from the dataloader's ``ground_truth``) and, in
-the learning window of each sample and while ``learn`` is 1, sends the output error
-:math:`e = (\mathrm{softmax}(o) - \mathrm{onehot}(c)) \cdot s` (graded); else zeros.
-Its fixed model quantises e to 8-bit graded spikes (units 2^-7); the softmax is
-evaluated on the dequantised potentials (a lookup table on a chip). With a ``rule`` it is
+the learning window of each sample and while ``learn`` is 1, sends the error
+:math:`e = (f(o) - \mathrm{onehot}(c)) \cdot s` (graded); else zeros. f = softmax for
+the readout's output error, softmax or identity for TESS's local errors. Its fixed model
+sends 8-bit graded spikes (units ``out_unit``, 2^-7 by default); softmax is evaluated on
+the dequantised potentials (a lookup table on a chip), identity in integers. With a ``rule`` it is
 also the learning neuron of the readout's synapses: it writes ``y1 = |e|/S1`` and
 ``bap = e > 0`` into their post traces, so the readout weights learn
 :math:`Δw = -η\, e[t]\, q[t]` with q the κ-trace of the last hidden layer's spikes —
@@ -37,11 +38,11 @@ from lava_local.fixed import (
     TRACE_MAX,
     decay,
     decay_to_int,
-    from_membrane,
+    mant_shift,
+    mul_round,
     wrap24,
 )
 from lava_local.functional._backend import softmax
-from lava_local.processes.neuron import _mant_shift
 from lava_local.rules.stllr_loihi import Y_DECAY
 
 
@@ -144,35 +145,56 @@ class PyLeakyReadoutFixed(_ReadoutBase):
 
 
 class ErrorUnit(LearningNeuronProcess, AbstractProcess):
-    """Output error ``(softmax(o) - onehot(label)) · scale`` in the learning window.
+    """Error ``(f(o) - onehot(label)) · scale`` in the learning window of each sample.
+
+    The readout's error unit (f = softmax, the output error of the cross-entropy) and
+    TESS's local error units (f = softmax or identity of a layer's projected spikes).
 
     Parameters
     ----------
     shape : (C,)
     interval, offset, window_start, window_end : int
-        As in :class:`LeakyReadout` (same offset as the readout feeding it).
+        As in :class:`LeakyReadout` (``offset``: the step at which the first sample's
+        first input arrives here).
     scale : float
         Multiplies the error (e.g. 1 / number of learning steps).
+    f : {"softmax", "identity"}
+        Output function. The fixed model evaluates softmax on the dequantised input (a
+        lookup table on a chip) and identity in integers:
+        ``e = round((o_int - onehot / in_unit) · M · 2^-k)`` with M 2^-k ≈
+        in_unit · scale / out_unit.
+    in_unit : float, optional
+        Fixed model: real value of one unit of ``o_in`` (default: the readout's membrane
+        units 2^-(6+P)).
+    out_unit : float
+        Fixed model: real value of one unit of the 8-bit ``err_out`` payloads.
     learn : bool
         Initial value of the ``learn`` Var (1: send errors, 0: silent).
     precision : int
         P of the fixed readout units (fixed model).
     rule : OnChipSTLLR, optional
         Learning rule of the readout synapses (Ψ ≡ 1, λ_pre = κ, α_post = 0); None: the
-        readout does not learn.
+        synapses it feeds do not learn.
     """
 
     def __init__(self, *, shape: tuple[int], interval: int, offset: int, window_start: int,
-                 window_end: int, scale: float = 1.0, learn: bool = True,
-                 precision: int = 7, rule=None, name: str | None = None):
+                 window_end: int, scale: float = 1.0, f: str = "softmax",
+                 in_unit: float | None = None, out_unit: float = 2.0 ** -7,
+                 learn: bool = True, precision: int = 7, rule=None, name: str | None = None):
+        if f not in ERROR_FUNCTIONS:
+            raise ValueError(f"unknown error function {f!r}; use one of {ERROR_FUNCTIONS}")
         learning_rule = rule.learning_rule() if rule is not None else None
         super().__init__(shape=shape, learning_rule=learning_rule, interval=interval,
                          offset=offset, window_start=window_start, window_end=window_end,
-                         scale=scale, precision=precision, rule=rule, name=name)
+                         scale=scale, f=f, in_unit=in_unit, out_unit=out_unit,
+                         precision=precision, rule=rule, name=name)
         self.o_in = InPort(shape=shape)
         self.label_in = InPort(shape=(1,))
         self.err_out = OutPort(shape=shape)
         self.learn = Var(shape=(1,), init=int(learn))
+
+
+ERROR_FUNCTIONS = ("softmax", "identity")
 
 
 class _ErrorBase(PyLoihiProcessModel):
@@ -181,7 +203,7 @@ class _ErrorBase(PyLoihiProcessModel):
         p = self.proc_params
         self._interval, self._offset = p["interval"], p["offset"]
         self._t0, self._t1 = p["window_start"], p["window_end"]
-        self._scale = p["scale"]
+        self._scale, self._f = p["scale"], p["f"]
         self._rule = p["rule"]
 
     def run_spk(self) -> None:
@@ -189,18 +211,22 @@ class _ErrorBase(PyLoihiProcessModel):
         label = int(np.asarray(self.label_in.recv()).ravel()[0])
         self.a_third_factor_in.recv()
         t = _sample_step(self.time_step, self._interval, self._offset)
-        err = np.zeros(o.shape, dtype=float)
         if self.learn[0] and self._t0 <= t < self._t1:
-            err = softmax(self._real(o))
-            err[label] -= 1.0
-            err *= self._scale
-        encoded = self._encode(err)
+            encoded = self._error(o, label)
+        else:
+            encoded = self._silent(o.shape)
         self.err_out.send(encoded)
         y1, bap = self._third_factor(encoded)
         self.s_out_bap.send(bap)
         self.s_out_y1.send(y1)
         self.s_out_y2.send(np.zeros_like(y1))
         self.s_out_y3.send(np.zeros_like(y1))
+
+    def _real_error(self, z: np.ndarray, label: int) -> np.ndarray:
+        """(f(z) - onehot) · scale on real values."""
+        err = softmax(z) if self._f == "softmax" else np.array(z, dtype=float)
+        err[label] -= 1.0
+        return err * self._scale
 
 
 @implements(proc=ErrorUnit, protocol=LoihiProtocol)
@@ -212,11 +238,11 @@ class PyErrorUnitFloat(_ErrorBase, LearningNeuronModelFloat):
     err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
-    def _real(self, o: np.ndarray) -> np.ndarray:
-        return np.asarray(o, dtype=float)
+    def _error(self, o: np.ndarray, label: int) -> np.ndarray:
+        return self._real_error(np.asarray(o, dtype=float), label)
 
-    def _encode(self, err: np.ndarray) -> np.ndarray:
-        return err
+    def _silent(self, shape) -> np.ndarray:
+        return np.zeros(shape, dtype=float)
 
     def _third_factor(self, err: np.ndarray):
         if self._rule is None:
@@ -233,17 +259,29 @@ class PyErrorUnitFixed(_ErrorBase, LearningNeuronModelFixed):
     err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
     learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
-    def _real(self, o: np.ndarray) -> np.ndarray:
-        return from_membrane(o, self.proc_params["precision"])
-
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
+        p = self.proc_params
+        self._in_unit = (p["in_unit"] if p["in_unit"] is not None
+                         else 2.0 ** -(ACT_SHIFT + p["precision"]))
+        self._out_unit = p["out_unit"]
+        self._one = int(round(1.0 / self._in_unit))     # the target 1 in input units
+        self._ms = mant_shift(self._in_unit * self._scale / self._out_unit)
         self._m = (0, 0)
-        if self._rule is not None:
-            self._m = _mant_shift(2.0 ** -7 / self._rule.s1)  # |e_int| units -> y1 units
+        if self._rule is not None:   # |e_int| units -> y1 units
+            self._m = mant_shift(self._out_unit / self._rule.s1)
 
-    def _encode(self, err: np.ndarray) -> np.ndarray:
-        return np.clip(np.rint(err * 2 ** 7), -GRADED_MAX, GRADED_MAX).astype(np.int32)
+    def _error(self, o: np.ndarray, label: int) -> np.ndarray:
+        if self._f == "identity":
+            num = o.astype(np.int64)
+            num[label] -= self._one
+            e = mul_round(num, *self._ms)
+        else:
+            e = np.rint(self._real_error(o * self._in_unit, label) / self._out_unit)
+        return np.clip(e, -GRADED_MAX, GRADED_MAX).astype(np.int32)
+
+    def _silent(self, shape) -> np.ndarray:
+        return np.zeros(shape, dtype=np.int32)
 
     def _third_factor(self, err: np.ndarray):
         m, k = self._m

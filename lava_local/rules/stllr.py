@@ -1,10 +1,28 @@
-"""S-TLLR hyper-parameters (see ``lava_local.functional.stllr`` for the equations)."""
+r"""S-TLLR: the rule, its hyper-parameters, its batched trainer and its graph parts.
+
+Equations: :mod:`lava_local.functional.stllr`. The eligibility machinery here (pre trace
+over each layer's input, post trace over its neurons, the update of
+:func:`~lava_local.functional.stllr.stllr_update`, the readout's exact local gradient)
+is shared with TESS, which differs only in its learning signal; on the Lava graph both
+run the same learning neuron and product-series rule
+(:mod:`lava_local.rules.stllr_loihi`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..functional.stllr import POST_FORMS
+import torch
+import torch.nn.functional as F
+
+from ..functional.stllr import POST_FORMS, noncausal_trace, stllr_update
+from ..functional.surrogates import get_surrogate
+from ..functional.traces import post_trace_step, pre_trace_step
+from ..torch.loop import Batch, LocalTrainer
+from ..torch.model import NetState
+from ..torch.spike import make_spike_fn
+from .base import Costs, GraphLearning, Rule, RuleParams, option
 
 SIGNALS = ("bp", "dfa")
 
@@ -16,9 +34,9 @@ PRESETS = {
 }
 
 
-@dataclass(frozen=True)
-class STLLRParams:
-    """Hyper-parameters of S-TLLR.
+@dataclass(frozen=True, kw_only=True)
+class EligibilityParams(RuleParams):
+    """S-TLLR's eligibility traces (shared by S-TLLR and TESS).
 
     Attributes
     ----------
@@ -27,9 +45,6 @@ class STLLRParams:
     alpha_pre, alpha_post : float
         Weights of the causal (LTP-like) and non-causal terms; α_post < 0 makes the
         non-causal term LTD-like, α_post = 0 drops the post trace.
-    signal : {"bp", "dfa"}
-        Learning signal: same-step back-propagation (paper default) or direct feedback
-        alignment through fixed random matrices (the variant a chip can compute).
     post_form : {"paper", "code"}
         Non-causal trace as in the paper's closed form (extra λ_post) or as in the public
         code's recurrence; see :mod:`lava_local.functional.stllr`.
@@ -37,23 +52,316 @@ class STLLRParams:
         Apply the update every step instead of once per sample/batch.
     """
 
-    lam_pre: float = 0.5
-    lam_post: float = 0.2
-    alpha_pre: float = 1.0
-    alpha_post: float = -1.0
-    signal: str = "bp"
-    post_form: str = "paper"
-    online: bool = False
+    lam_pre: float = option(0.5, "pre-trace decay λ_pre (S-TLLR, TESS)")
+    lam_post: float = option(0.2, "post-trace decay λ_post (S-TLLR, TESS)")
+    alpha_pre: float = option(1.0, "weight α_pre of the causal term (S-TLLR, TESS)")
+    alpha_post: float = option(-1.0, "weight α_post of the non-causal term; 0 drops the "
+                               "post trace (S-TLLR, TESS)")
+    post_form: str = option("paper", "non-causal trace: the paper's closed form or the "
+                            "public code's recurrence (S-TLLR, TESS)", choices=POST_FORMS)
+    online: bool = option(False, "apply the update every step instead of once per batch "
+                          "(S-TLLR, TESS)", action="store_true")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("lam_pre", "lam_post"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        if self.signal not in SIGNALS:
-            raise ValueError(f"unknown learning signal {self.signal!r}; use one of {SIGNALS}")
         if self.post_form not in POST_FORMS:
             raise ValueError(f"unknown post_form {self.post_form!r}; use one of {POST_FORMS}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass(frozen=True, kw_only=True)
+class STLLRParams(EligibilityParams):
+    """Hyper-parameters of S-TLLR: the eligibility traces and the learning signal.
+
+    Attributes
+    ----------
+    signal : {"bp", "dfa"}
+        Learning signal: same-step back-propagation (paper default) or direct feedback
+        alignment through fixed random matrices (the variant a chip can compute).
+    """
+
+    signal: str = option("bp", "S-TLLR learning signal: same-step back-propagation or "
+                         "direct feedback alignment", choices=SIGNALS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.signal not in SIGNALS:
+            raise ValueError(f"unknown learning signal {self.signal!r}; use one of {SIGNALS}")
+
+
+# -- batched trainer -----------------------------------------------------------------------
+
+class EligibilityState(NamedTuple):
+    """S-TLLR's learning state after step t, and the step's own values.
+
+    ``q``: pre traces over each layer's input; ``h``: post traces over its neurons (the
+    value for the *next* step, λ_post h[t] + Ψ(u[t]), after :meth:`finish`); ``q_rec``:
+    pre traces over each recurrent layer's own spikes of t-1; ``q_out``: the readout's
+    κ-trace of y^L. ``inputs``, ``rec_in``, ``psi``: step t's layer inputs, recurrent
+    inputs y[t-1] and Ψ(u[t]).
+    """
+
+    net: NetState
+    q: list
+    h: list
+    q_rec: list
+    q_out: torch.Tensor
+    inputs: list
+    rec_in: list
+    psi: list
+
+
+class EligibilityTrainer(LocalTrainer):
+    """S-TLLR's traces and update under a learning signal given by a subclass.
+
+    At each step the network advances with every state from step t-1 detached, so the
+    only autograd graph is the one of step t (used by a signal that propagates the
+    output error through the layers of that step) and it is freed before step t+1. The
+    readout learns with its exact gradient through its κ-trace:
+    :math:`∂o[t]/∂W_{out} = \\sum_{t'} κ^{t-t'} y^L[t']`.
+    """
+
+    def __init__(self, model, optimizer, params: EligibilityParams,
+                 window: int | None = None, generator: torch.Generator | None = None):
+        super().__init__(model, optimizer, params, window)
+        self.spike_fn = make_spike_fn(model.cfg.surrogate)
+        self.psi = get_surrogate(model.cfg.surrogate)
+
+    @property
+    def update_every_step(self) -> bool:
+        return self.params.online
+
+    @property
+    def needs_step_graph(self) -> bool:
+        """Whether the learning signal back-propagates through the layers of a step."""
+        return False
+
+    def learning_signals(self, net: NetState, err: torch.Tensor, onehot: torch.Tensor,
+                         scale: float) -> list[torch.Tensor]:
+        """δ^l[t] for every hidden layer, given the output error ``err`` (already
+        multiplied by ``scale`` = 1 / (batch · window))."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _detach(state: NetState) -> NetState:
+        return NetState([type(s)(s.u.detach(), s.y.detach()) for s in state.layers],
+                        state.o.detach())
+
+    def step(self, state: NetState, x_t: torch.Tensor, learn: bool) -> NetState:
+        """Advance one step with the graph cut at the step boundary."""
+        with torch.set_grad_enabled(learn and self.needs_step_graph):
+            return self.model.step(self._detach(state), x_t, self.spike_fn)
+
+    def init_state(self, x: torch.Tensor, b: Batch) -> EligibilityState:
+        model = self.model
+        net = model.init_state(b.size)
+        return EligibilityState(
+            net, [None] * len(model.hidden), [torch.zeros_like(s.u) for s in net.layers],
+            [x.new_zeros(b.size, w.shape[0]) for w in model.recurrent],
+            x.new_zeros(b.size, model.readout.shape[1]), [], [], [])
+
+    def advance(self, s: EligibilityState, x_t, learn: bool, b: Batch) -> EligibilityState:
+        p, model, cfg = self.params, self.model, self.model.cfg
+        rec_in = [l.y.detach() for l in s.net.layers] if len(model.recurrent) else []
+        net = self.step(s.net, x_t, learn)
+        with torch.no_grad():
+            inputs = [model.layer_input(l, a) for l, a in
+                      enumerate([x_t] + [l.y.detach() for l in net.layers[:-1]])]
+            q = [pre_trace_step(torch.zeros_like(xi) if qi is None else qi, xi, p.lam_pre)
+                 for qi, xi in zip(s.q, inputs)]
+            q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
+            q_out = pre_trace_step(s.q_out, model.readout_input(net.layers[-1].y.detach()),
+                                   cfg.kappa)
+            psi = [self.psi(l.u.detach(), cfg.v_th) for l in net.layers]
+        return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi)
+
+    def traces(self, s: EligibilityState) -> list[torch.Tensor]:
+        return [*s.q, *s.h, *s.q_rec, s.q_out]
+
+    def learn(self, s: EligibilityState, t: int, b: Batch):
+        p, model = self.params, self.model
+        o = s.net.o.detach()
+        err = (torch.softmax(o, -1) - b.onehot) / (b.size * b.n_win)
+        loss = float(F.cross_entropy(o, b.labels)) / b.n_win
+        deltas = self.learning_signals(s.net, err, b.onehot, 1.0 / (b.size * b.n_win))
+        n_hidden = len(model.hidden)
+        grads = [None] * len(model.weights)
+        with torch.no_grad():
+            for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
+                h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
+                grads[l] = stllr_update(d, ps, ql, h_eff, xl, p.alpha_pre, p.alpha_post,
+                                        self._outer(l))
+                if s.rec_in:
+                    grads[n_hidden + l] = stllr_update(d, ps, s.q_rec[l], h_eff,
+                                                       s.rec_in[l], p.alpha_pre,
+                                                       p.alpha_post)
+            grads[-1] = err.T @ s.q_out
+        return loss, grads
+
+    def finish(self, s: EligibilityState) -> EligibilityState:
+        with torch.no_grad():
+            h = [post_trace_step(hl, ps, self.params.lam_post) for hl, ps in zip(s.h, s.psi)]
+        return s._replace(net=self._detach(s.net), h=h)  # free step t's graph now
+
+    def _outer(self, l: int):
+        model = self.model
+        return lambda g, a: model.weight_grad(l, a, g)
+
+
+class STLLRTrainer(EligibilityTrainer):
+    """S-TLLR on a dense, recurrent or conv net (``bp`` or ``dfa`` learning signal)."""
+
+    rule = "stllr"
+
+    def __init__(self, model, optimizer, params: STLLRParams | None = None,
+                 window: int | None = None, generator: torch.Generator | None = None):
+        params = params if params is not None else STLLRParams()
+        super().__init__(model, optimizer, params, window)
+        self.feedback: list[torch.Tensor] = []
+        if params.signal == "dfa":
+            # Fixed random feedback B^l (N_l x C), Kaiming-uniform, never trained.
+            w = model.readout
+            for n in model.cfg.layer_sizes[1:-1]:
+                fb = torch.empty(n, model.cfg.n_out)
+                bound = (6.0 / model.cfg.n_out) ** 0.5
+                fb.uniform_(-bound, bound, generator=generator)
+                self.feedback.append(fb.to(w.device, w.dtype))
+
+    @property
+    def needs_step_graph(self) -> bool:
+        return self.params.signal == "bp"
+
+    def learning_signals(self, net, err, onehot, scale):
+        if self.params.signal == "dfa":
+            return [(err @ fb.T).reshape(s.y.shape) for fb, s in zip(self.feedback, net.layers)]
+        ys = [s.y for s in net.layers]
+        return list(torch.autograd.grad(net.o, ys, grad_outputs=err))
+
+    def state_dict(self) -> dict:
+        return {"feedback": self.feedback} if self.feedback else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("feedback") is not None:
+            dev = self.model.readout.device
+            self.feedback = [fb.to(dev) for fb in state["feedback"]]
+
+
+# -- costs ---------------------------------------------------------------------------------
+
+def eligibility_memory(c: Costs, alpha_post: float) -> int:
+    """Two traces per neuron (one without the post trace, α_post = 0), plus one pre trace
+    per recurrent neuron (over the layer's own previous spikes)."""
+    rec = sum(c.hidden) if c.recurrent else 0
+    return (c.neurons if alpha_post == 0 else 2 * c.neurons) + rec
+
+
+# -- on the Lava graph ---------------------------------------------------------------------
+
+class EligibilityParts:
+    """S-TLLR's eligibility on a Lava graph, bound to one net and backend: the learning
+    neuron (:class:`~lava_local.processes.STLLRNeuron`) and the product-series rule
+    (:class:`~lava_local.rules.stllr_loihi.OnChipSTLLR`) of every hidden layer. A
+    subclass adds the learning signal (:meth:`attach`)."""
+
+    def __init__(self, params: EligibilityParams, record: dict):
+        self.params, self._record = params, record
+
+    def hidden_rule(self, ctx, l: int):
+        from .stllr_loihi import OnChipSTLLR
+
+        p = self.params
+        return OnChipSTLLR(eta=ctx.eta, alpha_pre=p.alpha_pre, alpha_post=p.alpha_post,
+                           lam_pre=p.lam_pre, lam_post=p.lam_post, post_form=p.post_form,
+                           mode=ctx.mode, weight_precision=ctx.precs[l], delta_max=1.0)
+
+    def delta_unit(self, ctx, l: int) -> float:
+        """Real value of one integer unit of the learning signal at hidden layer l."""
+        return 2.0 ** -7
+
+    def attach(self, ctx) -> None:
+        raise NotImplementedError
+
+    def record(self) -> dict:
+        """What a run records about the learning on the graph."""
+        return dict(self._record)
+
+
+class DFAParts(EligibilityParts):
+    """The output error (readout error unit) through fixed random matrices B^l into
+    every hidden layer's third-factor port."""
+
+    def __init__(self, params, record, feedback):
+        super().__init__(params, record)
+        self.feedback = feedback
+
+    def attach(self, ctx) -> None:
+        for l, fb in enumerate(self.feedback):
+            dense = ctx.signal_dense(fb, f"feedback{l}")
+            ctx.error.err_out.connect(dense.s_in)
+            dense.a_out.connect(ctx.neurons[l].a_third_factor_in)
+
+
+class STLLRGraph(GraphLearning):
+    mode = "stllr-dfa"
+    rule = "stllr"
+    neuron = "STLLRNeuron: LIF, Ψ(u), post trace; writes |δ|Ψ, |δ|h̃, sign δ into y1, y2, bap"
+    signal = ("ErrorUnit (softmax(o) - onehot(label)) through fixed random Dense B^l "
+              "(DFA); reaches layer l L+2-l steps late")
+    product_series = "OnChipSTLLR (Loihi3FLearningRule, t_epoch 1)"
+
+    def bind(self, net, backend, rng_seed=0, options=None):
+        import numpy as np
+
+        if options:
+            raise ValueError(f"{self.mode} takes no options, got {sorted(options)}")
+        params = STLLRParams.from_flat(net.params, strict=False)
+        feedback = net.feedback or default_feedback(net.layer_sizes, rng_seed)
+        record = {"mode": self.mode, "params": params.to_flat(),
+                  "feedback": "trained run's" if net.feedback else "drawn (seeded)"}
+        return DFAParts(params, record, [np.asarray(b, dtype=float) for b in feedback])
+
+
+def default_feedback(layer_sizes: list[int], seed: int):
+    """Fixed random DFA matrices B^l (N_l, C), Kaiming-uniform, for nets trained without
+    them (e.g. with the ``bp`` signal)."""
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 7])
+    c = layer_sizes[-1]
+    bound = math.sqrt(6.0 / c)
+    return [rng.uniform(-bound, bound, size=(n, c)) for n in layer_sizes[1:-1]]
+
+
+class STLLRRule(Rule):
+    name = "stllr"
+    title = "S-TLLR"
+    paper = "Apolinario & Roy, TMLR (arXiv 2306.15220)"
+    Params = STLLRParams
+    layers = frozenset({"dense", "recurrent", "conv"})
+
+    def trainer_class(self):
+        return STLLRTrainer
+
+    @property
+    def graph(self):
+        return STLLRGraph()
+
+    def memory_values(self, c: Costs, params) -> int:
+        return eligibility_memory(c, params.alpha_post)
+
+    def learning_macs(self, c: Costs, params) -> int:
+        return 3 * c.learning_steps * c.synapses
+
+    def memory_formula(self) -> str:
+        return "2 Σ N_l (Σ N_l with α_post = 0) + Σ N_l of recurrent layers"
+
+    def macs_formula(self) -> str:
+        return "3 (T - T_l) Σ N_l N_{l-1}"
+
+
+STLLR = STLLRRule()

@@ -12,6 +12,8 @@ readout included, N_0 the inputs):
 
 (the MAC formulas count the learning part: BPTT's backward pass, S-TLLR's trace
 products; the forward pass, T Σ N_l N_{l-1}, is common to both and not included).
+Every rule's own formulas are part of its registry entry (``lava-local rules`` lists
+them).
 
 Measured:
 
@@ -34,55 +36,26 @@ import torch
 BYTES_PER_VALUE = 4  # float32
 
 
-def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int,
-                           trunc: int | None = None, alpha_post: float = -1.0,
+def analytic_memory_values(rule: str, layer_sizes: list[int], n_steps: int, params=None,
                            recurrent: bool = False) -> int:
-    """Learning-state values per sample from the papers' formulas (see module doc).
+    """Learning-state values per sample from rule ``rule``'s formula (its registry
+    entry, :meth:`lava_local.rules.Rule.memory_values`; ``params``: its defaults)."""
+    from ..rules import Costs, get
 
-    TESS: 2 Σ n_l (Σ n_l with α_post = 0, no post trace); TTL-BPTT: K Σ N_l (K the
-    truncation window). Recurrent S-TLLR/TESS layers add one pre trace per hidden neuron
-    (over the layer's own previous spikes).
-    """
-    neurons = sum(layer_sizes[1:])
-    rec = sum(layer_sizes[1:-1]) if recurrent else 0
-    if rule == "bptt":
-        return n_steps * neurons
-    if rule == "stllr":
-        return 2 * neurons + rec
-    if rule == "tess":
-        return (neurons if alpha_post == 0 else 2 * neurons) + rec
-    if rule == "solsa":  # per-synapse eligibility + psp of the inputs + ε of the neurons
-        synapses = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-        hidden = layer_sizes[1:-1] if recurrent else []
-        return (synapses + sum(n * n for n in hidden) + sum(layer_sizes[:-1]) + sum(hidden)
-                + neurons)
-    if rule == "tp":  # ε and ε̃ per hidden neuron (+ the label trace)
-        return 2 * sum(layer_sizes[1:-1]) + layer_sizes[-1]
-    if rule == "ttlbptt":
-        return min(trunc or n_steps, n_steps) * neurons
-    raise ValueError(f"no memory formula for rule {rule!r}")
+    r = get(rule)
+    return r.memory_values(Costs(layer_sizes, n_steps, 0, recurrent),
+                           params if params is not None else r.Params())
 
 
 def analytic_macs(rule: str, layer_sizes: list[int], n_steps: int, t_l: int = 0,
-                  forward_macs: list[int] | None = None) -> int:
-    """Learning MACs per sample from the papers' formulas (see module doc).
+                  forward_macs: list[int] | None = None, params=None) -> int:
+    """Learning MACs per sample from rule ``rule``'s formula (its registry entry;
+    ``forward_macs`` per weight layer replaces Σ N_l N_{l-1} for conv nets)."""
+    from ..rules import Costs, get
 
-    TESS: (T - t_l) Σ_l 2 n_l C over the hidden layers (the local projections; the
-    readout's own update is not in the paper's count); TTL-BPTT: the backward pass of
-    BPTT, 2 T Σ N_l N_{l-1} (truncation cuts memory, not per-step work).
-    ``forward_macs`` (per weight layer) replaces Σ N_l N_{l-1} for conv nets.
-    """
-    synapses = (sum(forward_macs) if forward_macs is not None
-                else sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:])))
-    if rule in ("bptt", "ttlbptt"):
-        return 2 * n_steps * synapses
-    if rule in ("stllr", "solsa"):  # SOLSA: eligibility update, ΔW, back-signal
-        return 3 * (n_steps - t_l) * synapses
-    if rule == "tess":
-        return (n_steps - t_l) * sum(2 * n * layer_sizes[-1] for n in layer_sizes[1:-1])
-    if rule == "tp":  # one-layer weight gradients of both paths, every learning step
-        return 2 * (n_steps - t_l) * synapses
-    raise ValueError(f"no MAC formula for rule {rule!r}")
+    r = get(rule)
+    return r.learning_macs(Costs(layer_sizes, n_steps, t_l, False, forward_macs),
+                           params if params is not None else r.Params())
 
 
 class _Saved:

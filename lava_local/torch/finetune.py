@@ -19,10 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data.speech import SpeechCommandsFeatures
 from ..data.subset import Subset
+from .loop import first_learning_step
 from .train import (
     CHECKPOINT,
     RESULTS,
@@ -30,9 +30,9 @@ from .train import (
     TrainConfig,
     build,
     evaluate,
-    first_learning_step,
     iterate_batches,
     load_weights,
+    read_checkpoint,
     resolve_device,
 )
 
@@ -113,7 +113,7 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
                        f"{max(shots)} shots per word; use fewer --shots")
     eval_ds = Subset(clips, held)
     t_l = first_learning_step(cfg.n_steps, cfg.window)
-    ck = torch.load(run_dir / CHECKPOINT, map_location=dev)
+    ck = read_checkpoint(run_dir / CHECKPOINT, dev)
 
     def pretrained():
         model, _, trainer = build(cfg, clips.n_inputs, clips.n_classes, dev,
@@ -126,9 +126,9 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
     rows = []
     for k in shots:
         idx = shots_of(pool, clips.labels, k)
-        if cfg.rule == "tp" and len(idx) < 2:
-            raise RunError(f"{k}-shot gives {len(idx)} clip(s); Traces Propagation contrasts "
-                           "the clips of a batch and needs at least 2")
+        if len(idx) < cfg.spec.min_batch:
+            raise RunError(f"{k}-shot gives {len(idx)} clip(s); {cfg.spec.title} needs "
+                           f"batches of at least {cfg.spec.min_batch} clips")
         train_ds = Subset(clips, idx)
         model, trainer = pretrained()
         n_batches = _batches(len(idx), cfg.batch_size)
@@ -136,8 +136,7 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
                    disable=not progress, leave=True, dynamic_ncols=True)
         losses = []
         for epoch in bar:
-            if hasattr(trainer, "start_epoch"):
-                trainer.start_epoch(epoch, epochs)
+            trainer.start_epoch(epoch, epochs)
             order = np.random.default_rng([seed, k, epoch]).permutation(len(idx))
             size = math.ceil(len(idx) / n_batches)
             for x, y in iterate_batches(train_ds, size, order, dev):

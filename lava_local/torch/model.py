@@ -173,3 +173,20 @@ class DenseSNN(ReadoutPrediction, nn.Module):
             inp = s.y
         o = leaky_readout_step(state.o, inp @ self.readout.T, cfg.kappa)
         return NetState(layers, o)
+
+
+def build_net(cfg, n_in: int, n_out: int, frame_shape: tuple[int, ...] | None = None,
+              generator: torch.Generator | None = None):
+    """The network of a run configuration (``preset``: ``mlp``/``rec-mlp`` dense nets of
+    ``hidden`` widths, or a conv preset of :mod:`lava_local.torch.conv`, which needs
+    image-like ``frame_shape`` (C, H, W)); a ``ValueError`` names what does not fit."""
+    from .conv import CONV_SPECS, ConvNetConfig, ConvSNN, conv_spec
+
+    if cfg.preset in CONV_SPECS:
+        if frame_shape is None or len(frame_shape) != 3:
+            raise ValueError(f"the {cfg.preset} preset needs image-like frames (C, H, W); "
+                             "this data set has none")
+        ccfg = ConvNetConfig(tuple(frame_shape), n_out, conv_spec(cfg.preset, cfg.width),
+                             cfg.gamma, cfg.v_th, cfg.kappa, cfg.surrogate, cfg.init_gain)
+        return ConvSNN(ccfg, generator=generator)
+    return DenseSNN(cfg.net_config(n_in, n_out), generator=generator)

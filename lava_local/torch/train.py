@@ -8,30 +8,29 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import __version__
+from .. import rules as registry
 from ..data import DATASETS, SpikeDataset, load_dataset
 from ..data.events import DatasetError
-from ..rules.stllr import STLLRParams
-from .accounting import BYTES_PER_VALUE, analytic_macs, analytic_memory_values, measure_step
-from .model import DenseSNN, NetConfig
-from .trainers import (
-    RULES,
-    BPTTTrainer,
-    STLLRTrainer,
-    TESSTrainer,
-    TPTrainer,
-    TTLBPTTTrainer,
-    first_learning_step,
-)
+from ..rules import Costs, Rule
+from .accounting import BYTES_PER_VALUE, measure_step
+from .conv import CONV_SPECS, PRESETS
+from .loop import first_learning_step
+from .model import NetConfig
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
+#: Layout of ``checkpoint.pt``: 1 = before the rule registry (DFA matrices at the top
+#: level, every rule's options in the config), 2 = the trainer's state under "trainer".
+CHECKPOINT_FORMAT = 2
 
 
 class RunError(Exception):
@@ -40,7 +39,13 @@ class RunError(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run (saved in checkpoints and results)."""
+    """Everything that defines a training run (saved in checkpoints and results).
+
+    ``params`` is the rule's own frozen hyper-parameter object (``rules.get(rule).Params``;
+    None: its defaults; a mapping of its flat keys is converted). :meth:`from_flat`
+    builds a config from one flat mapping of every option (the command line, recipes,
+    saved runs).
+    """
 
     rule: str = "stllr"
     dataset: str = "digits"
@@ -57,25 +62,6 @@ class TrainConfig:
     kappa: float = 0.9
     surrogate: str = "triangle"
     init_gain: float = 1.0
-    # S-TLLR (and TESS) hyper-parameters: STLLRParams' defaults, flat for the CLI
-    lam_pre: float = STLLRParams.lam_pre
-    lam_post: float = STLLRParams.lam_post
-    alpha_pre: float = STLLRParams.alpha_pre
-    alpha_post: float = STLLRParams.alpha_post
-    signal: str = STLLRParams.signal
-    post_form: str = STLLRParams.post_form
-    online: bool = STLLRParams.online
-    tess_f: str = "softmax"
-    tess_pool: int = 0
-    tp_beta: float = 0.9
-    solsa_sigma: float = 0.5
-    solsa_topk: int = 8
-    solsa_rerank: int = 2
-    solsa_early_stop: bool = True
-    solsa_per_channel: bool = False
-    ttl_trunc: int | None = 5
-    ttl_block: int = 1
-    ttl_update: str = "window"
     recurrent: bool = False
     preset: str = "mlp"
     width: float = 1.0
@@ -83,10 +69,25 @@ class TrainConfig:
     holdout_speaker: str | None = None
     workers: int = 0
     device: str = "auto"
+    params: Any = None
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise RunError(f"unknown rule {self.rule!r}; choose one of {', '.join(RULES)}")
+        try:
+            rule = registry.get(self.rule)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        params = self.params
+        try:
+            if params is None:
+                params = rule.Params()
+            elif isinstance(params, Mapping):
+                params = rule.Params.from_flat(params)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        if not isinstance(params, rule.Params):
+            raise RunError(f"params of rule {self.rule} must be a {rule.Params.__name__}, "
+                           f"got {type(params).__name__}")
+        object.__setattr__(self, "params", params)
         if self.dataset not in DATASETS:
             raise RunError(
                 f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}"
@@ -105,68 +106,90 @@ class TrainConfig:
             raise RunError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise RunError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if not 0.0 <= self.tp_beta <= 1.0:
-            raise RunError(f"tp_beta must lie in [0, 1], got {self.tp_beta}")
-        if self.rule == "tp" and self.batch_size < 2:
-            raise RunError("Traces Propagation needs a batch size >= 2 (it contrasts the "
-                           "samples of a batch); use --batch-size 2 or more")
-        if self.solsa_sigma <= 0 or self.solsa_topk < 0 or self.solsa_rerank < 1:
-            raise RunError("SOLSA needs solsa_sigma > 0, solsa_topk >= 0, solsa_rerank >= 1")
-        from .conv import PRESETS
-
         if self.preset not in PRESETS:
             raise RunError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if not self.width > 0:
             raise RunError(f"width must be > 0, got {self.width}")
-        conv = self.preset in ("vgg9", "alexnet-snn")
-        if conv and self.rule == "solsa":
-            raise RunError("the conv presets are supported by stllr, tess, tp, ttlbptt and "
-                           "bptt so far, not by solsa")
-        if conv and self.recurrent:
+        if self.preset in CONV_SPECS and self.recurrent:
             raise RunError("--recurrent applies to the dense presets (mlp, rec-mlp)")
-        if (self.recurrent or self.preset == "rec-mlp") and self.rule == "ttlbptt":
-            raise RunError("recurrent layers are supported by stllr, tess, tp, solsa and bptt "
-                           "so far, not by ttlbptt")
-        if self.tess_pool < 0:
-            raise RunError(f"tess_pool must be >= 0, got {self.tess_pool}")
-        if self.tess_f not in ("softmax", "identity"):
-            raise RunError(f"tess_f must be softmax or identity, got {self.tess_f!r}")
-        if self.ttl_trunc is not None and self.ttl_trunc < 1:
-            raise RunError(f"the TTL-BPTT window K must be >= 1, got {self.ttl_trunc}")
-        if self.ttl_block < 1:
-            raise RunError(f"the TTL-BPTT block size must be >= 1, got {self.ttl_block}")
         if self.holdout_speaker is not None and self.dataset != "gsc":
             raise RunError("--holdout-speaker applies to --dataset gsc (speaker adaptation), "
                            f"not to {self.dataset}")
-        if self.ttl_update not in ("window", "sample"):
-            raise RunError(f"ttl_update must be window or sample, got {self.ttl_update!r}")
         try:
             self.net_config(64, 10)
-            self.stllr_params()
+            rule.check(self)
         except ValueError as e:
             raise RunError(str(e)) from None
 
+    @property
+    def spec(self) -> Rule:
+        """The rule object of this run (from the registry)."""
+        return registry.get(self.rule)
+
+    @property
+    def layer_kinds(self) -> set[str]:
+        """Kinds of layer the network has (see ``rules.LAYER_KINDS``)."""
+        if self.preset in CONV_SPECS:
+            return {"conv", "dense"}
+        return {"dense", "recurrent"} if self.is_recurrent else {"dense"}
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.recurrent or self.preset == "rec-mlp"
+
     def net_config(self, n_in: int, n_out: int) -> NetConfig:
         return NetConfig(n_in, n_out, tuple(self.hidden), self.gamma, self.v_th, self.kappa,
-                         self.surrogate, self.init_gain,
-                         self.recurrent or self.preset == "rec-mlp")
-
-    def stllr_params(self) -> STLLRParams:
-        return STLLRParams(self.lam_pre, self.lam_post, self.alpha_pre, self.alpha_post,
-                           self.signal, self.post_form, self.online)
+                         self.surrogate, self.init_gain, self.is_recurrent)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """Flat: the run's fields and the rule's options by their flat keys."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
         d["hidden"] = list(self.hidden)
+        d.update(self.params.to_flat())
         return d
 
     @classmethod
+    def from_flat(cls, strict: bool = True, **values) -> TrainConfig:
+        """A config from one flat mapping (run fields and rule options by flat key).
+
+        With ``strict`` an option of another rule is an error naming the rule's options;
+        otherwise such options are ignored (options given to several rules at once, or
+        a run saved by an earlier version that stored every rule's options)."""
+        own = {f.name for f in fields(cls)} - {"params"}
+        try:
+            rule = registry.get(values.get("rule", cls.rule))
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        keys = rule.Params.keys()
+        others = registry.option_keys() - set(keys)
+        run = {k: v for k, v in values.items() if k in own}
+        opts = {k: v for k, v in values.items() if k in keys}
+        foreign = sorted(k for k in values if k in others)
+        unknown = sorted(k for k in values if k not in own and k not in keys
+                         and k not in others)
+        if strict and (foreign or unknown):
+            flags = {s.key: s.flag for s, _ in registry.flags()}
+            bad = foreign + unknown
+            takes = ", ".join(flags[k] for k in keys) or "no options of its own"
+            raise RunError(f"{', '.join(flags.get(k, k) for k in bad)} "
+                           f"{'does' if len(bad) == 1 else 'do'} not apply to rule "
+                           f"{rule.name} (it takes {takes}); see `lava-local rules`")
+        if "hidden" in run:
+            run["hidden"] = tuple(run["hidden"])
+        try:
+            params = rule.Params.from_flat(opts)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        return cls(**run, params=params)
+
+    @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if "hidden" in d:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
+        """Read a saved config (results.json, checkpoints of every format)."""
+        return cls.from_flat(strict=False, **d)
+
+    def with_rule(self, rule: str) -> TrainConfig:
+        """The same run with another rule (options the two share are kept)."""
+        return TrainConfig.from_flat(strict=False, **{**self.to_dict(), "rule": rule})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -230,12 +253,30 @@ def evaluate(model, ds: SpikeDataset, t_l: int, device: torch.device,
     return float((p == ds.labels).mean()), p
 
 
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """Load ``checkpoint.pt`` of any format this version reads, as the current format."""
+    try:
+        ck = torch.load(path, map_location=device)
+    except FileNotFoundError:
+        raise RunError(f"no checkpoint at {path}") from None
+    fmt = ck.get("format", 1)
+    if fmt > CHECKPOINT_FORMAT:
+        raise RunError(f"{path} has checkpoint format {fmt}, newer than this lava-local "
+                       f"{__version__} reads (format {CHECKPOINT_FORMAT}); upgrade lava-local")
+    if fmt == 1:   # S-TLLR's DFA matrices were stored beside the model
+        trainer = dict(ck.get("trainer") or {})
+        if ck.get("feedback"):
+            trainer["feedback"] = ck["feedback"]
+        ck["trainer"] = trainer
+        ck["format"] = CHECKPOINT_FORMAT
+    return ck
+
+
 def load_weights(ck: dict, cfg: TrainConfig, model, trainer, device: torch.device) -> None:
-    """Put a checkpoint's learned weights (and S-TLLR's fixed DFA matrices) into a model
-    and trainer made by :func:`build`."""
+    """Put a checkpoint's learned weights and the trainer's state (fixed random matrices,
+    schedules) into a model and trainer made by :func:`build`."""
     model.load_state_dict(ck["model"])
-    if cfg.rule == "stllr" and ck.get("feedback") is not None:
-        trainer.feedback = [b.to(device) for b in ck["feedback"]]
+    trainer.load_state_dict(ck.get("trainer") or {})
 
 
 def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
@@ -244,45 +285,12 @@ def build(cfg: TrainConfig, n_in: int, n_out: int, device: torch.device,
     (``frame_shape`` (C, H, W) is needed by the conv presets)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    if cfg.preset in ("vgg9", "alexnet-snn"):
-        from .conv import ConvNetConfig, ConvSNN, conv_spec
-
-        if frame_shape is None or len(frame_shape) != 3:
-            raise RunError(f"the {cfg.preset} preset needs image-like frames (C, H, W); "
-                           "this data set has none")
-        try:
-            ccfg = ConvNetConfig(tuple(frame_shape), n_out, conv_spec(cfg.preset, cfg.width),
-                                 cfg.gamma, cfg.v_th, cfg.kappa, cfg.surrogate, cfg.init_gain)
-        except ValueError as e:
-            raise RunError(str(e)) from None
-        model = ConvSNN(ccfg, generator=gen).to(device)
-    elif cfg.rule == "solsa":  # its own current-based, all-spiking network
-        from .solsa import SOLSANet, SOLSATrainer
-
-        model = SOLSANet(cfg.net_config(n_in, n_out), cfg.solsa_per_channel, cfg.solsa_sigma,
-                         generator=gen).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        return model, opt, SOLSATrainer(model, opt, cfg.window, cfg.solsa_topk,
-                                        cfg.solsa_rerank, cfg.solsa_early_stop)
-    else:
-        model = DenseSNN(cfg.net_config(n_in, n_out), generator=gen).to(device)
-    if cfg.rule == "ttlbptt":
-        trainer = TTLBPTTTrainer(model, None, cfg.window, cfg.ttl_trunc, cfg.ttl_block,
-                                 cfg.ttl_update, generator=gen)
-        opt = torch.optim.Adam(trainer.parameters(), lr=cfg.lr)
-        trainer.optimizer = opt
-        return model, opt, trainer
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if cfg.rule == "stllr":
-        trainer = STLLRTrainer(model, opt, cfg.stllr_params(), cfg.window, generator=gen)
-    elif cfg.rule == "tess":
-        trainer = TESSTrainer(model, opt, cfg.stllr_params(), cfg.window, f=cfg.tess_f,
-                              pool=cfg.tess_pool)
-    elif cfg.rule == "tp":
-        trainer = TPTrainer(model, opt, cfg.window, cfg.tp_beta, generator=gen)
-    else:
-        trainer = BPTTTrainer(model, opt, cfg.window)
-    return model, opt, trainer
+    try:
+        model = cfg.spec.build_model(cfg, n_in, n_out, frame_shape, gen).to(device)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    trainer = cfg.spec.make_trainer(model, cfg.params, cfg.window, cfg.lr, gen)
+    return model, trainer.optimizer, trainer
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -299,13 +307,12 @@ def _write_json(obj: Any, path: Path) -> None:
 
 def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor) -> dict:
     """Analytic and measured learning-state memory and MACs of one training step."""
-    sizes = trainer.model.cfg.layer_sizes
-    t_l = first_learning_step(cfg.n_steps, cfg.window)
+    costs = Costs(trainer.model.cfg.layer_sizes, cfg.n_steps,
+                  first_learning_step(cfg.n_steps, cfg.window), cfg.is_recurrent,
+                  getattr(trainer.model.cfg, "forward_macs", None))
     cost = measure_step(trainer, x, labels)
     b = cost.batch
-    synapses = getattr(trainer.model.cfg, "forward_macs", None)
-    mem_values = analytic_memory_values(cfg.rule, sizes, cfg.n_steps, cfg.ttl_trunc,
-                                        cfg.alpha_post, cfg.recurrent)
+    mem_values = cfg.spec.memory_values(costs, cfg.params)
     return {
         "batch": b,
         "memory_analytic_bytes_per_sample": mem_values * BYTES_PER_VALUE,
@@ -314,8 +321,7 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
         "memory_measured_bytes_per_sample": cost.learning_state_bytes / b,
         "memory_measured_saved_for_backward_bytes_batch": cost.saved_for_backward_bytes,
         "cuda_peak_bytes_batch": cost.cuda_peak_bytes,
-        "macs_analytic_learning_per_sample": analytic_macs(cfg.rule, sizes, cfg.n_steps, t_l,
-                                                           synapses),
+        "macs_analytic_learning_per_sample": cfg.spec.learning_macs(costs, cfg.params),
         "macs_measured_per_sample": cost.macs / b,
     }
 
@@ -360,7 +366,7 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     history: list[dict] = []
     start = 0
     if resume:
-        ck = torch.load(ckpt_path, map_location=device)
+        ck = read_checkpoint(ckpt_path, device)
         saved = TrainConfig.from_dict(ck["config"])
         if replace(saved, epochs=cfg.epochs, device=cfg.device) != cfg:
             diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
@@ -369,16 +375,14 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
                            "(saved vs given); resume with the same options")
         load_weights(ck, cfg, model, trainer, device)
         opt.load_state_dict(ck["optimizer"])
-        if ck.get("trainer") is not None:
-            trainer.load_state_dict(ck["trainer"])
         history, start = ck["history"], ck["epoch"]
 
     for epoch in range(start, cfg.epochs):
-        if hasattr(trainer, "start_epoch"):
-            trainer.start_epoch(epoch, cfg.epochs)
+        trainer.start_epoch(epoch, cfg.epochs)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
-        if cfg.rule == "tp" and len(order) % cfg.batch_size == 1 and len(order) > 1:
-            order = order[:-1]      # TP contrasts a batch: leave out a last batch of one
+        rest = len(order) % cfg.batch_size
+        if 0 < rest < cfg.spec.min_batch and len(order) > rest:
+            order = order[:-rest]   # e.g. TP contrasts a batch: leave out a last batch of one
         n_batches = math.ceil(len(order) / cfg.batch_size)
         t0 = time.perf_counter()
         losses = []
@@ -396,11 +400,9 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                         "test_acc": acc, "train_time_s": train_time})
         if ckpt_path is not None:
-            _atomic_save({"config": cfg.to_dict(), "epoch": epoch + 1,
-                          "model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "feedback": getattr(trainer, "feedback", None) or None,
-                          "trainer": trainer.state_dict()
-                          if hasattr(trainer, "state_dict") else None,
+            _atomic_save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
+                          "epoch": epoch + 1, "model": model.state_dict(),
+                          "optimizer": opt.state_dict(), "trainer": trainer.state_dict(),
                           "history": history}, ckpt_path)
 
     x, y = next(iterate_batches(train_ds, cfg.batch_size, None, device))
@@ -424,12 +426,13 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     return results
 
 
-def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = RULES,
-                 progress: bool = True) -> list[dict]:
+def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = registry.RULES,
+                 progress: bool = True, options: Mapping | None = None) -> list[dict]:
     """Learning-state memory and MACs of one training step for each rule and each T.
 
     Every cell uses the same network (``cfg``, untrained, seeded) and the same batch of
-    ``cfg.batch_size`` training samples encoded with T steps.
+    ``cfg.batch_size`` training samples encoded with T steps; ``options`` (flat keys)
+    are rule options for the rules that take them (default: ``cfg``'s).
     """
     from tqdm.auto import tqdm
 
@@ -437,7 +440,9 @@ def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = RU
     rows = []
     cells = [(n, r) for n in steps for r in rules]
     for n_steps, rule in tqdm(cells, desc="memory vs T", disable=not progress):
-        c = replace(cfg, rule=rule, n_steps=n_steps,
+        base = cfg.with_rule(rule) if options is None else TrainConfig.from_flat(
+            strict=False, **{**cfg.to_dict(), **options, "rule": rule})
+        c = replace(base, n_steps=n_steps,
                     window=None if cfg.window is None else min(cfg.window, n_steps))
         ds = load_dataset(c.dataset, "train", c.root, n_steps=n_steps, encoding=c.encoding,
                           seed=c.seed)

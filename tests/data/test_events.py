@@ -293,8 +293,7 @@ def test_cifar10dvs_train_then_stream_into_lava(tmp_path, capsys):
     test = EventFrames("cifar10dvs", "test", tmp_path / "data")
     assert got["n_samples"] == len(test) == 2
     res = json.loads((out / "results.json").read_text())
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
-                         for k, v in res["config"].items()})
+    cfg = TrainConfig.from_dict(res["config"])
     model, _, _ = build(cfg, 4608, 10, torch.device("cpu"))
     model.load_state_dict(torch.load(out / "checkpoint.pt")["model"])
     x = torch.tensor(np.stack([test[i][0] for i in range(2)])).permute(1, 0, 2)

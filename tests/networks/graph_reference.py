@@ -17,7 +17,7 @@ from lava_local.functional._backend import softmax
 
 
 def simulate_graph(net, dataset, n_samples, eta, feedback, learn=True):
-    sp = net.stllr
+    sp = net.params
     L, T = net.n_hidden, net.n_steps
     interval = T + L + 2
     n_run = n_samples * interval + 2

@@ -9,14 +9,15 @@ from lava_local.data import load_dataset
 from lava_local.networks import export_run, load_exported, save_exported
 from lava_local.networks.graph import BackendError, check_backend, run_network
 from lava_local.rules import STLLRParams
+from lava_local.rules.stllr import STLLRTrainer
 from lava_local.torch.train import TrainConfig, build, train
-from lava_local.torch.trainers import STLLRTrainer
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(epochs=2, n_steps=10, hidden=(48, 32), signal="dfa", seed=4)
+    cfg = TrainConfig(epochs=2, n_steps=10, hidden=(48, 32), seed=4,
+                      params=STLLRParams(signal="dfa"))
     train(cfg, out, progress=False)
     net = load_exported(export_run(out))
     test = load_dataset("digits", "test", n_steps=10, seed=4)
@@ -36,11 +37,14 @@ def test_export_round_trip(trained, tmp_path):
     assert [w.shape for w in net.weights] == [(48, 64), (32, 48), (10, 32)]
     np.testing.assert_allclose(net.weights[0], ck["model"]["hidden.0"].numpy(), rtol=1e-7)
     assert (net.gamma, net.v_th, net.kappa, net.n_steps) == (cfg.gamma, cfg.v_th, cfg.kappa, 10)
-    assert net.stllr["signal"] == "dfa" and net.stllr["post_form"] == "paper"
+    assert net.rule == "stllr"
+    assert net.params == cfg.params.to_flat()
+    assert net.params["signal"] == "dfa" and net.params["post_form"] == "paper"
     assert len(net.feedback) == 2
     again = load_exported(save_exported(net, tmp_path / "copy.h5"))
     for a, b in zip(again.weights, net.weights):
         np.testing.assert_array_equal(a, b)
+    assert (again.rule, again.params) == (net.rule, net.params)
     # the file uses netx's layout
     import h5py
     with h5py.File(out / "net.h5") as f:
@@ -85,10 +89,11 @@ def test_online_learning_moves_weights_like_batched_stllr_dfa(trained, backend, 
     model.load_state_dict(ck["model"])
     model.double()
     tr = STLLRTrainer(model, torch.optim.SGD(model.parameters(), lr=eta),
-                      STLLRParams(signal="dfa", online=True, lam_pre=cfg.lam_pre,
-                                  lam_post=cfg.lam_post, alpha_pre=cfg.alpha_pre,
-                                  alpha_post=cfg.alpha_post))
-    tr.feedback = [b.double() for b in ck["feedback"]]
+                      STLLRParams(signal="dfa", online=True, lam_pre=cfg.params.lam_pre,
+                                  lam_post=cfg.params.lam_post,
+                                  alpha_pre=cfg.params.alpha_pre,
+                                  alpha_post=cfg.params.alpha_post))
+    tr.feedback = [b.double() for b in ck["trainer"]["feedback"]]
     for i in range(n):
         x = torch.tensor(test.spikes[i:i + 1]).permute(1, 0, 2).double()
         tr.train_batch(x, torch.tensor(test.labels[i:i + 1]))

@@ -27,8 +27,9 @@ def golden_net() -> ExportedNet:
     feedback = [rng.uniform(-0.8, 0.8, size=(n, 10)) for n in sizes[1:-1]]
     return ExportedNet(weights=weights, gamma=0.5, v_th=0.8, kappa=0.9,
                        surrogate="triangle", n_steps=10, window_start=2, seed=SEED,
-                       stllr=dict(lam_pre=0.5, lam_post=0.2, alpha_pre=1.0, alpha_post=-1.0,
-                                  signal="dfa", post_form="paper"),
+                       rule="stllr",
+                       params=dict(lam_pre=0.5, lam_post=0.2, alpha_pre=1.0, alpha_post=-1.0,
+                                   signal="dfa", post_form="paper"),
                        feedback=feedback)
 
 

@@ -39,7 +39,8 @@ def test_meter_counts_saved_tensors_once_and_releases_them():
 
 
 def _cost(rule, n_steps, signal="bp"):
-    cfg = TrainConfig(rule=rule, n_steps=n_steps, batch_size=16, signal=signal)
+    cfg = TrainConfig.from_flat(strict=False, rule=rule, n_steps=n_steps, batch_size=16,
+                                signal=signal)
     ds = load_dataset("digits", "train", n_steps=n_steps)
     _, _, trainer = build(cfg, ds.n_inputs, ds.n_classes, torch.device("cpu"))
     x, y = next(iterate_batches(ds, cfg.batch_size, None, torch.device("cpu")))

@@ -4,16 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from lava_local.rules import STLLRParams
+from lava_local.rules import STLLRParams, TESSParams, TPParams, TTLBPTTParams
+from lava_local.rules.bptt import BPTTTrainer
+from lava_local.rules.stllr import STLLRTrainer
+from lava_local.rules.tess import TESSTrainer
+from lava_local.rules.tp import TPTrainer
+from lava_local.rules.ttlbptt import TTLBPTTTrainer
 from lava_local.torch.conv import ConvNetConfig, ConvSNN, conv_spec
 from lava_local.torch.train import RunError, TrainConfig, train
-from lava_local.torch.trainers import (
-    BPTTTrainer,
-    STLLRTrainer,
-    TESSTrainer,
-    TPTrainer,
-    TTLBPTTTrainer,
-)
 
 
 def small_conv(spec=(4, "P", 6, "F10"), shape=(2, 8, 8), seed=0):
@@ -92,7 +90,7 @@ def test_presets_run_a_forward_and_update_step(preset, make):
 
 def test_ttlbptt_conv_blocks():
     model = small_conv()
-    tr = TTLBPTTTrainer(model, None, trunc=2, block=1)
+    tr = TTLBPTTTrainer(model, None, TTLBPTTParams(trunc=2, block=1))
     tr.optimizer = torch.optim.SGD(tr.parameters(), lr=1.0)
     g = applied(tr, *spikes(4))
     assert all(np.abs(u).sum() > 0 for u in g)
@@ -121,7 +119,7 @@ def test_tess_pooled_conv_signal_equals_autograd_of_the_local_loss():
     model = small_conv()
     x, y = spikes(1, p=0.7)
     tr = TESSTrainer(model, torch.optim.SGD(model.parameters(), lr=1.0),
-                     STLLRParams(alpha_post=0.0), pool=2)
+                     TESSParams(alpha_post=0.0, pool=2))
     w = model.hidden[0].detach().clone().requires_grad_()
     got = applied(tr, x, y)[0]
     z0 = torch.zeros(4, 4, 8, 8, dtype=torch.float64)
@@ -142,7 +140,7 @@ def test_tp_conv_layer_gradient_equals_autograd_of_its_per_location_loss():
 
     model = small_conv()
     x, y = spikes(1, p=0.7)
-    tr = TPTrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), beta=0.5,
+    tr = TPTrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), TPParams(beta=0.5),
                    generator=torch.Generator().manual_seed(2))
     proj = tr.label_proj.clone()
     w = model.hidden[0].detach().clone().requires_grad_()

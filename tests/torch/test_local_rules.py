@@ -6,10 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from lava_local.functional import LIFState, lif_step, square_wave_projection
-from lava_local.rules import STLLRParams
+from lava_local.rules import SOLSAParams, TESSParams, TPParams, TTLBPTTParams
+from lava_local.rules.bptt import BPTTTrainer
+from lava_local.rules.solsa import SOLSATrainer
+from lava_local.rules.stllr import STLLRTrainer
+from lava_local.rules.tess import TESSTrainer
+from lava_local.rules.tp import TPTrainer
+from lava_local.rules.ttlbptt import TTLBPTTTrainer
 from lava_local.torch.model import DenseSNN, NetConfig
 from lava_local.torch.spike import make_spike_fn
-from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer, TESSTrainer, TTLBPTTTrainer
 
 
 def net(hidden=(9, 7), seed=0):
@@ -49,7 +54,7 @@ def test_tess_one_layer_one_step_equals_autograd_of_its_local_loss(f):
     CE(B y, c) (softmax) or ½‖B y - y*‖² (identity), through the surrogate."""
     model = net(hidden=(9,))
     x, y = batch(1, p=0.7)
-    tr = TESSTrainer(model, sgd(model), STLLRParams(alpha_post=0.0), f=f)
+    tr = TESSTrainer(model, sgd(model), TESSParams(alpha_post=0.0, f=f))
     got = applied(tr, x, y)[0]
 
     ref = net(hidden=(9,))
@@ -88,7 +93,7 @@ def test_tess_no_signal_crosses_a_layer():
 def test_ttlbptt_with_one_window_and_one_block_is_bptt():
     x, y = batch(7)
     a = net()
-    tr = TTLBPTTTrainer(a, None, trunc=None, block=2)
+    tr = TTLBPTTTrainer(a, None, TTLBPTTParams(trunc=None, block=2))
     tr.optimizer = sgd(a, tr.aux.parameters())
     g_ttl = applied(tr, x, y)
     b = net()
@@ -101,9 +106,9 @@ def test_ttlbptt_with_one_window_and_one_block_is_bptt():
 def test_ttlbptt_truncation_changes_the_gradient():
     x, y = batch(7)
     a, b = net(), net()
-    ta = TTLBPTTTrainer(a, None, trunc=None, block=2, update="sample")
+    ta = TTLBPTTTrainer(a, None, TTLBPTTParams(trunc=None, block=2, update="sample"))
     ta.optimizer = sgd(a)
-    tb = TTLBPTTTrainer(b, None, trunc=2, block=2, update="sample")
+    tb = TTLBPTTTrainer(b, None, TTLBPTTParams(trunc=2, block=2, update="sample"))
     tb.optimizer = sgd(b)
     assert not np.allclose(applied(ta, x, y)[0], applied(tb, x, y)[0])
 
@@ -112,7 +117,7 @@ def test_ttlbptt_blocks_are_local():
     x, y = batch(6)
     grads = []
     for model in (net(), perturbed_later_layers(net())):
-        tr = TTLBPTTTrainer(model, None, trunc=3, block=1, update="sample",
+        tr = TTLBPTTTrainer(model, None, TTLBPTTParams(trunc=3, block=1, update="sample"),
                             generator=torch.Generator().manual_seed(1))
         tr.aux = tr.aux.double()
         tr.optimizer = sgd(model, tr.aux.parameters())
@@ -129,7 +134,7 @@ def test_learning_state_is_flat_in_T(rule, kw):
 
     mem = {}
     for n_steps in (10, 200):
-        cfg = TrainConfig(rule=rule, n_steps=n_steps, batch_size=16, **kw)
+        cfg = TrainConfig.from_flat(rule=rule, n_steps=n_steps, batch_size=16, **kw)
         ds = load_dataset("digits", "train", n_steps=n_steps)
         _, _, trainer = build(cfg, 64, 10, torch.device("cpu"))
         x, lab = next(iterate_batches(ds, 16, None, torch.device("cpu")))
@@ -139,11 +144,14 @@ def test_learning_state_is_flat_in_T(rule, kw):
 
 def test_ttlbptt_rejects_bad_options():
     with pytest.raises(ValueError, match="K"):
-        TTLBPTTTrainer(net(), trunc=0)
+        TTLBPTTParams(trunc=0)
     with pytest.raises(ValueError, match="block"):
-        TTLBPTTTrainer(net(), block=0)
+        TTLBPTTParams(block=0)
     with pytest.raises(ValueError, match="update"):
-        TTLBPTTTrainer(net(), update="epoch")
+        TTLBPTTParams(update="epoch")
+    rec = DenseSNN(NetConfig(12, 4, hidden=(9,), recurrent=True))
+    with pytest.raises(ValueError, match="recurrent"):
+        TTLBPTTTrainer(rec)
 
 
 # -- Traces Propagation ---------------------------------------------------------------
@@ -177,11 +185,10 @@ def test_tp_one_step_gradients_equal_autograd_of_each_local_loss():
     """T = 1, SGD(lr=1): the applied update of layer l is ∂E_l/∂W_l computed here from
     scratch (both paths through W_l for l >= 2, the label projection S for l = 1)."""
     from lava_local.functional import tp_contrastive_loss, tp_soft_targets
-    from lava_local.torch.trainers import TPTrainer
-
     model = net(hidden=(9, 7))
     x, y = batch(1, b=6, p=0.7)
-    tr = TPTrainer(model, sgd(model), beta=0.5, generator=torch.Generator().manual_seed(3))
+    tr = TPTrainer(model, sgd(model), TPParams(beta=0.5),
+                   generator=torch.Generator().manual_seed(3))
     proj = tr.label_proj.clone()
     ref = net(hidden=(9, 7))
     got = applied(tr, x, y)
@@ -206,8 +213,6 @@ def test_tp_one_step_gradients_equal_autograd_of_each_local_loss():
 
 
 def test_tp_is_layer_local_and_needs_two_samples():
-    from lava_local.torch.trainers import TPTrainer
-
     x, y = batch(5)
     g = []
     for model in (net(), perturbed_later_layers(net())):
@@ -255,7 +260,7 @@ def test_solsa_output_layer_update_is_the_exact_bptt_gradient():
     """The eligibility includes the reset path, so for the last layer (whose input does
     not depend on its weights) Σ_t δ[t] e[t] is the full BPTT gradient of the per-step
     MSE through v, the spikes and the soft reset."""
-    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+    from lava_local.torch.solsa import SOLSANet
 
     cfg = NetConfig(12, 4, hidden=(9,), gamma=0.7, v_th=0.6, init_gain=2.0)
     model = SOLSANet(cfg, sigma=0.4, generator=torch.Generator().manual_seed(0)).double()
@@ -264,10 +269,10 @@ def test_solsa_output_layer_update_is_the_exact_bptt_gradient():
     with torch.no_grad():     # the hidden layer's spikes and the output layer's psp
         state, psps = model.init_state(5), []
         for t in range(8):
-            state = model.step(state, x[t])
-            psps.append(state["psp"][1])
-    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), topk=0,
-                      early_stop=False)
+            state, _ = model.step(state, x[t])
+            psps.append(state.psp[1])
+    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0),
+                      SOLSAParams(topk=0, early_stop=False))
     got = applied(tr, x, y)[1]
 
     onehot = F.one_hot(y, 4).double()
@@ -284,10 +289,11 @@ def test_solsa_output_layer_update_is_the_exact_bptt_gradient():
 
 
 def test_solsa_schedule_keeps_the_top_k_steps():
-    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+    from lava_local.torch.solsa import SOLSANet
 
     model = SOLSANet(NetConfig(12, 4, hidden=(9,)), generator=torch.Generator().manual_seed(0))
-    tr = SOLSATrainer(model, torch.optim.Adam(model.parameters()), topk=3, rerank=1)
+    tr = SOLSATrainer(model, torch.optim.Adam(model.parameters()),
+                      SOLSAParams(topk=3, rerank=1))
     x, y = batch(10, p=0.6)
     tr.train_batch(x.float(), y)
     assert tr.schedule == [9]                       # starts from the last step
@@ -299,11 +305,10 @@ def test_solsa_schedule_keeps_the_top_k_steps():
 def test_tp_recurrent_one_step_gradients_include_the_recurrent_weights():
     """Two steps, recurrent layer: at the second step the one-layer-one-step gradient of
     E_1 reaches V through y[t-1] (detached), on both paths."""
-    from lava_local.torch.trainers import TPTrainer
-
     cfg = NetConfig(12, 4, hidden=(9,), gamma=0.6, v_th=0.5, init_gain=1.5, recurrent=True)
     model = DenseSNN(cfg, generator=torch.Generator().manual_seed(0)).double()
-    tr = TPTrainer(model, sgd(model), beta=0.5, generator=torch.Generator().manual_seed(3))
+    tr = TPTrainer(model, sgd(model), TPParams(beta=0.5),
+                   generator=torch.Generator().manual_seed(3))
     g = applied(tr, *batch(3, b=6, p=0.7))
     assert len(g) == 3 and np.abs(g[1]).sum() > 0
 
@@ -339,12 +344,12 @@ def test_solsa_recurrent_eligibility_is_the_exact_derivative_of_v():
 
 
 def test_solsa_recurrent_trains():
-    from lava_local.torch.solsa import SOLSANet, SOLSATrainer
+    from lava_local.torch.solsa import SOLSANet
 
     cfg = NetConfig(12, 4, hidden=(9,), gamma=0.7, v_th=0.6, init_gain=2.0, recurrent=True)
     model = SOLSANet(cfg, generator=torch.Generator().manual_seed(0))
-    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0), topk=0,
-                      early_stop=False)
+    tr = SOLSATrainer(model, torch.optim.SGD(model.parameters(), lr=1.0),
+                      SOLSAParams(topk=0, early_stop=False))
     before = model.recurrent[0].detach().clone()
     x, y = batch(8, p=0.6)
     tr.train_batch(x.float(), y)

@@ -17,8 +17,9 @@ from lava_local.functional import (
 )
 from lava_local.functional._backend import outer_batched, softmax
 from lava_local.rules import STLLRParams
+from lava_local.rules.bptt import BPTTTrainer
+from lava_local.rules.stllr import STLLRTrainer
 from lava_local.torch.model import DenseSNN, NetConfig
-from lava_local.torch.trainers import BPTTTrainer, STLLRTrainer
 
 
 def make(rule, cfg=None, params=None, window=None, seed=0, lr=1.0, dtype=torch.float64):
@@ -29,7 +30,7 @@ def make(rule, cfg=None, params=None, window=None, seed=0, lr=1.0, dtype=torch.f
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     if rule == "stllr":
         return STLLRTrainer(model, opt, params, window, generator=g)
-    return BPTTTrainer(model, opt, window)
+    return BPTTTrainer(model, opt, window=window)
 
 
 def batch(n_steps, b=5, n_in=12, n_out=4, p=0.4, seed=0, dtype=torch.float64):

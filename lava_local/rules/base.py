@@ -1,0 +1,297 @@
+"""What a learning rule is: one object that knows its hyper-parameters, its batched
+trainer, its cost formulas, the layer kinds it trains and its parts on a Lava graph.
+
+A rule module (``lava_local/rules/<rule>.py``) defines
+
+- a frozen :class:`RuleParams` dataclass of its own hyper-parameters, each field an
+  :func:`option` (default, command-line flag, help) and validated in ``__post_init__``;
+- its trainer (on :mod:`lava_local.torch.loop`'s shared machinery);
+- a :class:`Rule` subclass instance that ties them together, registered in
+  :mod:`lava_local.rules` (the registry). Everything above the equations (CLI flags,
+  ``TrainConfig`` validation, ``compare``, export, accounting, the Lava graph) asks the
+  registry; nothing outside ``lava_local/rules/`` branches on a rule's name.
+
+Flat keys: a rule's options also live in one flat namespace (command-line flags,
+recipes, ``results.json`` and checkpoints): field ``f`` of TESS is the key ``tess_f``
+(flag ``--tess-f``). Two rules may share a key (S-TLLR and TESS both have ``lam_pre``)
+when it means the same thing and has the same default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+#: Layer kinds a network can have; a rule declares which of them it trains.
+LAYER_KINDS = ("dense", "recurrent", "conv")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer (a clear message otherwise)."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def option(default: Any, help: str, *, key: str | None = None, flag: str | None = None,
+           choices: tuple | None = None, type: Any = None, action: str | None = None,
+           metavar: str | None = None):
+    """A hyper-parameter field: its default, its flat ``key`` (default: the field name),
+    its command-line ``flag`` (default: ``--`` + key with dashes) and how argparse reads
+    it (``choices``, ``type``, ``action`` ``store_true``/``store_false``, ``metavar``)."""
+    return field(default=default, metadata={
+        "help": help, "key": key, "flag": flag, "choices": choices, "type": type,
+        "action": action, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """One command-line flag of a rule option."""
+
+    key: str
+    flag: str
+    help: str
+    default: Any
+    choices: tuple | None
+    type: Any
+    action: str | None
+    metavar: str | None
+
+
+class RuleParams:
+    """Base of every rule's frozen parameter dataclass (see :func:`option`).
+
+    Subclasses are ``@dataclass(frozen=True)`` and validate in ``__post_init__``
+    (call ``super().__post_init__()`` first: it rejects non-finite numbers).
+    """
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{self.key_of(f.name)} must be a finite number, got {v}")
+
+    # -- flat keys ---------------------------------------------------------------------
+    @classmethod
+    def key_of(cls, name: str) -> str:
+        """Flat key of field ``name``."""
+        f = {f.name: f for f in fields(cls)}[name]
+        return f.metadata.get("key") or f.name
+
+    @classmethod
+    def keys(cls) -> dict[str, str]:
+        """Flat key -> field name."""
+        return {(f.metadata.get("key") or f.name): f.name for f in fields(cls)}
+
+    @classmethod
+    def flags(cls) -> list[FlagSpec]:
+        out = []
+        for f in fields(cls):
+            m = f.metadata
+            key = m.get("key") or f.name
+            out.append(FlagSpec(key, m.get("flag") or "--" + key.replace("_", "-"),
+                                m.get("help", ""), f.default if f.default is not MISSING
+                                else None, m.get("choices"), m.get("type"), m.get("action"),
+                                m.get("metavar")))
+        return out
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any], strict: bool = True):
+        """Build from flat keys. With ``strict`` every key must be one of this rule's;
+        otherwise keys of other rules are ignored (reading a saved run, or options given
+        to several rules at once)."""
+        keys = cls.keys()
+        unknown = [k for k in values if k not in keys]
+        if strict and unknown:
+            raise ValueError(f"option(s) {', '.join(sorted(unknown))} do not apply here; "
+                             f"this rule takes {', '.join(keys) or 'no options'}")
+        return cls(**{keys[k]: v for k, v in values.items() if k in keys})
+
+    def to_flat(self) -> dict[str, Any]:
+        """Flat key -> value (JSON-friendly: tuples become lists)."""
+        names = {v: k for k, v in self.keys().items()}
+        return {names[k]: (list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Costs:
+    """The inputs of a rule's analytic cost formulas.
+
+    ``layer_sizes`` = [N_0 (inputs), N_1, ..., N_L, C] (flattened counts); ``forward_macs``
+    (conv nets) replaces Σ N_l N_{l-1} per weight layer; ``recurrent`` adds V^l."""
+
+    layer_sizes: list[int]
+    n_steps: int
+    t_l: int = 0
+    recurrent: bool = False
+    forward_macs: list[int] | None = None
+
+    @property
+    def neurons(self) -> int:
+        """Σ_l N_l over the spiking layers and the readout."""
+        return sum(self.layer_sizes[1:])
+
+    @property
+    def hidden(self) -> list[int]:
+        return list(self.layer_sizes[1:-1])
+
+    @property
+    def synapses(self) -> int:
+        """Σ_l N_l N_{l-1} (or the conv nets' forward MACs per step)."""
+        if self.forward_macs is not None:
+            return sum(self.forward_macs)
+        s = self.layer_sizes
+        return sum(a * b for a, b in zip(s[:-1], s[1:]))
+
+    @property
+    def learning_steps(self) -> int:
+        """T - T_l."""
+        return self.n_steps - self.t_l
+
+
+class Rule:
+    """A learning rule (subclass per rule; one instance in the registry).
+
+    Attributes
+    ----------
+    name, title, paper : str
+        Registry key (``--rule``), display name, source.
+    Params : type[RuleParams]
+        Its frozen hyper-parameter dataclass.
+    layers : frozenset of str
+        Layer kinds its batched trainer trains (of :data:`LAYER_KINDS`).
+    min_batch : int
+        Smallest batch its update is defined for (Traces Propagation contrasts pairs).
+    lava_inference : str
+        "" when a trained net of this rule runs in Lava, else why not.
+    graph : GraphLearning or None
+        Its on-graph learning parts.
+    no_graph_reason : str
+        Why it has none (when ``graph`` is None).
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    paper: ClassVar[str]
+    Params: ClassVar[type]
+    layers: ClassVar[frozenset] = frozenset({"dense"})
+    min_batch: ClassVar[int] = 1
+    lava_inference: ClassVar[str] = ""
+    no_graph_reason: ClassVar[str] = ""
+
+    @property
+    def graph(self):
+        return None
+
+    # -- parameters ----------------------------------------------------------------------
+    def params(self, values: Mapping[str, Any] | None = None, strict: bool = True):
+        """The rule's params from flat keys (defaults for the rest)."""
+        return self.Params.from_flat(values or {}, strict=strict)
+
+    def check(self, cfg) -> None:
+        """Cross-checks against a run configuration (raise ``ValueError`` naming the
+        fix). The base class checks the layer kinds and the batch size."""
+        missing = sorted(cfg.layer_kinds - self.layers)
+        if missing:
+            fit = [k for k in LAYER_KINDS if k in self.layers]
+            raise ValueError(f"{self.name} does not train {'/'.join(missing)} layers "
+                             f"(it trains {', '.join(fit)}); see `lava-local rules`")
+        if cfg.batch_size < self.min_batch:
+            raise ValueError(f"{self.title} needs a batch size >= {self.min_batch}; use "
+                             f"--batch-size {self.min_batch} or more")
+
+    # -- training ------------------------------------------------------------------------
+    def build_model(self, cfg, n_in: int, n_out: int, frame_shape, generator):
+        """The network of run ``cfg`` (default: the dense or conv net of its preset)."""
+        from ..torch.model import build_net
+
+        return build_net(cfg, n_in, n_out, frame_shape, generator)
+
+    def make_trainer(self, model, params, window: int | None, lr: float, generator):
+        """The trainer with an Adam optimiser over its parameters (fixed random
+        matrices a rule draws come from ``generator``, after the model's weights)."""
+        import torch
+
+        trainer = self.trainer_class()(model, None, params, window, generator=generator)
+        trainer.attach_optimizer(torch.optim.Adam(trainer.parameters(), lr=lr))
+        return trainer
+
+    def trainer_class(self):
+        raise NotImplementedError
+
+    # -- analytic costs (per sample, batch 1) ----------------------------------------------
+    def memory_values(self, c: Costs, params) -> int:
+        """Learning-state values per sample (the paper's formula)."""
+        raise NotImplementedError
+
+    def learning_macs(self, c: Costs, params) -> int:
+        """Learning MACs per sample (the paper's count of the learning part)."""
+        raise NotImplementedError
+
+    def memory_formula(self) -> str:
+        """The memory formula, for ``lava-local rules``."""
+        raise NotImplementedError
+
+    def macs_formula(self) -> str:
+        raise NotImplementedError
+
+    # -- description -----------------------------------------------------------------------
+    def describe(self) -> dict:
+        g = self.graph
+        return {
+            "rule": self.name, "title": self.title, "paper": self.paper,
+            "layers": [k for k in LAYER_KINDS if k in self.layers],
+            "options": list(self.Params.keys()),
+            "memory": self.memory_formula(), "macs": self.macs_formula(),
+            "lava_inference": self.lava_inference or "yes",
+            "graph": g.describe() if g is not None else None,
+            "no_graph_reason": self.no_graph_reason if g is None else "",
+        }
+
+
+class GraphLearning:
+    """A rule's parts on the Lava graph (see :mod:`lava_local.networks.graph`).
+
+    Subclasses say which learning mode they are (``mode``, the value of ``run --learn``),
+    which backends they run on, the product-series rule of every hidden layer's
+    synapses, and how the learning signal reaches each hidden neuron's third-factor port
+    (``attach``). The readout always learns with its exact local gradient (shared).
+
+    Attributes
+    ----------
+    mode : str
+    rule : str
+        The registry name of the rule it belongs to.
+    neuron, signal, product_series : str
+        One-line descriptions of the three parts, for ``lava-local rules``.
+    backends : tuple of str
+        Backends whose models exist.
+    """
+
+    mode: ClassVar[str]
+    rule: ClassVar[str]
+    neuron: ClassVar[str] = ""
+    signal: ClassVar[str] = ""
+    product_series: ClassVar[str] = ""
+    backends: ClassVar[tuple] = ("sim-float", "sim-fixed", "loihi2")
+    Options: ClassVar[type | None] = None
+
+    def describe(self) -> dict:
+        return {"mode": self.mode, "neuron": self.neuron, "signal": self.signal,
+                "product_series": self.product_series, "backends": list(self.backends)}
+
+    def bind(self, net, backend: str, rng_seed: int = 0,
+             options: Mapping[str, Any] | None = None):
+        """The parts for one graph: ``net`` (an exported net), ``backend``, the seed of
+        anything drawn at random, and the mode's options; raise ``ValueError`` naming
+        the fix if they do not fit."""
+        raise NotImplementedError

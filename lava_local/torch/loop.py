@@ -1,0 +1,195 @@
+"""What every batched trainer shares, and the one time loop of the forward-in-time rules.
+
+:class:`Trainer` holds the model, the optimiser, the rule's parameters and the learning
+window, and applies gradient estimates (an optimiser *subtracts* them).
+:class:`LocalTrainer` is the time loop of every rule that learns forward in time
+(S-TLLR, TESS, Traces Propagation, SOLSA): each step it
+
+1. ``advance``\\ s the network and the rule's traces by one step with every state of
+   step t-1 detached (explicit, typed state in, new state out; no graph across steps);
+2. reports the explicit learning state to a meter (the measured memory);
+3. in the learning window (t >= T_l), asks the rule for the step's loss and gradient
+   estimates (``learn``) and accumulates them, applying them every step (online rules)
+   or once per batch;
+4. ``finish``\\ es the step (traces that need this step's values, freeing its graph).
+
+BPTT and TTL-BPTT differentiate through time with autograd and have their own loops.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..functional.lif import LIFState
+
+
+class StateMeter(Protocol):
+    """What a trainer reports its explicit learning state to (see ``accounting``)."""
+
+    def set_state(self, name: str, tensors: list[torch.Tensor]) -> None: ...
+
+
+def first_learning_step(n_steps: int, window: int | None) -> int:
+    """T_l = T - window (``window`` learning steps at the end; None = all T steps)."""
+    if window is None:
+        return 0
+    if not 1 <= window <= n_steps:
+        raise ValueError(f"the learning window must be in [1, T={n_steps}], got {window}")
+    return n_steps - window
+
+
+class Batch(NamedTuple):
+    """A batch's constants: labels (B,), one-hot targets (B, C), B, T, T_l, T - T_l."""
+
+    labels: torch.Tensor
+    onehot: torch.Tensor
+    size: int
+    n_steps: int
+    t_l: int
+    n_win: int
+
+
+def detach_lif(s: LIFState) -> LIFState:
+    return LIFState(s.u.detach(), s.y.detach())
+
+
+class Trainer:
+    """Base of every batched trainer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (``weights``, ``init_state``, ``step`` ...).
+    optimizer : torch.optim.Optimizer or None
+        None: attach one later with :meth:`attach_optimizer` (it may need
+        :meth:`parameters`, e.g. TTL-BPTT's auxiliary classifiers).
+    params : RuleParams
+        The rule's hyper-parameters.
+    window : int or None
+        Learning window: the last ``window`` steps learn (None: all).
+    generator : torch.Generator, optional
+        Source of the fixed random matrices a rule draws.
+    """
+
+    rule = ""
+
+    def __init__(self, model, optimizer, params, window: int | None = None,
+                 generator: torch.Generator | None = None):
+        self.model, self.params, self.window = model, params, window
+        self.optimizer = None
+        self.base_lrs: list[float] = []
+        if optimizer is not None:
+            self.attach_optimizer(optimizer)
+
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Use ``optimizer``; its learning rates now are the base of any schedule."""
+        self.optimizer = optimizer
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser must update."""
+        return list(self.model.parameters())
+
+    def learned(self) -> list[torch.Tensor]:
+        """The tensors :meth:`apply` sets gradients of, in the order a rule returns them."""
+        return list(self.model.weights)
+
+    def state_dict(self) -> dict:
+        """Trainer state beyond the model and optimiser (fixed matrices, schedules)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"unexpected trainer state {sorted(state)} for {self.rule}")
+
+    def start_epoch(self, epoch: int, n_epochs: int) -> None:
+        """Called before every epoch (learning-rate schedules, re-ranking)."""
+
+    def batch(self, x: torch.Tensor, labels: torch.Tensor) -> Batch:
+        n_steps, size = x.shape[0], x.shape[1]
+        t_l = first_learning_step(n_steps, self.window)
+        onehot = F.one_hot(labels, self.model.cfg.n_out).to(x.dtype)
+        return Batch(labels, onehot, size, n_steps, t_l, n_steps - t_l)
+
+    def apply(self, grads: list[torch.Tensor]) -> None:
+        """Set the gradient estimates of :meth:`learned` and take an optimiser step."""
+        for w, g in zip(self.learned(), grads):
+            w.grad = g.reshape(w.shape)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.after_apply()
+
+    def after_apply(self) -> None:
+        """Projections after an update (e.g. clamping decays to [0, 1])."""
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        """One batch ``x`` (T, B, n_in); returns the mean loss over the window."""
+        raise NotImplementedError
+
+
+class LocalTrainer(Trainer):
+    """The time loop of the forward-in-time rules (see module doc).
+
+    Subclasses implement :meth:`init_state`, :meth:`advance`, :meth:`traces`,
+    :meth:`learn` and optionally :meth:`finish`; ``update_every_step`` says whether the
+    gradient estimates are applied every learning step or once per batch.
+    """
+
+    #: Name under which the explicit learning state is reported to a meter.
+    state_name = "traces"
+
+    @property
+    def update_every_step(self) -> bool:
+        return False
+
+    def init_state(self, x: torch.Tensor, b: Batch) -> Any:
+        raise NotImplementedError
+
+    def advance(self, state: Any, x_t: torch.Tensor, learn: bool, b: Batch) -> Any:
+        """Step t: the network and the traces; returns the new state."""
+        raise NotImplementedError
+
+    def traces(self, state: Any) -> list[torch.Tensor]:
+        """The explicit learning state carried across steps (for the meter)."""
+        raise NotImplementedError
+
+    def learn(self, state: Any, t: int, b: Batch) -> tuple[float, list | None]:
+        """In the window: (this step's loss / (T - T_l), gradient estimates in the order
+        of :meth:`learned`, or None for no update this step)."""
+        raise NotImplementedError
+
+    def finish(self, state: Any) -> Any:
+        """End of step t (default: nothing)."""
+        return state
+
+    def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
+                    meter: StateMeter | None = None) -> float:
+        b = self.batch(x, labels)
+        state = self.init_state(x, b)
+        acc = [torch.zeros_like(w) for w in self.learned()]
+        pending = False
+        total = 0.0
+        for t in range(b.n_steps):
+            state = self.advance(state, x[t], t >= b.t_l, b)
+            if meter is not None:
+                meter.set_state(self.state_name, self.traces(state))
+            if t >= b.t_l:
+                loss, grads = self.learn(state, t, b)
+                total += loss
+                if grads is not None:
+                    for a, g in zip(acc, grads):
+                        if g is not None:
+                            a += g
+                    pending = True
+                    if self.update_every_step:
+                        self.apply(acc)
+                        acc = [torch.zeros_like(w) for w in self.learned()]
+                        pending = False
+            state = self.finish(state)
+        if pending or not self.update_every_step:
+            self.apply(acc)
+        return total

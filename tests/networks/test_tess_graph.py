@@ -1,0 +1,133 @@
+"""TESS learning on the Lava graph (``learn="tess"``): the float graph equals a numpy
+re-simulation from the functional core, the fixed graph equals our integer reference
+bit for bit, and online learning on the graph moves the weights like batched TESS."""
+
+import numpy as np
+import pytest
+import torch
+from graph_reference import simulate_fixed_graph, simulate_graph
+
+from lava_local.data import load_dataset
+from lava_local.networks import export_run, load_exported
+from lava_local.networks.graph import build_graph, run_network
+from lava_local.rules import TESSParams
+from lava_local.rules.tess import TESSTrainer
+from lava_local.torch.train import TrainConfig, build, train
+
+N, ETA = 3, 2 ** -5
+
+
+@pytest.fixture(scope="module")
+def tess_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tess")
+    cfg = TrainConfig(rule="tess", epochs=2, n_steps=10, hidden=(48, 32), seed=4)
+    train(cfg, out, progress=False)
+    net = load_exported(export_run(out))
+    test = load_dataset("digits", "test", n_steps=10, seed=4)
+    return cfg, net, test, torch.load(out / "checkpoint.pt")
+
+
+def test_export_records_the_rule_and_its_options(tess_run):
+    cfg, net, _, _ = tess_run
+    assert net.rule == "tess" and net.params["tess_f"] == "softmax"
+    assert net.params == cfg.params.to_flat() and net.feedback is None
+
+
+@pytest.mark.parametrize("f", ["softmax", "identity"])
+def test_float_tess_graph_equals_functional_reference(tess_run, f):
+    _, net, test, _ = tess_run
+    r = run_network(net, test, backend="sim-float", n_samples=N, learn="tess", eta=ETA,
+                    options={"tess_f": f})
+    preds, w = simulate_graph(net, test, N, ETA, signal="tess", f=f)
+    assert r.learning["mode"] == "tess" and r.learning["f"] == f
+    np.testing.assert_array_equal(r.predictions, preds)
+    for a, b, w0 in zip(r.weights, w, net.weights):
+        assert np.abs(b - w0).max() > 1e-3          # every layer learned
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_fixed_tess_graph_equals_integer_reference_bit_for_bit(tess_run):
+    """Neurons, local error units (f = identity in integers), projections and the
+    bit-approximate learning engine: the weights after several samples are equal."""
+    _, net, test, _ = tess_run
+    r = run_network(net, test, backend="sim-fixed", n_samples=N, learn="tess", eta=ETA,
+                    rng_seed=3)
+    preds, w = simulate_fixed_graph(net, test, N, ETA, "tess", rng_seed=3)
+    assert r.learning["f"] == "identity"           # auto: the integer form in fixed point
+    np.testing.assert_array_equal(r.predictions, preds)
+    for a, b, w0 in zip(r.weights, w, net.weights):
+        assert np.abs(b - w0).max() > 1e-3
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fixed_stllr_dfa_graph_equals_integer_reference_bit_for_bit(tmp_path):
+    """The same integer reference with S-TLLR's DFA signal (the other on-graph mode)."""
+    cfg = TrainConfig(rule="stllr", epochs=1, n_steps=10, hidden=(24, 16), seed=2,
+                      params={"signal": "dfa"})
+    train(cfg, tmp_path, progress=False)
+    net = load_exported(export_run(tmp_path))
+    test = load_dataset("digits", "test", n_steps=10, seed=2)
+    r = run_network(net, test, backend="sim-fixed", n_samples=N, learn="stllr-dfa",
+                    eta=ETA, rng_seed=1)
+    preds, w = simulate_fixed_graph(net, test, N, ETA, "dfa", rng_seed=1,
+                                    feedback=net.feedback)
+    np.testing.assert_array_equal(r.predictions, preds)
+    for a, b, w0 in zip(r.weights, w, net.weights):
+        assert np.abs(b - w0).max() > 1e-3
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend, f, hidden_floor, readout_floor", [
+    ("sim-float", "softmax", 0.95, 0.7), ("sim-float", "identity", 0.95, 0.7),
+    ("sim-fixed", "identity", 0.8, 0.6)])
+def test_online_tess_moves_weights_like_batched_tess(tess_run, backend, f, hidden_floor,
+                                                     readout_floor):
+    """Same samples, same start: the graph's update and batched TESS's (online, per-step
+    SGD) point the same way in every layer. On the graph the third factor of layer l is
+    n_l m^l (Bᵀ's 1/n_l folded into the layer's learning rate), so the batched
+    reference steps layer l with η n_l; what remains is the graph's two-step signal
+    delay (and, in fixed point, 7-bit traces and stochastic rounding). Measured: float
+    hidden ≥ 0.98, readout ≥ 0.82; fixed hidden ≥ 0.87, readout ≥ 0.76 (8 samples)."""
+    cfg, net, test, ck = tess_run
+    n = 8
+    r = run_network(net, test, backend=backend, n_samples=n, learn="tess", eta=ETA,
+                    options={"tess_f": f})
+    model, _, _ = build(cfg, 64, 10, torch.device("cpu"))
+    model.load_state_dict(ck["model"])
+    model.double()
+    groups = [{"params": [w], "lr": ETA * (w.shape[0] if l < len(model.hidden) else 1)}
+              for l, w in enumerate(model.weights)]
+    tr = TESSTrainer(model, torch.optim.SGD(groups, lr=ETA), TESSParams(online=True, f=f))
+    for i in range(n):
+        x = torch.tensor(test.spikes[i:i + 1]).permute(1, 0, 2).double()
+        tr.train_batch(x, torch.tensor(test.labels[i:i + 1]))
+    for l, w0 in enumerate(net.weights):
+        d_lava = r.weights[l] - w0
+        d_batch = model.weights[l].detach().numpy() - w0
+        cos = (d_lava * d_batch).sum() / np.linalg.norm(d_lava) / np.linalg.norm(d_batch)
+        floor = readout_floor if l == len(net.weights) - 1 else hidden_floor
+        assert cos >= floor, (l, cos)
+        if l < net.n_hidden and backend == "sim-float":   # and as far
+            assert 0.7 < np.linalg.norm(d_lava) / np.linalg.norm(d_batch) < 1.4
+
+
+def test_tess_softmax_has_no_fixed_point_form(tess_run):
+    _, net, test, _ = tess_run
+    with pytest.raises(ValueError, match="identity"):
+        build_graph(net, test, backend="sim-fixed", learn="tess", n_samples=1,
+                    options={"tess_f": "softmax"})
+    with pytest.raises(ValueError, match="tess_f"):
+        build_graph(net, test, backend="sim-float", learn="tess", n_samples=1,
+                    options={"tess_g": "identity"})
+
+
+@pytest.mark.parametrize("backend, floor", [("sim-float", 0.99), ("sim-fixed", 0.9)])
+def test_tess_net_in_lava_reproduces_batched_predictions(tess_run, backend, floor):
+    cfg, net, test, ck = tess_run
+    n = 40
+    model, _, _ = build(cfg, 64, 10, torch.device("cpu"))
+    model.load_state_dict(ck["model"])
+    x = torch.tensor(test.spikes[:n]).permute(1, 0, 2).float()
+    want = model.predict_logits(x, net.window_start).argmax(-1).numpy()
+    r = run_network(net, test, backend=backend, n_samples=n)
+    assert (r.predictions == want).mean() >= floor

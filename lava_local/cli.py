@@ -7,6 +7,7 @@ end with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import fields
@@ -200,9 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_flag(grp, spec, f"{spec.help} (default: {spec.default})")
     p.add_argument("--samples", type=_positive_int, default=None,
                    help="first N test samples (default: the whole test split)")
-    p.add_argument("--eta", type=float, default=2 ** -7,
-                   help="SGD step of online learning (default: 2^-7)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the learning engine")
+    p.add_argument("--learn-samples", type=_positive_int, default=200,
+                   help="with --learn: training samples streamed through the learning "
+                   "graph (a seeded shuffle of the train split; default: 200); the test "
+                   "samples are measured before and after, never learned from")
+    p.add_argument("--eta", type=float, default=None,
+                   help="SGD step of online learning (default: the mode's, "
+                   + ", ".join(f"{m} 2^{math.log2(g.default_eta):.0f}"
+                               for m, g in registry.graph_modes().items()) + ")")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the learning engines and of the training stream's order")
     p.add_argument("--dataset", default=None,
                    help="data set to stream (default: the one the run was trained on)")
     p.add_argument("--root", default=None,
@@ -561,54 +569,102 @@ def cmd_data(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _write_json_atomic(obj, path: Path) -> None:
     import json
+    import os
 
-    import numpy as np
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
 
+
+def cmd_run(args) -> int:
+    import os
+
+    from . import rules
     from .data import load_dataset
-    from .networks import export_run, load_exported
+    from .data.events import DatasetError
+    from .networks import export_run, load_exported, save_exported
     from .networks.graph import BackendError, check_backend, run_network
+    from .networks.online import learn_online
     from .torch.train import RunError
 
     try:
         check_backend(args.backend)
     except BackendError as e:
         raise RunError(str(e)) from None
-    if not args.eta > 0:
+    if args.eta is not None and not args.eta > 0:
         raise RunError(f"--eta must be > 0, got {args.eta}")
-    from .data.events import DatasetError
+    options = {}
+    for mode, g in rules.graph_modes().items():
+        given = {k: v for k, v in vars(args).items()
+                 if g.Options is not None and k in g.Options.keys()}
+        if given and mode != args.learn:
+            flags = ", ".join(s.flag for s in g.Options.flags() if s.key in given)
+            raise RunError(f"{flags} apply to --learn {mode}")
+        options.update(given)
 
     net = load_exported(export_run(args.run_dir))
     name = args.dataset or net.dataset
-    try:
-        test = load_dataset(name, "test", args.root or net.root, n_steps=net.n_steps,
-                            encoding=net.encoding if name == net.dataset else "rate",
-                            seed=net.seed)
-    except (ValueError, DatasetError) as e:
-        raise RunError(str(e)) from None
+
+    def split(which):
+        try:
+            return load_dataset(name, which, args.root or net.root, n_steps=net.n_steps,
+                                encoding=net.encoding if name == net.dataset else "rate",
+                                seed=net.seed)
+        except (ValueError, DatasetError) as e:
+            raise RunError(str(e)) from None
+
+    test = split("test")
     n = len(test) if args.samples is None else min(args.samples, len(test))
-    print(f"running {n} test samples through the Lava graph ({args.backend}, "
-          f"learning: {args.learn}) ...", flush=True)
+    tag = f"lava-{args.backend}" + ("" if args.learn == "none" else f"-{args.learn}")
+    path = args.run_dir / f"{tag}.json"
+    progress = not args.no_progress
+    if args.learn == "none":
+        print(f"running {n} test samples through the Lava graph ({args.backend}) ...",
+              flush=True)
+        try:
+            r = run_network(net, test, backend=args.backend, n_samples=n, progress=progress)
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        res = {"backend": args.backend, "learn": "none", "n_samples": n,
+               "accuracy": r.accuracy, "steps": r.n_steps_run, "seconds": r.seconds,
+               "steps_per_second": r.steps_per_second,
+               "predictions": r.predictions.tolist()}
+        _write_json_atomic(res, path)
+        print(format_table(["backend", "samples", "accuracy", "steps/s"],
+                           [[args.backend, str(n), f"{100 * r.accuracy:.2f}%",
+                             f"{r.steps_per_second:.0f}"]]))
+        print(f"\nresults: {path}")
+        return 0
+
+    train = split("train")
+    m = min(args.learn_samples, len(train))
+    print(f"online learning on the Lava graph ({args.backend}, --learn {args.learn}): "
+          f"test accuracy on {n} test samples, then learning from {m} training samples, "
+          "then the test samples again with the learned weights ...", flush=True)
     try:
-        r = run_network(net, test, backend=args.backend, learn=args.learn, n_samples=n,
-                        eta=args.eta, rng_seed=args.seed, progress=not args.no_progress)
+        r = learn_online(net, train, test, backend=args.backend, learn=args.learn,
+                         n_learn=m, n_test=n, eta=args.eta, rng_seed=args.seed,
+                         options=options, progress=progress)
     except ValueError as e:
         raise RunError(str(e)) from None
-    res = {"backend": args.backend, "learn": args.learn, "n_samples": n,
-           "accuracy": r.accuracy, "steps": r.n_steps_run, "seconds": r.seconds,
-           "steps_per_second": r.steps_per_second,
-           "predictions": r.predictions.tolist()}
-    if r.weights is not None:
-        res["weight_change_norm"] = [float(np.linalg.norm(a - b))
-                                     for a, b in zip(r.weights, net.weights)]
-    name = f"lava-{args.backend}" + ("" if args.learn == "none" else f"-{args.learn}")
-    path = args.run_dir / f"{name}.json"
-    path.write_text(json.dumps(res, indent=2) + "\n")
-    print(format_table(["backend", "learning", "samples", "accuracy", "steps/s"],
-                       [[args.backend, args.learn, str(n), f"{100 * r.accuracy:.2f}%",
-                         f"{r.steps_per_second:.0f}"]]))
-    print(f"\nresults: {path}")
+    learned = args.run_dir / f"{tag}.h5"
+    tmp = learned.with_suffix(".h5.tmp")
+    save_exported(r.learned, tmp)
+    os.replace(tmp, learned)
+    eta = args.eta if args.eta is not None else rules.graph_mode(args.learn).default_eta
+    res = {"backend": args.backend, "learn": args.learn, "eta": eta, "seed": args.seed,
+           **r.to_dict(), "learned_net": str(learned)}
+    _write_json_atomic(res, path)
+    print(format_table(
+        ["backend", "learning", "stream (train)", "test samples", "test acc before",
+         "test acc after", "learning steps/s"],
+        [[args.backend, f"{args.learn} ({', '.join(f'{k}={v}' for k, v in options.items())})"
+          if options else args.learn, str(m), str(n), f"{100 * r.before.accuracy:.2f}%",
+          f"{100 * r.after.accuracy:.2f}%", f"{r.stream.steps_per_second:.0f}"]]))
+    print(f"\nresults: {path}\nlearned weights: {learned} (load with "
+          "lava_local.networks.load_exported)")
     return 0
 
 

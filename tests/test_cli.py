@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lava_local.cli import main
@@ -112,3 +113,33 @@ def test_compare_and_sweep_small(tmp_path, capsys):
     mem = {(r["K"], r["block"]): r["memory_measured_bytes_per_sample"] for r in rows}
     assert mem[(1, 1)] < mem[(6, 1)]
     assert main(["sweep", "ttlbptt", "--window", "x", "--no-progress"]) == 2
+
+
+def test_run_learn_measures_test_accuracy_before_and_after(tmp_path, capsys):
+    """`run --learn` streams training samples through the learning graph and measures
+    test samples it never learned from, before and after; the learned net is kept."""
+    from lava_local.networks import load_exported
+
+    out = tmp_path / "t"
+    assert main(["train", "--rule", "tess", "--epochs", "1", "--steps", "5", "--hidden", "12",
+                 "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--backend", "sim-fixed", "--learn", "tess", "--samples",
+                 "6", "--learn-samples", "4", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "test acc before" in text and "test acc after" in text
+    res = json.loads((out / "lava-sim-fixed-tess.json").read_text())
+    assert res["learning"]["mode"] == "tess" and res["learning"]["f"] == "identity"
+    assert res["stream"]["split"] == "train" and res["stream"]["n_samples"] == 4
+    assert res["test"]["n_samples"] == 6 and len(res["test"]["predictions_after"]) == 6
+    learned = load_exported(out / "lava-sim-fixed-tess.h5")
+    original = load_exported(out / "net.h5")
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(learned.weights, original.weights))
+    assert max(res["weight_change_norm"]) > 0
+    # an option of another learning mode is refused before anything runs
+    assert main(["run", str(out), "--learn", "stllr-dfa", "--tess-f", "identity",
+                 "--no-progress"]) == 2
+    assert "--tess-f apply to --learn tess" in capsys.readouterr().err
+    assert main(["train", "--rule", "tess", "--signal", "dfa", "--no-progress",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--signal does not apply to rule tess" in capsys.readouterr().err

@@ -24,7 +24,9 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
                    for o in c.get("outputs", []))
     expected = {"01_stllr_on_lava": ["sim-fixed: accuracy", "after online learning"],
                 "02_local_rules_compared": ["solsa", "ttlbptt", "K="],
-                "03_event_data": ["frames (100, 2312)", "steps/s", "cache:"]}
+                "03_event_data": ["frames (100, 2312)", "steps/s", "cache:"],
+                "04_tess_on_lava": ["trains layers", "f = identity", "sim-fixed: accuracy",
+                                    "test accuracy before", "after online learning"]}
     for phrase in expected[path.stem]:
         assert phrase in text
     assert os.environ["LAVA_LOCAL_TUTORIAL_SMALL"] == "1"

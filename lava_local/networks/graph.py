@@ -181,7 +181,7 @@ class LavaGraph:
     def n_steps_run(self) -> int:
         return self.n_samples * self.ctx.interval + 2
 
-    def run(self, progress: bool = False, fast_learning: bool = True) -> LavaRun:
+    def run(self, progress: bool = False) -> LavaRun:
         """Run every sample (blocking runs of 10 samples when ``progress``), read the
         predictions and, when learning, the weights; the processes are always stopped
         (a graph runs once)."""
@@ -189,7 +189,7 @@ class LavaGraph:
         from tqdm.auto import tqdm
 
         ctx, readout = self.ctx, self.ctx.readout
-        run_cfg = _run_cfg(ctx.backend, fast_learning)
+        run_cfg = _run_cfg(ctx.backend)
         n, n_run, interval = self.n_samples, self.n_steps_run, ctx.interval
         chunk = 10 * interval if progress else n_run
         try:
@@ -216,9 +216,20 @@ class LavaGraph:
                        seconds=seconds, weights=weights, learning=self.learning)
 
 
+def idle_steps(decays: list[float], resolution: int = 127) -> int:
+    """Idle steps after which traces with these per-step decays have fallen below one
+    unit of a ``resolution``-unit trace: what separates samples on Loihi 2, whose
+    learning engine cannot reset its traces."""
+    worst = max((d for d in decays if 0 < d < 1), default=0.0)
+    if worst == 0.0:
+        return 0
+    return int(np.ceil(np.log(0.5 / resolution) / np.log(worst)))
+
+
 def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
-                n_samples: int | None = None, eta: float = 2 ** -7, rng_seed: int = 0,
-                learning_engine: bool = True, options: dict | None = None) -> LavaGraph:
+                n_samples: int | None = None, eta: float | None = None, rng_seed: int = 0,
+                learning_engine: bool = True, options: dict | None = None,
+                reset_traces: bool = True) -> LavaGraph:
     """The Lava process graph of ``net`` fed by ``dataset``.
 
     Parameters
@@ -231,7 +242,8 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         "none" or a rule's on-graph learning mode (:data:`LEARN_MODES`, e.g.
         ``stllr-dfa``, ``tess``): hidden layers keep learning with that rule's signal
         and product-series rule, the readout with its exact local gradient (error ×
-        κ-trace of its input), all by SGD steps of ``eta`` on the learning engine.
+        κ-trace of its input), all by SGD steps of ``eta`` on the learning engine
+        (default: the mode's ``default_eta``).
     n_samples : int, optional
         First samples of ``dataset`` to run (default all).
     rng_seed : int
@@ -242,6 +254,11 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         the learning engine's cost in benchmarks.
     options : dict, optional
         The learning mode's options by flat key (e.g. ``{"tess_f": "identity"}``).
+    reset_traces : bool
+        With learning: zero the learning engines' pre traces at each sample's first step
+        (simulation), so that samples learn independently; on ``loihi2``, whose engine
+        cannot reset them, idle steps separate the samples instead (:func:`idle_steps`).
+        False keeps the traces running across samples.
     """
     from ..lava_runtime import ensure_lava_runtime
 
@@ -265,6 +282,10 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         raise ValueError(f"options {sorted(options)} need a learning mode (--learn)")
     parts = rules.graph_mode(learn).bind(net, backend, rng_seed, options) if learning \
         else None
+    if eta is None:
+        eta = rules.graph_mode(learn).default_eta if learning else 2.0 ** -7
+    if not eta > 0:
+        raise ValueError(f"the learning rate eta must be > 0, got {eta}")
     # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
     graded = bool(getattr(dataset, "graded", False))
     if graded and learning:
@@ -275,7 +296,12 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
     n = len(data)
     L, T = net.n_hidden, net.n_steps
-    interval = T + L + 2
+    traces = parts.params if parts is not None else EligibilityParams()
+    idle = 0
+    if learning and reset_traces and backend == "loihi2":
+        idle = idle_steps([traces.lam_pre, net.kappa])
+    interval = T + L + 2 + idle
+    resets = learning and reset_traces and backend != "loihi2"
 
     # weights in the backend's units
     if fixed:
@@ -289,7 +315,11 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 
     ctx = GraphContext(net, backend, interval, precs, big_p, eta)
     ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
-    traces = parts.params if parts is not None else EligibilityParams()
+
+    def reset_at(offset):   # a synapse's pre spikes of sample 0 arrive at step `offset`
+        return {"trace_reset_interval": interval if resets else 0,
+                "trace_reset_offset": offset}
+
     engine = learning and learning_engine
     denses = []
     src = ctx.loader.s_out
@@ -298,7 +328,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         if engine:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
-                                  name=f"dense{l}")
+                                  name=f"dense{l}", **reset_at(ctx.layer_offset(l) - 1))
         elif graded and l == 0:
             dense = Dense(weights=w_back[0].copy(), name="dense0",
                           weight_exp=w_exp[0] - IN_BITS if fixed else 0,
@@ -329,7 +359,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                                delta_max=1.0 / ctx.n_win, psi_max=1.0)
         dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
                                   learning_rule=rule_out.learning_rule(rng_seed + L),
-                                  name="dense_out")
+                                  name="dense_out", **reset_at(ctx.readout_offset - 1))
         denses.append(dense_out)
     else:
         dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
@@ -356,25 +386,24 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 
 
 def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
-                n_samples: int | None = None, eta: float = 2 ** -7,
-                rng_seed: int = 0, progress: bool = False,
-                fast_learning: bool = True, learning_engine: bool = True,
-                options: dict | None = None) -> LavaRun:
+                n_samples: int | None = None, eta: float | None = None,
+                rng_seed: int = 0, progress: bool = False, learning_engine: bool = True,
+                options: dict | None = None, reset_traces: bool = True) -> LavaRun:
     """Stream ``dataset`` through ``net`` in a Lava graph; optionally keep learning
-    (see :func:`build_graph`; ``fast_learning``: use the bit-identical faster
-    LearningDense models of :mod:`lava_local.processes.learning_dense`, default, instead
-    of Lava's own; ``progress``: a progress bar)."""
+    (see :func:`build_graph`; ``progress``: a progress bar). The learning synapses run
+    lava-local's LearningDense models (:mod:`lava_local.processes.learning_dense`: Lava's
+    arithmetic, bit for bit, faster, with the per-sample trace reset)."""
     graph = build_graph(net, dataset, backend, learn, n_samples, eta, rng_seed,
-                        learning_engine, options)
-    return graph.run(progress, fast_learning)
+                        learning_engine, options, reset_traces)
+    return graph.run(progress)
 
 
-def _run_cfg(backend: str, fast: bool = True):
+def _run_cfg(backend: str):
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
     from ..processes.learning_dense import fast_learning_models
 
-    models = fast_learning_models(backend) if fast else {}
+    models = fast_learning_models(backend)
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
     if backend == "sim-fixed":

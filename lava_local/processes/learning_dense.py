@@ -16,6 +16,14 @@ Three costs of Lava's learning engine are removed without changing its arithmeti
 
 The weights are unchanged (tested bit for bit). Select them with
 ``exception_proc_model_map`` (see :func:`fast_learning_models`).
+
+They also reset the pre-synaptic traces x1, x2 at the first step of every sample when the
+``LearningDense`` was made with ``trace_reset_interval`` (> 0) and ``trace_reset_offset``
+(the step at which the first sample's first pre-synaptic spikes arrive): samples streamed
+through one long run then learn independently, as a batched trainer's do. Without it a
+trace carries the end of one sample into the start of the next (the readout's κ-trace
+keeps κ^(L+2) of it). Loihi 2's learning engine has no such reset that we know of: on the
+chip the same effect needs idle steps between samples until the traces have decayed.
 """
 
 from __future__ import annotations
@@ -69,6 +77,19 @@ class _FastTraces:
         return out
 
 
+class _TraceReset:
+    """Zero the pre traces at each sample's first step (see module doc)."""
+
+    def run_lrn(self) -> None:
+        p = self.proc_params
+        interval = p.get("trace_reset_interval", 0)
+        if interval and self.time_step >= p["trace_reset_offset"] \
+                and (self.time_step - p["trace_reset_offset"]) % interval == 0:
+            self.x1 = np.zeros_like(self.x1)
+            self.x2 = np.zeros_like(self.x2)
+        super().run_lrn()
+
+
 class _EvalApplierFloat(LearningRuleApplierFloat):
     """Lava's float applier, evaluating its compiled expression with ``eval``."""
 
@@ -103,7 +124,7 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class FastLearningDenseFloat(_FastTraces, PyLearningDenseModelFloat):
+class FastLearningDenseFloat(_TraceReset, _FastTraces, PyLearningDenseModelFloat):
     """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``."""
 
     def _create_learning_rule_applier(self, product_series):
@@ -113,7 +134,8 @@ class FastLearningDenseFloat(_FastTraces, PyLearningDenseModelFloat):
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_approximate_loihi", "fixed_pt")
-class FastLearningDenseBitApproximate(_FastTraces, PyLearningDenseModelBitApproximate):
+class FastLearningDenseBitApproximate(_TraceReset, _FastTraces,
+                                      PyLearningDenseModelBitApproximate):
     """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
     factor products."""
 

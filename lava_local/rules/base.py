@@ -284,10 +284,13 @@ class GraphLearning:
     product_series: ClassVar[str] = ""
     backends: ClassVar[tuple] = ("sim-float", "sim-fixed", "loihi2")
     Options: ClassVar[type | None] = None
+    #: SGD step of the learning engines when none is given (measured, see the README).
+    default_eta: ClassVar[float] = 2.0 ** -7
 
     def describe(self) -> dict:
         return {"mode": self.mode, "neuron": self.neuron, "signal": self.signal,
-                "product_series": self.product_series, "backends": list(self.backends)}
+                "product_series": self.product_series, "backends": list(self.backends),
+                "default_eta": self.default_eta}
 
     def bind(self, net, backend: str, rng_seed: int = 0,
              options: Mapping[str, Any] | None = None):

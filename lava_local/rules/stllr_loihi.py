@@ -265,6 +265,11 @@ class FixedEngineReference:
         self._taus = np.array([rule.x1_tau, rule.x2_tau])
         self._impulse = rule.x1_impulse
 
+    def reset_traces(self) -> None:
+        """Zero the pre traces (the fast LearningDense models do it at each sample's
+        first step, before that step's learning phase)."""
+        self.x[:] = 0
+
     @staticmethod
     def _draw(pair):
         return pair[0].random(1)[0], pair[1].integers(0, 2 ** 7, size=1, dtype=int)[0]

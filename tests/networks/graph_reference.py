@@ -64,8 +64,14 @@ def _sample_step(sig, offset, interval):
     return (sig - offset) % interval if sig >= offset else -1
 
 
+def _reset_step(sig, l, interval):
+    """Whether the pre traces of synapse layer l (L = the readout's) are zeroed at σ:
+    the step at which each sample's first pre-synaptic spikes reach them."""
+    return sig >= 2 + l and (sig - (2 + l)) % interval == 0
+
+
 def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
-                   signal="dfa", f="softmax"):
+                   signal="dfa", f="softmax", reset_traces=True):
     """Float graph: predictions and the weights after learning (real units)."""
     sp = net.params
     L, T = net.n_hidden, net.n_steps
@@ -115,6 +121,10 @@ def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
             local.append(e)
         pres = [stream[sig]] + [s.y for s in st]
         new_buf = [W[l] @ pres[l] for l in range(L + 1)]
+        if learn and reset_traces:
+            for l in range(L + 1):
+                if _reset_step(sig, l, interval):
+                    x1[l] = np.zeros_like(x1[l])
         for l in range(L):
             psi = psi_f(st[l].u, net.v_th)
             h_next = post_trace_step(h[l], psi, sp["lam_post"])
@@ -138,7 +148,8 @@ def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
     return np.array(preds[:n_samples]), W
 
 
-def simulate_fixed_graph(net, dataset, n_samples, eta, signal, rng_seed=0, feedback=None):
+def simulate_fixed_graph(net, dataset, n_samples, eta, signal, rng_seed=0, feedback=None,
+                         reset_traces=True):
     """Fixed-point graph (sim-fixed, LIF with the triangle Ψ): predictions and the
     weights after learning (real units), from integer arithmetic written out here."""
     sp = net.params
@@ -231,6 +242,10 @@ def simulate_fixed_graph(net, dataset, n_samples, eta, signal, rng_seed=0, feedb
         for l, eng in enumerate(engines):   # spiking phase: weights before this step's update
             a = eng.weights[:, pres[l]].sum(axis=1)
             new_buf.append(a << w_exp[l] if w_exp[l] > 0 else a >> -w_exp[l])
+        if reset_traces:
+            for l, eng in enumerate(engines):
+                if _reset_step(sig, l, interval):
+                    eng.reset_traces()
         for l in range(L):
             h_next = ((hh[l] * lam_post) >> 12) + psis[l]
             h_eff = (h_next * lam_post) >> 12 if sp["post_form"] == "paper" else h_next

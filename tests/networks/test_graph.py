@@ -151,3 +151,26 @@ def test_graded_inputs_reach_the_graph_as_values(tmp_path):
     assert (fx.predictions == r.predictions).mean() >= 0.8
     with pytest.raises(ValueError, match="spike inputs"):
         run_network(net, test, backend="sim-float", learn="stllr-dfa", n_samples=1)
+
+
+def test_exports_of_format_1_still_load(trained, tmp_path):
+    """Before the rule registry net.h5 said rule='stllr' for every run and kept S-TLLR's
+    options directly in learning/; such a file loads with those options."""
+    import h5py
+
+    _, _, net, _, _ = trained
+    path = save_exported(net, tmp_path / "old.h5")
+    with h5py.File(path, "r+") as f:
+        lg = f["learning"]
+        del lg["params"], lg["formatVersion"]
+        for k in ("lam_pre", "lam_post", "alpha_pre", "alpha_post"):
+            lg[k] = net.params[k]
+        lg["signal"], lg["post_form"] = net.params["signal"], net.params["post_form"]
+    old = load_exported(path)
+    assert old.rule == "stllr" and old.params == {
+        k: net.params[k] for k in ("lam_pre", "lam_post", "alpha_pre", "alpha_post",
+                                   "signal", "post_form")}
+    with h5py.File(path, "r+") as f:
+        f["learning"]["formatVersion"] = 7
+    with pytest.raises(ValueError, match="format 7"):
+        load_exported(path)

@@ -5,6 +5,9 @@ graph became rule-agnostic.
 S-TLLR-only ``run_network``) with ``python tests/networks/test_stllr_graph_golden.py``.
 The net is made from seeded numpy draws (no training), so the case depends on nothing
 but the graph: fixed-point weights must be equal bit for bit, float weights to 1e-12.
+It runs with ``reset_traces=False``: the old graph let the learning engines' pre traces
+run on across samples; zeroing them at each sample's start (the default since) is a
+deliberate change, tested against the references in ``test_tess_graph.py``.
 """
 
 from pathlib import Path
@@ -38,7 +41,7 @@ def run(backend: str):
 
     test = load_dataset("digits", "test", n_steps=10, seed=SEED)
     return run_network(golden_net(), test, backend=backend, learn="stllr-dfa",
-                       n_samples=N_SAMPLES, eta=ETA, rng_seed=5)
+                       n_samples=N_SAMPLES, eta=ETA, rng_seed=5, reset_traces=False)
 
 
 @pytest.mark.parametrize("backend", ["sim-float", "sim-fixed"])

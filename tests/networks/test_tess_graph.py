@@ -131,3 +131,27 @@ def test_tess_net_in_lava_reproduces_batched_predictions(tess_run, backend, floo
     want = model.predict_logits(x, net.window_start).argmax(-1).numpy()
     r = run_network(net, test, backend=backend, n_samples=n)
     assert (r.predictions == want).mean() >= floor
+
+
+def test_trace_reset_separates_samples(tess_run):
+    """With the reset, the learning engines' pre traces start every sample at zero, as
+    the batched trainer's do; without it (the old graph) they carry the previous
+    sample's end into the next one. The graph equals its reference either way."""
+    _, net, test, _ = tess_run
+    w = {}
+    for reset in (True, False):
+        r = run_network(net, test, backend="sim-float", n_samples=N, learn="tess", eta=ETA,
+                        reset_traces=reset)
+        _, ref = simulate_graph(net, test, N, ETA, signal="tess", reset_traces=reset)
+        for a, b in zip(r.weights, ref):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+        w[reset] = r.weights
+    assert all(np.abs(a - b).max() > 1e-6 for a, b in zip(w[True], w[False]))
+
+
+def test_idle_steps_let_traces_decay_below_one_unit():
+    from lava_local.networks.graph import idle_steps
+
+    k = idle_steps([0.5, 0.9])
+    assert 127 * 0.9 ** k < 0.5 <= 127 * 0.9 ** (k - 1)
+    assert idle_steps([1.0, 0.0]) == 0

@@ -3,6 +3,7 @@ checkpoints resume exactly."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +106,33 @@ def test_tp_leaves_out_a_last_batch_of_one():
     res = train(small(rule="tp", batch_size=4, epochs=1, n_steps=4, hidden=(8,)),
                 progress=False)
     assert res["dataset"]["n_train"] % 4 == 1 and len(res["history"]) == 1
+
+
+def test_checkpoints_of_format_1_still_load(tmp_path):
+    """Before the rule registry a checkpoint kept S-TLLR's DFA matrices beside the
+    model, every rule's options in its config and no format number: such a run resumes
+    exactly and exports; a newer format is a clear error naming the versions."""
+    from lava_local.networks import export_run, load_exported
+
+    full = train(small(signal="dfa", epochs=2), tmp_path / "full", progress=False)
+    run = tmp_path / "old"
+    train(small(signal="dfa", epochs=1), run, progress=False)
+    ck = torch.load(run / "checkpoint.pt")
+    old_config = {**ck["config"], "tess_f": "softmax", "tess_pool": 0, "tp_beta": 0.9,
+                  "solsa_sigma": 0.5, "solsa_topk": 8, "solsa_rerank": 2,
+                  "solsa_early_stop": True, "solsa_per_channel": False, "ttl_trunc": 5,
+                  "ttl_block": 1, "ttl_update": "window"}
+    feedback = ck["trainer"]["feedback"]
+    torch.save({"config": old_config, "epoch": 1, "model": ck["model"],
+                "optimizer": ck["optimizer"], "feedback": feedback, "trainer": None,
+                "history": ck["history"]}, run / "checkpoint.pt")
+    net = load_exported(export_run(run))
+    assert net.rule == "stllr" and net.params["signal"] == "dfa"
+    np.testing.assert_array_equal(net.feedback[0], feedback[0].double().numpy())
+    resumed = train(small(signal="dfa", epochs=2), run, resume=True, progress=False)
+    assert [h["test_acc"] for h in resumed["history"]] == \
+        [h["test_acc"] for h in full["history"]]
+    ck = torch.load(run / "checkpoint.pt")
+    torch.save({**ck, "format": 99}, run / "checkpoint.pt")
+    with pytest.raises(RunError, match="format 99.*reads \\(format 2\\)"):
+        train(small(signal="dfa", epochs=3), run, resume=True, progress=False)

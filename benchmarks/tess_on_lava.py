@@ -1,0 +1,158 @@
+"""TESS from the batched trainer to learning on the Lava graph, measured in one run.
+
+    uv run python benchmarks/tess_on_lava.py --seeds 0,1,2 --out results/tess
+
+1. On-chip variant gap: batched TESS with f = softmax vs f = identity on digits, same
+   net, data and seeds.
+2. The trained (softmax, seed 0) net as a Lava graph: accuracy of sim-float and sim-fixed
+   on the test split and agreement with the batched model's predictions.
+3. Online learning on the graph, evaluated honestly: an under-trained net (1 epoch,
+   lr 3e-4) and the trained net stream training samples through the learning graph
+   (``--learn tess``; S-TLLR-DFA beside it), then the test samples — never learned from —
+   are measured before and after; steps/s of the learning graph.
+
+Writes ``tess_on_lava.json`` and ``tess_on_lava.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+if __name__ == "__main__":
+    from lava_local.lava_runtime import ensure_lava_runtime
+
+    ensure_lava_runtime()
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    from lava_local.cli import format_table
+    from lava_local.data import load_dataset
+    from lava_local.networks import export_run, load_exported
+    from lava_local.networks.graph import run_network
+    from lava_local.networks.online import learn_online
+    from lava_local.plots import _plt
+    from lava_local.rules import TESSParams
+    from lava_local.torch.train import TrainConfig, build, train
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--test-samples", type=int, default=360)
+    ap.add_argument("--learn-samples", type=int, default=200)
+    ap.add_argument("--online-test-samples", type=int, default=360)
+    ap.add_argument("--eta", default="2^-9,2^-7",
+                    help="learning rates of the online runs (2^k or decimals)")
+    ap.add_argument("--out", type=Path, default=Path("results/tess-on-lava"))
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    etas = [2.0 ** float(e[2:]) if e.startswith("2^") else float(e)
+            for e in args.eta.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = args.out / "runs"
+    report: dict = {"config": vars(args) | {"out": str(args.out)}}
+
+    # 1. softmax vs identity, batched ----------------------------------------------------
+    gap = {f: [] for f in ("softmax", "identity")}
+    for f in gap:
+        for s in seeds:
+            d = runs / f"tess-{f}-seed{s}"
+            cfg = TrainConfig(rule="tess", params=TESSParams(f=f), epochs=args.epochs, seed=s)
+            res = (json.loads((d / "results.json").read_text()) if (d / "results.json").exists()
+                   else train(cfg, d, progress=True))
+            gap[f].append(res["test_acc"])
+    report["gap"] = {f: {"per_seed": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
+                     for f, v in gap.items()}
+    print("\nbatched TESS on digits (64-128-128-10, T = 20, "
+          f"{args.epochs} epochs), test accuracy\n")
+    print(format_table(["f", "mean ± std", "per seed"],
+                       [[f, f"{100 * np.mean(v):.2f} ± {100 * np.std(v):.2f}",
+                         " ".join(f"{100 * a:.2f}" for a in v)] for f, v in gap.items()]))
+    d_gap = 100 * (np.mean(gap["softmax"]) - np.mean(gap["identity"]))
+    print(f"on-chip variant gap (softmax - identity): {d_gap:.2f} points")
+
+    # 2. the trained net in Lava --------------------------------------------------------
+    d = runs / f"tess-softmax-seed{seeds[0]}"
+    net = load_exported(export_run(d))
+    test = load_dataset("digits", "test", n_steps=net.n_steps, seed=net.seed)
+    n = min(args.test_samples, len(test))
+    cfg = TrainConfig(rule="tess", epochs=args.epochs, seed=seeds[0])
+    model, _, _ = build(cfg, 64, 10, torch.device("cpu"))
+    model.load_state_dict(torch.load(d / "checkpoint.pt")["model"])
+    x = torch.tensor(test.spikes[:n]).permute(1, 0, 2).float()
+    batched = model.predict_logits(x, net.window_start).argmax(-1).numpy()
+    lava = {"batched": {"accuracy": float((batched == test.labels[:n]).mean())}}
+    for b in ("sim-float", "sim-fixed"):
+        r = run_network(net, test, backend=b, n_samples=n, progress=True)
+        lava[b] = {"accuracy": r.accuracy, "agreement": float((r.predictions == batched).mean()),
+                   "steps_per_second": r.steps_per_second}
+    report["lava"] = lava
+    print(f"\nthe trained net (f = softmax, seed {seeds[0]}) on {n} test samples\n")
+    print(format_table(["", "accuracy", "agreement with batched", "steps/s"],
+                       [[k, f"{100 * v['accuracy']:.2f}%",
+                         f"{100 * v['agreement']:.2f}%" if "agreement" in v else "-",
+                         f"{v['steps_per_second']:.0f}" if "steps_per_second" in v else "-"]
+                        for k, v in lava.items()]))
+
+    # 3. online learning on the graph ----------------------------------------------------
+    weak_dir = runs / "tess-weak"
+    if not (weak_dir / "checkpoint.pt").exists():
+        train(TrainConfig(rule="tess", epochs=1, lr=3e-4, seed=1), weak_dir, progress=True)
+    rows, online = [], []
+    for label, run_dir in (("under-trained", weak_dir), ("trained", d)):
+        net = load_exported(export_run(run_dir))
+        tr = load_dataset("digits", "train", n_steps=net.n_steps, seed=net.seed)
+        te = load_dataset("digits", "test", n_steps=net.n_steps, seed=net.seed)
+        for backend, mode, opts in (("sim-float", "tess", {"tess_f": "softmax"}),
+                                    ("sim-float", "tess", {"tess_f": "identity"}),
+                                    ("sim-fixed", "tess", {"tess_f": "identity"}),
+                                    ("sim-float", "stllr-dfa", None),
+                                    ("sim-fixed", "stllr-dfa", None)):
+            for eta in etas:
+                r = learn_online(net, tr, te, backend, mode, n_learn=args.learn_samples,
+                                 n_test=args.online_test_samples, eta=eta, options=opts)
+                f = r.stream.learning.get("f", "")
+                row = {"net": label, "backend": backend, "mode": mode, "f": f, "eta": eta,
+                       "before": r.before.accuracy, "after": r.after.accuracy,
+                       "learning_steps_per_second": r.stream.steps_per_second}
+                online.append(row)
+                rows.append([label, backend, f"{mode} {f}".strip(), f"2^{np.log2(eta):.0f}",
+                             f"{100 * r.before.accuracy:.2f}%", f"{100 * r.after.accuracy:.2f}%",
+                             f"{100 * (r.after.accuracy - r.before.accuracy):+.2f}",
+                             f"{r.stream.steps_per_second:.0f}"])
+                print(rows[-1], flush=True)
+    report["online"] = online
+    print(f"\nonline learning on the graph: {args.learn_samples} training samples streamed, "
+          f"{args.online_test_samples} test samples before/after\n")
+    print(format_table(["net", "backend", "learning", "eta", "test before", "test after",
+                        "change", "learning steps/s"], rows))
+    (args.out / "tess_on_lava.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    a1.bar(["softmax", "identity"], [100 * np.mean(gap[f]) for f in gap],
+           yerr=[100 * np.std(gap[f]) for f in gap], color=["C1", "C2"])
+    a1.set_ylabel("test accuracy (%)")
+    a1.set_ylim(min(100 * min(min(v) for v in gap.values())) - 5, 100)
+    a1.set_title(f"batched TESS on digits, {len(seeds)} seeds: f = softmax vs identity",
+                 fontsize=9)
+    labels = [f"{o['net'][:5]} {o['backend'][4:]}\n{o['mode']} {o['f']} η=2^{np.log2(o['eta']):.0f}"
+              for o in online]
+    change = [100 * (o["after"] - o["before"]) for o in online]
+    a2.bar(range(len(change)), change, color=["C3" if c < 0 else "C2" for c in change])
+    a2.axhline(0, color="k", lw=0.8)
+    a2.set_xticks(range(len(change)), labels, rotation=90, fontsize=6)
+    a2.set_ylabel("test accuracy change (points)")
+    a2.set_title("learning on the Lava graph: test accuracy after - before "
+                 f"({args.learn_samples} training samples)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(args.out / "tess_on_lava.png", dpi=120)
+    print(f"\nwritten: {args.out / 'tess_on_lava.json'}, {args.out / 'tess_on_lava.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,6 @@
-"""Lava run speed (steps/s) of a trained network, learning off vs on, float vs fixed;
-and the fixed graph's accuracy against the float graph's on the test split.
+"""Lava run speed (steps/s) of a trained network, learning off vs on (every on-graph
+learning mode of the registry), float vs fixed; and the fixed graph's accuracy against
+the float graph's on the test split.
 
     uv run python benchmarks/lava_speed.py --run runs/a --samples 60 [--accuracy-samples 360]
 
@@ -32,26 +33,31 @@ def main() -> None:
     net = load_exported(export_run(args.run))
     test = load_dataset(net.dataset, "test", n_steps=net.n_steps, encoding=net.encoding,
                         seed=net.seed)
+    from lava_local.rules import graph_modes
+
     rows, res = [], []
     for backend in ("sim-float", "sim-fixed") if args.samples else ():
-        speed = {}
-        for name, learn, engine in (("inference", "none", True),
-                                    ("graph, engine off", "stllr-dfa", False),
-                                    ("learning", "stllr-dfa", True)):
-            r = run_network(net, test, backend=backend, learn=learn, n_samples=args.samples,
-                            learning_engine=engine)
-            speed[name] = r.steps_per_second
-            res.append({"backend": backend, "mode": name, "samples": args.samples,
-                        "steps_per_second": r.steps_per_second, "accuracy": r.accuracy})
-        on = speed["learning"]
-        rows.append([backend, f"{speed['inference']:.0f}", f"{speed['graph, engine off']:.0f}",
-                     f"{on:.0f}", f"{on / speed['inference']:.2f}",
-                     f"{on / speed['graph, engine off']:.2f}"])
+        r = run_network(net, test, backend=backend, n_samples=args.samples)
+        inference = r.steps_per_second
+        res.append({"backend": backend, "mode": "inference", "samples": args.samples,
+                    "steps_per_second": inference})
+        for learn in graph_modes():
+            speed = {}
+            for name, engine in (("graph, engine off", False), ("learning", True)):
+                r = run_network(net, test, backend=backend, learn=learn,
+                                n_samples=args.samples, learning_engine=engine)
+                speed[name] = r.steps_per_second
+                res.append({"backend": backend, "mode": f"{learn}: {name}",
+                            "samples": args.samples, "steps_per_second": r.steps_per_second})
+            on = speed["learning"]
+            rows.append([backend, learn, f"{inference:.0f}",
+                         f"{speed['graph, engine off']:.0f}", f"{on:.0f}",
+                         f"{on / inference:.2f}", f"{on / speed['graph, engine off']:.2f}"])
     sizes = "-".join(map(str, net.layer_sizes))
     if rows:
         print(f"\nLava steps/s, net {sizes}, T={net.n_steps}, {args.samples} samples\n")
-        print(format_table(["backend", "inference graph", "learning graph, engine off",
-                            "learning on (S-TLLR-DFA)", "on / inference",
+        print(format_table(["backend", "learning mode", "inference graph",
+                            "learning graph, engine off", "learning on", "on / inference",
                             "on / engine off"], rows))
     if args.accuracy_samples:
         import torch

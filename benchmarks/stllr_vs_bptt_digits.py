@@ -33,7 +33,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     for name, kw in VARIANTS.items():
-        runs = [train(TrainConfig(epochs=args.epochs, n_steps=args.steps, seed=s, **kw),
+        runs = [train(TrainConfig.from_flat(epochs=args.epochs, n_steps=args.steps, seed=s,
+                                            **kw),
                       progress=False) for s in seeds]
         acc = np.array([r["test_acc"] for r in runs]) * 100
         c = runs[0]["cost"]

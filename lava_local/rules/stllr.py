@@ -52,15 +52,15 @@ class EligibilityParams(RuleParams):
         Apply the update every step instead of once per sample/batch.
     """
 
-    lam_pre: float = option(0.5, "pre-trace decay λ_pre (S-TLLR, TESS)")
-    lam_post: float = option(0.2, "post-trace decay λ_post (S-TLLR, TESS)")
-    alpha_pre: float = option(1.0, "weight α_pre of the causal term (S-TLLR, TESS)")
+    lam_pre: float = option(0.5, "pre-trace decay λ_pre")
+    lam_post: float = option(0.2, "post-trace decay λ_post")
+    alpha_pre: float = option(1.0, "weight α_pre of the causal term")
     alpha_post: float = option(-1.0, "weight α_post of the non-causal term; 0 drops the "
-                               "post trace (S-TLLR, TESS)")
+                               "post trace")
     post_form: str = option("paper", "non-causal trace: the paper's closed form or the "
-                            "public code's recurrence (S-TLLR, TESS)", choices=POST_FORMS)
-    online: bool = option(False, "apply the update every step instead of once per batch "
-                          "(S-TLLR, TESS)", action="store_true")
+                            "public code's recurrence", choices=POST_FORMS)
+    online: bool = option(False, "apply the update every step instead of once per batch",
+                          action="store_true")
 
     def __post_init__(self) -> None:
         super().__post_init__()

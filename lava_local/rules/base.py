@@ -192,11 +192,7 @@ class Rule:
     def graph(self):
         return None
 
-    # -- parameters ----------------------------------------------------------------------
-    def params(self, values: Mapping[str, Any] | None = None, strict: bool = True):
-        """The rule's params from flat keys (defaults for the rest)."""
-        return self.Params.from_flat(values or {}, strict=strict)
-
+    # -- run configurations ----------------------------------------------------------------
     def check(self, cfg) -> None:
         """Cross-checks against a run configuration (raise ``ValueError`` naming the
         fix). The base class checks the layer kinds and the batch size."""

@@ -177,6 +177,8 @@ class SOLSATrainer(LocalTrainer):
                 conf = c.max(-1).values / c.sum(-1).clamp(min=1)
                 done = (c.argmax(-1) == b.labels) & (conf >= self.params.confidence) \
                     & (c.sum(-1) > 0)
+                # samples done stop learning for the rest of the batch (state kept in
+                # place: ``active`` belongs to this batch's learning state)
                 s.active.mul_((~done).to(s.active.dtype))
         grads = [*g_w, *g_a, *g_b, *g_v, *g_ar, *g_br] if t in sched else None
         return loss, grads

@@ -20,7 +20,7 @@ from .. import __version__
 from .. import rules as registry
 from ..data import DATASETS, SpikeDataset, load_dataset
 from ..data.events import DatasetError
-from ..rules import Costs, Rule
+from ..rules import Costs, Rule, RuleParams
 from .accounting import BYTES_PER_VALUE, measure_step
 from .conv import CONV_SPECS, PRESETS
 from .loop import first_learning_step
@@ -69,7 +69,7 @@ class TrainConfig:
     holdout_speaker: str | None = None
     workers: int = 0
     device: str = "auto"
-    params: Any = None
+    params: RuleParams | Mapping | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -42,6 +42,25 @@ from lava_local.rules.stllr_loihi import FixedEngineReference, OnChipSTLLR
 from lava_local.rules.tess import error_unit
 
 
+def online_batched(trainer, dataset, n):
+    """Stream the first ``n`` samples through a batched ``trainer`` one at a time (the
+    graph's order), in float64."""
+    import torch
+
+    for i in range(n):
+        x = torch.tensor(dataset.spikes[i:i + 1]).permute(1, 0, 2).double()
+        trainer.train_batch(x, torch.tensor(dataset.labels[i:i + 1]))
+
+
+def update_cosines(after_a, after_b, before):
+    """Per layer: cosine similarity of two weight updates from the same start."""
+    out = []
+    for a, b, w0 in zip(after_a, after_b, before):
+        da, db = a - w0, b - w0
+        out.append(float((da * db).sum() / np.linalg.norm(da) / np.linalg.norm(db)))
+    return out
+
+
 def _stream(net, dataset, n_samples):
     """Inputs and labels per graph step σ (the dataloader's one-step offset)."""
     L, T = net.n_hidden, net.n_steps

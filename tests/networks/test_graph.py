@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from graph_reference import simulate_graph
+from graph_reference import online_batched, simulate_graph, update_cosines
 
 from lava_local.data import load_dataset
 from lava_local.networks import export_run, load_exported, save_exported
@@ -94,13 +94,9 @@ def test_online_learning_moves_weights_like_batched_stllr_dfa(trained, backend, 
                                   alpha_pre=cfg.params.alpha_pre,
                                   alpha_post=cfg.params.alpha_post))
     tr.feedback = [b.double() for b in ck["trainer"]["feedback"]]
-    for i in range(n):
-        x = torch.tensor(test.spikes[i:i + 1]).permute(1, 0, 2).double()
-        tr.train_batch(x, torch.tensor(test.labels[i:i + 1]))
-    for l, w0 in enumerate(net.weights):
-        d_lava = r.weights[l] - w0
-        d_batch = model.weights[l].detach().numpy() - w0
-        cos = (d_lava * d_batch).sum() / np.linalg.norm(d_lava) / np.linalg.norm(d_batch)
+    online_batched(tr, test, n)
+    batched = [w.detach().numpy() for w in model.weights]
+    for l, cos in enumerate(update_cosines(r.weights, batched, net.weights)):
         assert cos >= floor, (l, cos)
 
 

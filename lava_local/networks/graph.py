@@ -381,8 +381,9 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         ctx.loader.ground_truth.connect(err.label_in)
         ctx.error = err
         parts.attach(ctx)
-    return LavaGraph(ctx, denses, parts.record() if parts else None, n,
-                     np.asarray(dataset.labels[:n]), engine)
+    record = ({**parts.record(), "eta": eta, "reset_traces": reset_traces,
+               "idle_steps": idle} if parts else None)
+    return LavaGraph(ctx, denses, record, n, np.asarray(dataset.labels[:n]), engine)
 
 
 def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",

@@ -10,6 +10,9 @@
    lr 3e-4) and the trained net stream training samples through the learning graph
    (``--learn tess``; S-TLLR-DFA beside it), then the test samples — never learned from —
    are measured before and after; steps/s of the learning graph.
+4. Why the learning engines' traces are reset per sample: S-TLLR-DFA on the trained net,
+   float graph with and without the reset, beside batched S-TLLR-DFA taking the same
+   per-sample SGD steps on the same stream (``--only-reset`` runs this part alone).
 
 Writes ``tess_on_lava.json`` and ``tess_on_lava.png`` into ``--out``
 (``python benchmarks/tess_on_lava.py --replot OUT`` redraws the plot from the JSON).
@@ -48,7 +51,16 @@ def main() -> None:
     ap.add_argument("--eta", default="2^-9,2^-7",
                     help="learning rates of the online runs (2^k or decimals)")
     ap.add_argument("--out", type=Path, default=Path("results/tess-on-lava"))
+    ap.add_argument("--only-reset", action="store_true",
+                    help="run part 4 only (adds it to an existing tess_on_lava.json)")
     args = ap.parse_args()
+    if args.only_reset:
+        path = args.out / "tess_on_lava.json"
+        report = json.loads(path.read_text()) if path.exists() else {}
+        report["reset"] = reset_check(args, int(args.seeds.split(",")[0]))
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     etas = [2.0 ** float(e[2:]) if e.startswith("2^") else float(e)
             for e in args.eta.split(",")]
@@ -130,10 +142,64 @@ def main() -> None:
           f"{args.online_test_samples} test samples before/after\n")
     print(format_table(["net", "backend", "learning", "eta", "test before", "test after",
                         "change", "learning steps/s"], rows))
+    report["reset"] = reset_check(args, seeds[0])
     (args.out / "tess_on_lava.json").write_text(json.dumps(report, indent=2) + "\n")
 
     plot(report, args.out / "tess_on_lava.png")
     print(f"\nwritten: {args.out / 'tess_on_lava.json'}, {args.out / 'tess_on_lava.png'}")
+
+
+def reset_check(args, seed: int) -> dict:
+    """Part 4 (see module doc): test accuracy after S-TLLR-DFA learning at η = 2^-7."""
+    import torch
+
+    from lava_local.cli import format_table
+    from lava_local.data import load_dataset
+    from lava_local.networks import export_run, load_exported
+    from lava_local.networks.online import learn_online
+    from lava_local.rules import STLLRParams
+    from lava_local.rules.stllr import STLLRTrainer, default_feedback
+    from lava_local.rules.tess import TESSParams
+    from lava_local.torch.train import TrainConfig, build, train
+
+    eta = 2.0 ** -7
+    d = args.out / "runs" / f"tess-softmax-seed{seed}"
+    cfg = TrainConfig(rule="tess", params=TESSParams(f="softmax"), epochs=args.epochs,
+                      seed=seed)
+    if not (d / "checkpoint.pt").exists():
+        train(cfg, d, progress=True)
+    net = load_exported(export_run(d))
+    tr = load_dataset("digits", "train", n_steps=net.n_steps, seed=net.seed)
+    te = load_dataset("digits", "test", n_steps=net.n_steps, seed=net.seed)
+    n = min(args.online_test_samples, len(te))
+    out = {"eta": eta, "n_learn": args.learn_samples, "n_test": n}
+    for reset in (False, True):
+        r = learn_online(net, tr, te, "sim-float", "stllr-dfa", n_learn=args.learn_samples,
+                         n_test=n, eta=eta, reset_traces=reset)
+        out["before"] = r.before.accuracy
+        out["graph_reset" if reset else "graph_no_reset"] = r.after.accuracy
+        order = r.stream_indices
+    # batched S-TLLR-DFA: the same stream, the graph's feedback matrices, SGD(η) per sample
+    model, _, _ = build(cfg, 64, 10, torch.device("cpu"))
+    model.load_state_dict(torch.load(d / "checkpoint.pt")["model"])
+    model.double()
+    trainer = STLLRTrainer(model, torch.optim.SGD(model.parameters(), lr=eta),
+                           STLLRParams(signal="dfa", online=True))
+    trainer.feedback = [torch.tensor(b) for b in default_feedback(net.layer_sizes, 0)]
+    for i in order:
+        x = torch.tensor(tr.spikes[i:i + 1]).permute(1, 0, 2).double()
+        trainer.train_batch(x, torch.tensor(tr.labels[i:i + 1]))
+    x = torch.tensor(te.spikes[:n]).permute(1, 0, 2).double()
+    pred = model.predict_logits(x, net.window_start).argmax(-1).numpy()
+    out["batched"] = float((pred == te.labels[:n]).mean())
+    print(f"\nS-TLLR-DFA learning (η = 2^-7, {args.learn_samples} training samples) on the "
+          f"trained net, {n} test samples\n")
+    print(format_table(["", "test accuracy"], [
+        ["before", f"{100 * out['before']:.2f}%"],
+        ["graph, traces run on across samples", f"{100 * out['graph_no_reset']:.2f}%"],
+        ["graph, traces reset per sample", f"{100 * out['graph_reset']:.2f}%"],
+        ["batched S-TLLR-DFA, same SGD steps", f"{100 * out['batched']:.2f}%"]]))
+    return out
 
 
 def plot(report: dict, path: Path) -> None:

@@ -51,10 +51,12 @@ class OnlineResult:
 def learn_online(net: ExportedNet, train, test, backend: str = "sim-float",
                  learn: str = "stllr-dfa", n_learn: int | None = None,
                  n_test: int | None = None, eta: float | None = None, rng_seed: int = 0,
-                 options: dict | None = None, progress: bool = False) -> OnlineResult:
+                 options: dict | None = None, progress: bool = False,
+                 reset_traces: bool = True) -> OnlineResult:
     """Learn on the graph from ``n_learn`` training samples (a seeded shuffle of
     ``train``; all by default) and measure the first ``n_test`` test samples before and
-    after (see module doc). ``rng_seed`` seeds the shuffle and the learning engines."""
+    after (see module doc). ``rng_seed`` seeds the shuffle and the learning engines;
+    ``reset_traces`` as in :func:`~lava_local.networks.graph.build_graph`."""
     n_learn = len(train) if n_learn is None else min(n_learn, len(train))
     if n_learn < 1:
         raise ValueError("online learning needs at least one training sample")
@@ -62,7 +64,7 @@ def learn_online(net: ExportedNet, train, test, backend: str = "sim-float",
     stream = Subset(train, order)
     before = run_network(net, test, backend, n_samples=n_test, progress=progress)
     online = run_network(net, stream, backend, learn=learn, eta=eta, rng_seed=rng_seed,
-                         options=options, progress=progress)
+                         options=options, progress=progress, reset_traces=reset_traces)
     learned = replace(net, weights=online.weights)
     after = run_network(learned, test, backend, n_samples=n_test, progress=progress)
     return OnlineResult(before, online, after, learned, order, net.weights)

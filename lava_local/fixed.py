@@ -124,3 +124,37 @@ def mul_round(x: np.ndarray, m: int, k: int) -> np.ndarray:
     prod = np.asarray(x, dtype=np.int64) * m
     half = (1 << (k - 1)) if k > 0 else 0
     return np.sign(prod) * ((np.abs(prod) + half) >> k)
+
+
+def lif_step_int(u: np.ndarray, y: np.ndarray, a_in: np.ndarray, d_gamma: int,
+                 vth: int) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the fixed-point LIF (soft reset): ``u = decay(u - v_th y) +
+    (a_in << 6)`` (24-bit), ``y = u > v_th``; ``a_in`` in units 2^-P, ``u`` and ``vth`` in
+    membrane units (:func:`to_membrane`)."""
+    u = decay(np.asarray(u, dtype=np.int64) - vth * np.asarray(y, dtype=np.int64), d_gamma)
+    u = wrap24(u + (np.asarray(a_in, dtype=np.int64) << ACT_SHIFT))
+    return u, (u > vth).astype(np.int64)
+
+
+#: Q-bits of the probabilities :func:`int_softmax` returns (1.0 = 2^7).
+PROB_BITS = 7
+#: 2^(-r/256) for r = 0..255 in Q16: the exponential table of :func:`int_softmax`.
+EXP2_LUT = np.rint(2.0 ** 16 * 2.0 ** (-np.arange(256) / 256.0)).astype(np.int64)
+
+
+def int_softmax(z: np.ndarray, unit: float) -> np.ndarray:
+    """Softmax over the last axis in integers, as an embedded core without a floating-
+    point unit computes it: probabilities in Q7 (1.0 = 128), i.e. ``round(128 p)``
+    within one unit.
+
+    ``z`` are integers of real value ``z · unit``. With x = (z - max z) in base-2
+    exponent units of 2^-8 (one 8-bit multiply-shift by unit · log2(e) · 2^8),
+    ``2^x = EXP2_LUT[-x mod 256] >> (-x div 256)`` (a 256-entry Q16 table), and
+    ``p = (e · 2^7 + S/2) div S`` with S = Σ e (integer division, rounded).
+    """
+    z = np.asarray(z, dtype=np.int64)
+    m, k = mant_shift(unit * math.log2(math.e) * 256.0)
+    x = mul_round(z.max(axis=-1, keepdims=True) - z, m, k)        # >= 0, units 2^-8
+    e = EXP2_LUT[x & 255] >> np.minimum(x >> 8, 62)
+    s = e.sum(axis=-1, keepdims=True)
+    return ((e << PROB_BITS) + (s >> 1)) // s

@@ -23,7 +23,13 @@ from .surrogates import (
     triangle,
 )
 from .tess import TESS_F, square_wave_projection, tess_signal
-from .tp import tp_contrastive_loss, tp_soft_targets
+from .tp import (
+    tp_contrastive_loss,
+    tp_prototype_loss,
+    tp_prototype_signal,
+    tp_prototype_targets,
+    tp_soft_targets,
+)
 from .traces import post_trace_step, pre_trace_step
 
 __all__ = [
@@ -49,6 +55,9 @@ __all__ = [
     "stllr_update",
     "tess_signal",
     "tp_contrastive_loss",
+    "tp_prototype_loss",
+    "tp_prototype_signal",
+    "tp_prototype_targets",
     "tp_soft_targets",
     "triangle",
 ]

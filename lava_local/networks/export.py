@@ -9,6 +9,8 @@ Layout (``net.h5``)::
                      windowStart, encoding, dataset, seed, root
         params/      the rule's options by flat key (e.g. lam_pre, signal, tess_f)
         feedback/0..L-2   S-TLLR's DFA matrices B^l (N_l, C) when the run used them
+        matrices/    other fixed matrices the rule's trainer drew, by name (e.g. TP's
+                     label projection ``label_proj`` S, (C, N_1))
 
 Files of format 1 (before the rule registry) said ``rule='stllr'`` for every run and
 kept S-TLLR's options directly in ``learning/``; they still load.
@@ -48,6 +50,7 @@ class ExportedNet:
     rule: str = "stllr"                         # the rule that trained the net
     params: dict = field(default_factory=dict)  # its options by flat key
     feedback: list[np.ndarray] | None = None    # S-TLLR's DFA matrices, if trained with them
+    matrices: dict = field(default_factory=dict)  # other fixed matrices of the trainer
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -98,6 +101,10 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
             fb = lg.create_group("feedback")
             for i, b in enumerate(net.feedback):
                 fb[str(i)] = np.asarray(b, dtype=np.float32)
+        if net.matrices:
+            mg = lg.create_group("matrices")
+            for k, m in net.matrices.items():
+                mg[k] = np.asarray(m, dtype=np.float32)
     return path
 
 
@@ -152,13 +159,16 @@ def load_exported(path: Path) -> ExportedNet:
         if "feedback" in lg:
             feedback = [np.asarray(lg["feedback"][str(i)], dtype=np.float64)
                         for i in range(len(lg["feedback"]))]
+        matrices = {k: np.asarray(v, dtype=np.float64)
+                    for k, v in lg["matrices"].items()} if "matrices" in lg else {}
         return ExportedNet(weights=weights, gamma=float(hid["gamma"][()]),
                            v_th=float(hid["vTh"][()]), kappa=float(out["kappa"][()]),
                            surrogate=_str(hid["surrogate"]), n_steps=int(lg["numSteps"][()]),
                            window_start=int(lg["windowStart"][()]), dataset=_str(lg["dataset"]),
                            encoding=_str(lg["encoding"]), seed=int(lg["seed"][()]),
                            root=_str(lg["root"]) if "root" in lg else None,
-                           rule=_str(lg["rule"]), params=params, feedback=feedback)
+                           rule=_str(lg["rule"]), params=params, feedback=feedback,
+                           matrices=matrices)
 
 
 def export_run(run_dir: Path) -> Path:
@@ -186,12 +196,17 @@ def export_run(run_dir: Path) -> Path:
     n_hidden = len([k for k in state if k.startswith("hidden.")])
     weights = [state[f"hidden.{i}"].double().numpy() for i in range(n_hidden)]
     weights.append(state["readout"].double().numpy())
-    feedback = (ck.get("trainer") or {}).get("feedback")
+    import torch
+
+    trainer = ck.get("trainer") or {}
+    feedback = trainer.get("feedback")
     net = ExportedNet(
         weights=weights, gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa,
         surrogate=cfg.surrogate, n_steps=cfg.n_steps,
         window_start=first_learning_step(cfg.n_steps, cfg.window), dataset=cfg.dataset,
         encoding=cfg.encoding, seed=cfg.seed, root=cfg.root, rule=cfg.rule,
         params=cfg.params.to_flat(),
-        feedback=[b.double().numpy() for b in feedback] if feedback else None)
+        feedback=[b.double().numpy() for b in feedback] if feedback else None,
+        matrices={k: v.double().cpu().numpy() for k, v in trainer.items()
+                  if torch.is_tensor(v)})
     return save_exported(net, run_dir / NET_FILE)

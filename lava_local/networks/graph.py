@@ -267,7 +267,6 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     from lava.proc.io.dataloader import SpikeDataloader
 
     from ..processes import ErrorUnit, LeakyReadout, STLLRNeuron
-    from ..rules.stllr import EligibilityParams
     from ..rules.stllr_loihi import OnChipSTLLR
 
     check_backend(backend)
@@ -296,10 +295,9 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
     n = len(data)
     L, T = net.n_hidden, net.n_steps
-    traces = parts.params if parts is not None else EligibilityParams()
     idle = 0
     if learning and reset_traces and backend == "loihi2":
-        idle = idle_steps([traces.lam_pre, net.kappa])
+        idle = idle_steps(parts.trace_decays(net))
     interval = T + L + 2 + idle
     resets = learning and reset_traces and backend != "loihi2"
 
@@ -336,11 +334,10 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         else:
             dense = Dense(weights=w_back[l].copy(), weight_exp=w_exp[l], name=f"dense{l}")
         neuron = STLLRNeuron(shape=(w_back[l].shape[0],), gamma=net.gamma, v_th=net.v_th,
-                             lam_post=traces.lam_post, post_form=traces.post_form,
                              surrogate=net.surrogate, rule=rule, precision=big_p,
                              delta_unit=parts.delta_unit(ctx, l) if parts else 2.0 ** -7,
                              reset_interval=interval, reset_offset=ctx.layer_offset(l),
-                             name=f"lif{l}")
+                             name=f"lif{l}", **(parts.neuron_options(ctx, l) if parts else {}))
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         if engine:
@@ -353,8 +350,10 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         denses.append(dense)
     rule_out = None
     if engine:
-        # the readout's exact local gradient: S-TLLR's causal term with Ψ = 1, λ_pre = κ
-        rule_out = OnChipSTLLR(eta=eta, alpha_pre=1.0, alpha_post=0.0, lam_pre=net.kappa,
+        # the readout's local gradient: S-TLLR's causal term with Ψ = 1 and the rule's
+        # readout trace (λ_pre = κ: the exact gradient of the leaky readout)
+        rule_out = OnChipSTLLR(eta=eta, alpha_pre=1.0, alpha_post=0.0,
+                               lam_pre=parts.readout_decay(net),
                                lam_post=0.0, mode=ctx.mode, weight_precision=precs[-1],
                                delta_max=1.0 / ctx.n_win, psi_max=1.0)
         dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],

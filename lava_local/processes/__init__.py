@@ -11,5 +11,6 @@ samples stream through one long run without rebuilding the graph.
 
 from lava_local.processes.neuron import STLLRNeuron
 from lava_local.processes.readout import ErrorUnit, LeakyReadout
+from lava_local.processes.tp_unit import TPUnit
 
-__all__ = ["ErrorUnit", "LeakyReadout", "STLLRNeuron"]
+__all__ = ["ErrorUnit", "LeakyReadout", "STLLRNeuron", "TPUnit"]

@@ -11,6 +11,9 @@ Each step σ the neuron
    rule is attached, sends ``y1 = |δ| Ψ(u)/S1``, ``y2 = |δ| \tilde h'/S2`` and
    ``bap = δ > 0`` to its learning synapses (see
    :mod:`lava_local.rules.stllr_loihi`); it always sends its spikes on ``s_out``.
+   With ``psi_lag = 1`` the δ that arrives is the signal of the previous step (it was
+   computed from that step's spikes) and is paired with that step's Ψ(u)
+   (Traces Propagation).
 
 The float model sends the third factors divided by Lava's in-epoch post-trace decay
 exp(-1/65535), so the float learning engine sees them exactly. The fixed model works in
@@ -35,11 +38,10 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava_local.fixed import (
     ACT_SHIFT,
     TRACE_MAX,
-    decay,
     decay_to_int,
+    lif_step_int,
     mant_shift,
     to_membrane,
-    wrap24,
 )
 from lava_local.functional.lif import LIFState, lif_step
 from lava_local.functional.stllr import noncausal_trace
@@ -75,19 +77,23 @@ class STLLRNeuron(LearningNeuronProcess, AbstractProcess):
         delta_unit); fixed model only.
     reset_interval, reset_offset : int
         Reset state at steps σ with (σ - offset) % interval == 0 (interval 0: never).
+    psi_lag : {0, 1}
+        Pair the arriving δ with Ψ(u) of this step (0) or of the previous step (1).
     """
 
     def __init__(self, *, shape: tuple[int, ...], gamma: float, v_th: float,
                  lam_post: float = 0.2, post_form: str = "paper", surrogate: str = "triangle",
                  rule: OnChipSTLLR | None = None, precision: int = 7,
                  delta_unit: float = 2.0 ** -7, reset_interval: int = 0,
-                 reset_offset: int = 0, name: str | None = None):
+                 reset_offset: int = 0, psi_lag: int = 0, name: str | None = None):
+        if psi_lag not in (0, 1):
+            raise ValueError(f"psi_lag must be 0 or 1, got {psi_lag}")
         learning_rule = rule.learning_rule() if rule is not None else None
         super().__init__(shape=shape, learning_rule=learning_rule, gamma=gamma, v_th=v_th,
                          lam_post=lam_post, post_form=post_form, surrogate=surrogate,
                          rule=rule, precision=precision, delta_unit=delta_unit,
                          reset_interval=reset_interval, reset_offset=reset_offset,
-                         name=name)
+                         psi_lag=psi_lag, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -102,6 +108,12 @@ class _STLLRNeuronBase:
         p = self.proc_params
         self._rule: OnChipSTLLR | None = p["rule"]
         self._interval, self._offset = p["reset_interval"], p["reset_offset"]
+        self._lag = p.get("psi_lag", 0)
+        self._psi_now = self._psi_prev = None
+
+    def _psi_paired(self):
+        """Ψ(u) of the step the arriving δ belongs to."""
+        return self._psi_prev if self._lag else self._psi_now
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
@@ -110,7 +122,10 @@ class _STLLRNeuronBase:
             self.u[:] = 0
             self.y[:] = 0
             self.h[:] = 0
+        self._psi_prev = self._psi_now
         self._integrate(a_in)
+        if self._psi_prev is None:
+            self._psi_prev = np.zeros_like(self._psi_now)
         self.s_out.send(self.y.copy())
         y1, y2, bap = self._third_factors(delta)
         self.s_out_bap.send(bap)
@@ -138,7 +153,6 @@ class PySTLLRNeuronFloat(_STLLRNeuronBase, LearningNeuronModelFloat):
         self._gamma, self._v_th = p["gamma"], p["v_th"]
         self._lam_post, self._post_form = p["lam_post"], p["post_form"]
         self._psi = get_surrogate(p["surrogate"])
-        self._psi_now = None
 
     def _integrate(self, a_in: np.ndarray) -> None:
         s = lif_step(LIFState(self.u, self.y), a_in, self._gamma, self._v_th)
@@ -153,7 +167,7 @@ class PySTLLRNeuronFloat(_STLLRNeuronBase, LearningNeuronModelFloat):
         if self._rule is None:
             z = np.zeros_like(self.u)
             return z, z, np.zeros(self.u.shape, dtype=bool)
-        y1, y2, bap = self._rule.third_factors(delta, self._psi_now, h_eff)
+        y1, y2, bap = self._rule.third_factors(delta, self._psi_paired(), h_eff)
         return y1 / Y_DECAY, y2 / Y_DECAY, bap
 
 
@@ -189,7 +203,6 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
         self._one = 2 ** (ACT_SHIFT + self._P)
         self._lam_post_int = int(round(p["lam_post"] * 4096))
         self._post_form = p["post_form"]
-        self._psi_now = None
         self._scales = None
         if self._rule is not None:
             # real value of one unit of |δ|·ψ (resp. |δ|·h): delta_unit · 0.3/128
@@ -198,10 +211,9 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
                             mant_shift(unit / self._rule.s2) if self._rule.s2 else (0, 0))
 
     def _integrate(self, a_in: np.ndarray) -> None:
-        u = decay(self.u.astype(np.int64) - self._vth * self.y, self._d_gamma)
-        u = wrap24(u + (a_in.astype(np.int64) << ACT_SHIFT))
+        u, y = lif_step_int(self.u, self.y, a_in, self._d_gamma, self._vth)
         self.u[:] = u
-        self.y[:] = (u > self._vth).astype(np.int32)
+        self.y[:] = y
         d = np.abs(u - self._vth)
         self._psi_now = np.right_shift(np.maximum(self._one - d, 0), self._P - 1)
 
@@ -214,7 +226,7 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
             return z, z, np.zeros(self.u.shape, dtype=bool)
         mag = np.abs(delta.astype(np.int64))
         (m1, k1), (m2, k2) = self._scales
-        y1 = np.minimum((mag * self._psi_now * m1) >> k1, TRACE_MAX).astype(np.int32)
+        y1 = np.minimum((mag * self._psi_paired() * m1) >> k1, TRACE_MAX).astype(np.int32)
         y2 = np.minimum((mag * h_eff * m2) >> k2, TRACE_MAX).astype(np.int32)
         return y1, y2, delta > 0
 

@@ -170,7 +170,8 @@ class Rule:
     layers : frozenset of str
         Layer kinds its batched trainer trains (of :data:`LAYER_KINDS`).
     min_batch : int
-        Smallest batch its update is defined for (Traces Propagation contrasts pairs).
+        Smallest batch its update is defined for (Traces Propagation contrasts pairs);
+        :meth:`min_batch_of` may lower it for some options.
     lava_inference : str
         "" when a trained net of this rule runs in Lava, else why not.
     graph : GraphLearning or None
@@ -201,9 +202,14 @@ class Rule:
             fit = [k for k in LAYER_KINDS if k in self.layers]
             raise ValueError(f"{self.name} does not train {'/'.join(missing)} layers "
                              f"(it trains {', '.join(fit)}); see `lava-local rules`")
-        if cfg.batch_size < self.min_batch:
-            raise ValueError(f"{self.title} needs a batch size >= {self.min_batch}; use "
-                             f"--batch-size {self.min_batch} or more")
+        need = self.min_batch_of(cfg.params)
+        if cfg.batch_size < need:
+            raise ValueError(f"{self.title} needs a batch size >= {need}; use "
+                             f"--batch-size {need} or more")
+
+    def min_batch_of(self, params) -> int:
+        """Smallest batch the update is defined for with these hyper-parameters."""
+        return self.min_batch
 
     # -- training ------------------------------------------------------------------------
     def build_model(self, cfg, n_in: int, n_out: int, frame_shape, generator):
@@ -254,6 +260,54 @@ class Rule:
         }
 
 
+class GraphParts:
+    """A rule's on-graph parts bound to one net and backend (what
+    :meth:`GraphLearning.bind` returns); :func:`lava_local.networks.graph.build_graph`
+    asks it for each hidden layer's synapse rule and neuron settings, then lets it
+    :meth:`attach` the learning-signal path.
+
+    Parameters
+    ----------
+    record : dict
+        What a run records about the learning on the graph (mode, options, params).
+    """
+
+    def __init__(self, record: dict):
+        self._record = record
+
+    def hidden_rule(self, ctx, l: int):
+        """The product-series rule object of hidden layer l's synapses (it makes the
+        ``Loihi3FLearningRule`` and says how its neuron scales the third factors)."""
+        raise NotImplementedError
+
+    def delta_unit(self, ctx, l: int) -> float:
+        """Real value of one integer unit of the learning signal at hidden layer l
+        (fixed point)."""
+        return 2.0 ** -7
+
+    def neuron_options(self, ctx, l: int) -> dict:
+        """Further settings of hidden layer l's learning neuron
+        (:class:`~lava_local.processes.STLLRNeuron`)."""
+        return {}
+
+    def readout_decay(self, net) -> float:
+        """Per-step decay of the readout synapses' pre trace (their eligibility)."""
+        return net.kappa
+
+    def trace_decays(self, net) -> list[float]:
+        """Per-step decays of every learning-engine trace of the graph (the idle steps
+        between samples on Loihi 2 are sized by the slowest)."""
+        return [self.readout_decay(net)]
+
+    def attach(self, ctx) -> None:
+        """Build the learning-signal path and connect it to the neurons of ``ctx``."""
+        raise NotImplementedError
+
+    def record(self) -> dict:
+        """What a run records about the learning on the graph."""
+        return dict(self._record)
+
+
 class GraphLearning:
     """A rule's parts on the Lava graph (see :mod:`lava_local.networks.graph`).
 
@@ -290,7 +344,7 @@ class GraphLearning:
 
     def bind(self, net, backend: str, rng_seed: int = 0,
              options: Mapping[str, Any] | None = None):
-        """The parts for one graph: ``net`` (an exported net), ``backend``, the seed of
-        anything drawn at random, and the mode's options; raise ``ValueError`` naming
-        the fix if they do not fit."""
+        """The parts for one graph (a :class:`GraphParts`): ``net`` (an exported net),
+        ``backend``, the seed of anything drawn at random, and the mode's options; raise
+        ``ValueError`` naming the fix if they do not fit."""
         raise NotImplementedError

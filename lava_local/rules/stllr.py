@@ -22,7 +22,7 @@ from ..functional.traces import post_trace_step, pre_trace_step
 from ..torch.loop import Batch, LocalTrainer
 from ..torch.model import NetState
 from ..torch.spike import make_spike_fn
-from .base import Costs, GraphLearning, Rule, RuleParams, option
+from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
 
 SIGNALS = ("bp", "dfa")
 
@@ -260,14 +260,15 @@ def eligibility_memory(c: Costs, alpha_post: float) -> int:
 
 # -- on the Lava graph ---------------------------------------------------------------------
 
-class EligibilityParts:
+class EligibilityParts(GraphParts):
     """S-TLLR's eligibility on a Lava graph, bound to one net and backend: the learning
     neuron (:class:`~lava_local.processes.STLLRNeuron`) and the product-series rule
     (:class:`~lava_local.rules.stllr_loihi.OnChipSTLLR`) of every hidden layer. A
     subclass adds the learning signal (:meth:`attach`)."""
 
     def __init__(self, params: EligibilityParams, record: dict):
-        self.params, self._record = params, record
+        super().__init__(record)
+        self.params = params
 
     def hidden_rule(self, ctx, l: int):
         from .stllr_loihi import OnChipSTLLR
@@ -277,16 +278,11 @@ class EligibilityParts:
                            lam_pre=p.lam_pre, lam_post=p.lam_post, post_form=p.post_form,
                            mode=ctx.mode, weight_precision=ctx.precs[l], delta_max=1.0)
 
-    def delta_unit(self, ctx, l: int) -> float:
-        """Real value of one integer unit of the learning signal at hidden layer l."""
-        return 2.0 ** -7
+    def neuron_options(self, ctx, l: int) -> dict:
+        return {"lam_post": self.params.lam_post, "post_form": self.params.post_form}
 
-    def attach(self, ctx) -> None:
-        raise NotImplementedError
-
-    def record(self) -> dict:
-        """What a run records about the learning on the graph."""
-        return dict(self._record)
+    def trace_decays(self, net) -> list[float]:
+        return [self.params.lam_pre, self.readout_decay(net)]
 
 
 class DFAParts(EligibilityParts):

@@ -51,6 +51,16 @@ import numpy as np
 from ..fixed import TRACE_MAX
 
 MODES = ("float", "fixed")
+
+
+def series_string(terms: list[tuple[int, int, str]]) -> str:
+    """A product series ``[(mantissa, exponent, "dep*factor*..."), ...]`` as a rule
+    string (``"1*2^-3*u0*x1*y1 - 2*2^-3*y0*x1*y1"``)."""
+    out = ""
+    for m, e, prod in terms:
+        scale = f"{abs(m)}*2^{e}" if e != 0 else f"{abs(m)}"
+        out += (" - " if m < 0 else (" + " if out else "")) + f"{scale}*{prod}"
+    return out.lstrip(" ")
 #: Lava's Loihi3FLearningRule decays the post traces by exp(-1/65535) within an epoch.
 Y_TAU = 65535
 Y_DECAY = math.exp(-1.0 / Y_TAU)
@@ -201,11 +211,11 @@ class OnChipSTLLR:
 
     def rule_string(self) -> str:
         """The ``dw`` string of the product series."""
-        out = ""
-        for m, e, prod in self.products():
-            scale = f"{abs(m)}*2^{e}" if e != 0 else f"{abs(m)}"
-            out += (" - " if m < 0 else (" + " if out else "")) + f"{scale}*{prod}"
-        return out.lstrip(" ")
+        return series_string(self.products())
+
+    def tag_products(self) -> dict:
+        """Products of the tag updates (``t``, ``d``): none."""
+        return {}
 
     def learning_rule(self, rng_seed: int = 0):
         """A ``Loihi3FLearningRule`` with t_epoch = 1 implementing this rule."""
@@ -225,8 +235,10 @@ class OnChipSTLLR:
 
 
 class FixedEngineReference:
-    """Our own integer model of Lava's bit-approximate learning engine running the
-    S-TLLR rule of an :class:`OnChipSTLLR` (fixed mode, t_epoch = 1, MIXED sign).
+    """Our own integer model of Lava's bit-approximate learning engine running a
+    product-series rule object — S-TLLR's :class:`OnChipSTLLR`, or Traces Propagation's
+    :class:`~lava_local.rules.tp.OnChipTP` with its tag updates — in fixed mode,
+    t_epoch = 1, MIXED sign.
 
     It follows the engine's documented arithmetic step by step — 7-bit traces with
     stochastic rounding of decays, factors clipped to their widths, 4-bit mantissa
@@ -239,13 +251,18 @@ class FixedEngineReference:
     weights : ndarray of int, shape (N_post, N_pre)
         Initial integer weights (even mantissas; odd ones lose their lowest bit as in
         Lava's MIXED sign mode).
-    rule : OnChipSTLLR
-        The rule (mode "fixed").
+    rule : OnChipSTLLR or OnChipTP
+        The rule (mode "fixed"): ``products()`` of dw, ``tag_products()`` of the tags,
+        its x-trace taus and impulse.
     rng_seed : int
         The seed given to ``rule.learning_rule``.
     """
 
     _W_ACC, _W_W = 15, 8
+    #: Factor widths (bits, without the sign) and, for the synaptic variables, their
+    #: ranges after saturation (weights and the tag t signed, the tag d unsigned).
+    _WIDTH = {"x1": 7, "x2": 7, "y1": 7, "y2": 7, "t": 9, "d": 9}
+    _RANGE = {"w": (-256, 255), "t": (-257, 255), "d": (0, 255)}
 
     def __init__(self, weights: np.ndarray, rule: OnChipSTLLR, rng_seed: int = 0):
         if rule.mode != "fixed":
@@ -253,6 +270,9 @@ class FixedEngineReference:
         self.rule = rule
         self.weights = (np.asarray(weights, dtype=np.int64) >> 1) << 1
         n_pre = self.weights.shape[1]
+        self.tags = {k: np.zeros_like(self.weights) for k in rule.tag_products()}
+        self._tag_terms = {k: [(m, e, prod.split("*")) for m, e, prod in terms]
+                           for k, terms in rule.tag_products().items()}
         self.x = np.zeros((2, n_pre), dtype=np.int64)
         rng = np.random.default_rng
         self._rx = (rng(rng_seed), rng(rng_seed + 1))
@@ -300,22 +320,39 @@ class FixedEngineReference:
         y_dec = self._decay(y, Y_TAU, self._y_vals[0])
         y_dec[:, bap] = np.clip(y_dec[:, bap], 0, 2 ** 7 - 1)
         self.x = x_new
-        traces = {"x1": x_new[0][None, :], "x2": x_new[1][None, :],
-                  "y1": y_dec[0][:, None], "y2": y_dec[1][:, None]}
-        deps = {"u0": np.int32(1), "y0": bap[:, None]}
-        acc = self.weights << (self._W_ACC + 1 - (self._W_W + 1))
+        factors = {"x1": x_new[0][None, :], "x2": x_new[1][None, :],
+                   "y1": y_dec[0][:, None], "y2": y_dec[1][:, None], **self.tags}
+        deps = {"u0": np.int32(1), "y0": bap[:, None], "x0": pre[None, :]}
+        # every synaptic variable is updated from the values before this learning phase
+        new = {"w": self._apply("w", self.weights, self._terms, factors, deps)}
+        for k, terms in self._tag_terms.items():
+            new[k] = self._apply(k, self.tags[k], terms, factors, deps)
+        self.weights = new["w"]
+        self.tags = {k: new[k] for k in self.tags}
+        return self.weights
+
+    def _apply(self, name: str, var: np.ndarray, terms, factors: dict,
+               deps: dict) -> np.ndarray:
+        """The engine's update of synaptic variable ``name`` (w, t or d): accumulator of
+        15 bits + sign, products right-shifted to fit, stochastic rounding, saturation."""
+        acc = var << (self._W_ACC + 1 - (self._W_W + 1))
         lim = 2 ** self._W_ACC
-        for m, e, (dep, *factors) in self._terms:
+        for m, e, (dep, *fs) in terms:
             cur = np.ones(self.weights.shape, dtype=np.int32) * deps[dep]
-            for f in factors:
-                cur = cur * np.clip(traces[f], -(2 ** 7), 2 ** 7 - 1).astype(np.int32)
+            width = 4
+            for f in fs:
+                w = self._WIDTH[f]
+                width += w
+                cur = cur * np.clip(factors[f], -(2 ** w), 2 ** w - 1).astype(np.int32)
             cur = cur * m
-            shift = max(0, 7 * len(factors) + 4 - self._W_ACC)
+            shift = max(0, width - self._W_ACC)
             cur = np.left_shift(np.right_shift(cur, shift), e + 7)
             cur = np.clip(cur, -lim - 1, lim - 1)
             acc = np.clip(acc + cur, -lim - 1, lim - 1)
+        if name == "d":
+            acc = np.maximum(acc, 0)
         unit = 2 ** (self._W_ACC - self._W_W)
         real = acc / unit
         acc = ((np.floor(real) + (self._c_val < real % 1)) * unit).astype(np.int64)
-        self.weights = np.clip(acc >> (self._W_ACC + 1 - (self._W_W + 1)), -256, 255)
-        return self.weights
+        lo, hi = self._RANGE[name]
+        return np.clip(acc >> (self._W_ACC + 1 - (self._W_W + 1)), lo, hi)

@@ -126,9 +126,10 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
     rows = []
     for k in shots:
         idx = shots_of(pool, clips.labels, k)
-        if len(idx) < cfg.spec.min_batch:
+        need = cfg.spec.min_batch_of(cfg.params)
+        if len(idx) < need:
             raise RunError(f"{k}-shot gives {len(idx)} clip(s); {cfg.spec.title} needs "
-                           f"batches of at least {cfg.spec.min_batch} clips")
+                           f"batches of at least {need} clips")
         train_ds = Subset(clips, idx)
         model, trainer = pretrained()
         n_batches = _batches(len(idx), cfg.batch_size)

@@ -381,7 +381,7 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         trainer.start_epoch(epoch, cfg.epochs)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
         rest = len(order) % cfg.batch_size
-        if 0 < rest < cfg.spec.min_batch and len(order) > rest:
+        if 0 < rest < cfg.spec.min_batch_of(cfg.params) and len(order) > rest:
             order = order[:-rest]   # e.g. TP contrasts a batch: leave out a last batch of one
         n_batches = math.ceil(len(order) / cfg.batch_size)
         t0 = time.perf_counter()

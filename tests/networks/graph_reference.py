@@ -52,13 +52,21 @@ def online_batched(trainer, dataset, n):
         trainer.train_batch(x, torch.tensor(dataset.labels[i:i + 1]))
 
 
-def update_cosines(after_a, after_b, before):
-    """Per layer: cosine similarity of two weight updates from the same start."""
+def update_cosines(after_a, after_b, before, before_a=None):
+    """Per layer: cosine similarity of two weight updates from the same start
+    (``before_a``: where ``a`` started, if not ``before``, e.g. the fixed-point graph's
+    quantised weights)."""
     out = []
-    for a, b, w0 in zip(after_a, after_b, before):
-        da, db = a - w0, b - w0
+    for a, b, w0, wa in zip(after_a, after_b, before, before_a or before):
+        da, db = a - wa, b - w0
         out.append(float((da * db).sum() / np.linalg.norm(da) / np.linalg.norm(db)))
     return out
+
+
+def quantised(weights):
+    """The weights as the fixed-point graph starts from them (real units)."""
+    return [quantize_weights(w, weight_precision(w)) * 2.0 ** -weight_precision(w)
+            for w in weights]
 
 
 def _stream(net, dataset, n_samples):

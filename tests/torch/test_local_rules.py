@@ -224,6 +224,79 @@ def test_tp_is_layer_local_and_needs_two_samples():
         TPTrainer(model, sgd(model)).train_batch(x[:, :1], y[:1])
 
 
+def _prototype_step_grads(recurrent: bool):
+    """A TP trainer with the prototype contrast after one step (no learning), then its
+    one-step gradients at step 2 — and the same gradients by autograd of each layer's
+    prototype loss through that layer and that step only (float64)."""
+    from lava_local.functional import tp_prototype_loss, tp_prototype_targets
+
+    cfg = NetConfig(12, 4, hidden=(9, 7), gamma=0.6, v_th=0.5, init_gain=1.5,
+                    recurrent=recurrent)
+    model = DenseSNN(cfg, generator=torch.Generator().manual_seed(0)).double()
+    tr = TPTrainer(model, sgd(model), TPParams(beta=0.5, contrast="prototype"),
+                   generator=torch.Generator().manual_seed(3))
+    x, y = batch(2, b=5, p=0.7)
+    b = tr.batch(x, y)
+    s0 = tr.advance(tr.init_state(x, b), x[0], False, b)
+    s1 = tr.advance(s0, x[1], True, b)
+    spike = make_spike_fn("triangle")
+    ref, inp = [], x[1]
+    for l in range(2):
+        w = model.hidden[l].detach().clone().requires_grad_()
+        params = [w]
+        cur = inp @ w.T
+        if recurrent:
+            v = model.recurrent[l].detach().clone().requires_grad_()
+            params.append(v)
+            cur = cur + s0.inp[l].y @ v.T
+        st = lif_step(s0.inp[l], cur, 0.6, 0.5, spike)
+        e = 0.5 * s0.eps[l] + st.y
+        below = s1.eps0_t if l == 0 else s1.eps_t[l - 1]
+        loss = tp_prototype_loss(e, s1.eps_t[l], tp_prototype_targets(below, y))
+        ref.append(torch.autograd.grad(loss, params))
+        inp = st.y.detach()
+    return s1.grads, ref
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_tp_prototype_gradient_equals_autograd_of_its_loss(recurrent):
+    """The closed form (m ⊙ Ψ(u))ᵀ x with m = Pᵀ(softmax(Pε) − y) / B is the gradient
+    of the prototype loss through one layer and one step, with the trace of the step
+    before in ε (and V through y[t-1] for recurrent layers)."""
+    got, ref = _prototype_step_grads(recurrent)
+    for g_layer, r_layer in zip(got, ref):
+        assert len(g_layer) == len(r_layer) == (2 if recurrent else 1)
+        for g, r in zip(g_layer, r_layer):
+            assert r.abs().sum() > 0
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_tp_prototypes_are_the_label_path_of_each_class():
+    """The prototype trainer's target path, one row per class, equals the batch
+    trainer's target path of a batch holding each class once; and it learns from a
+    batch of one."""
+    x, _ = batch(3, b=4, p=0.6)
+    y = torch.arange(4)
+    rows = []
+    for contrast in ("batch", "prototype"):
+        model = net()
+        tr = TPTrainer(model, sgd(model), TPParams(beta=0.5, contrast=contrast),
+                       generator=torch.Generator().manual_seed(3))
+        b = tr.batch(x, y)
+        s = tr.init_state(x, b)
+        for t in range(3):
+            s = tr.advance(s, x[t], False, b)
+        rows.append([e.numpy() for e in s.eps_t])
+    for a, p in zip(*rows):
+        assert a.sum() > 0
+        np.testing.assert_array_equal(a, p)
+    model = net()
+    tr = TPTrainer(model, sgd(model), TPParams(contrast="prototype"),
+                   generator=torch.Generator().manual_seed(3))
+    g = applied(tr, x[:, :1], y[:1])
+    assert all(np.abs(a).sum() > 0 for a in g)
+
+
 # -- SOLSA ----------------------------------------------------------------------------
 
 def test_solsa_eligibility_unrolled_by_hand():

@@ -8,7 +8,7 @@
 2. The trained prototype-TP net (digits, first seed) as a Lava graph: accuracy of
    sim-float and sim-fixed on the test split and agreement with the batched model.
 3. Online learning on the graph (``--learn tp``), evaluated on data it did not learn
-   from: an under-trained net (1 epoch, lr 3e-4) and the trained net stream training
+   from: an under-trained net (1 epoch, lr 3e-5) and the trained net stream training
    samples through the learning graph, the test samples are measured before and after;
    batched prototype TP taking the same per-sample SGD steps (batch 1) beside it.
 
@@ -88,7 +88,7 @@ def main() -> None:
     # 3. online learning on the graph -----------------------------------------------------
     weak_dir = runs / "digits-prototype-weak"
     if not (weak_dir / "checkpoint.pt").exists():
-        train(TrainConfig(rule="tp", epochs=1, lr=3e-4, seed=1,
+        train(TrainConfig(rule="tp", epochs=1, lr=3e-5, seed=1,
                           params={"tp_contrast": "prototype"}), weak_dir, progress=True)
     from lava_local.data import load_dataset
 

@@ -31,6 +31,13 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
+def _str_list(text: str) -> tuple[str, ...]:
+    vals = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not vals:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return vals
+
+
 def _add_flag(p: argparse.ArgumentParser, spec, help: str, flag: str | None = None) -> None:
     """One rule option (a :class:`~lava_local.rules.base.FlagSpec`) as an argparse flag
     whose value lands under its flat key (absent when not given)."""
@@ -229,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="data folder (default: the run's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="torch device (default: auto)")
+    p.add_argument("--on-graph", action="store_true",
+                   help="also run the protocol on the Lava graph (same shots, same "
+                   "evaluation clips), beside the batched one")
+    p.add_argument("--backends", type=_str_list, default=("sim-float", "sim-fixed"),
+                   metavar="B,B", help="Lava backends of --on-graph (default: "
+                   "sim-float,sim-fixed)")
+    p.add_argument("--learn", default=None, help="on-graph learning mode of --on-graph "
+                   "(default: the run's rule's, e.g. tp)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="SGD step of the on-graph learning (default: the mode's)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     p = sub.add_parser("data", help="event data sets: list them, fetch them")
@@ -675,15 +692,28 @@ def cmd_finetune(args) -> int:
         from .torch.train import RunError
 
         raise RunError(f"--lr must be > 0, got {args.lr}")
+    if args.eta is not None and not args.eta > 0:
+        from .torch.train import RunError
+
+        raise RunError(f"--eta must be > 0, got {args.eta}")
     res = finetune_speaker(args.run_dir, shots=args.shots, epochs=args.epochs, lr=args.lr,
                            seed=args.seed, root=args.root, device=args.device,
-                           progress=not args.no_progress)
-    rows = [["before", "-", f"{100 * res['before']:.2f}%"]]
-    rows += [[f"{r['shots']}-shot", str(r["n_train"]), f"{100 * r['accuracy']:.2f}%"]
-             for r in res["rows"]]
+                           progress=not args.no_progress, on_graph=args.on_graph,
+                           backends=tuple(args.backends), learn=args.learn, eta=args.eta)
+    graph = (res.get("graph") or {}).get("backends", {})
+    pct = lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    rows = [["before", "-", pct(res["before"]), *[pct(g["before"]) for g in graph.values()]]]
+    rows += [[f"{r['shots']}-shot", str(r["n_train"]), pct(r["accuracy"]),
+              *[pct(g["rows"][i]["accuracy"]) for g in graph.values()]]
+             for i, r in enumerate(res["rows"])]
     print(f"speaker {res['speaker']}: {res['n_eval']} evaluation clips "
           f"({res['words_in_eval']} words)")
-    print(format_table(["", "fine-tuning clips", "accuracy"], rows))
+    print(format_table(["", "fine-tuning clips", "accuracy (batched)",
+                        *[f"Lava {b}" for b in graph]], rows))
+    if graph:
+        frozen = res["graph"]["learning"].get("frozen")
+        print(f"on the graph: --learn {res['graph']['mode']}, {res['epochs']} passes over the "
+              f"shots, batch 1" + (f"; frozen: {', '.join(frozen)}" if frozen else ""))
     print(f"\nresults: {args.run_dir / FINETUNE} (plot: finetune.png)")
     return 0
 

@@ -27,7 +27,12 @@ learning engine) and ``loihi2`` (``Loihi2HwCfg``; needs Intel's Loihi extension)
 
 Graded inputs (data sets with ``graded = True``, e.g. Speech Commands log-mels): the first
 Dense takes graded messages (float; 8-bit payloads in fixed point, see
-:mod:`lava_local.fixed`); such graphs run inference only.
+:mod:`lava_local.fixed`). It does not learn: the rules' eligibilities on the learning
+engine are built from pre-synaptic *spikes* (x0, the x traces' impulses), and Lava's one
+graded form (``GradedSpikeCfg.OVERWRITE``: x1 := payload/2, decayed once before the
+learning phase and carried over while silent) cannot give the step's value both exactly
+and with 7-bit resolution. With learning on graded data the layers from the second on
+and the readout learn (the run's record lists the frozen layer).
 """
 
 from __future__ import annotations
@@ -287,11 +292,6 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         raise ValueError(f"the learning rate eta must be > 0, got {eta}")
     # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
     graded = bool(getattr(dataset, "graded", False))
-    if graded and learning:
-        raise ValueError("online learning on the graph needs spike inputs: the learning "
-                         "engine's pre-synaptic traces count binary spikes, and "
-                         f"{getattr(dataset, 'name', 'this data set')} has graded "
-                         "features; run it with --learn none")
     data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
     n = len(data)
     L, T = net.n_hidden, net.n_steps
@@ -322,8 +322,9 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     denses = []
     src = ctx.loader.s_out
     for l in range(L):
-        rule = parts.hidden_rule(ctx, l) if parts is not None else None
-        if engine:
+        learns = engine and not (graded and l == 0)   # graded inputs: see module doc
+        rule = parts.hidden_rule(ctx, l) if parts is not None and learns else None
+        if learns:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
                                   name=f"dense{l}", **reset_at(ctx.layer_offset(l) - 1))
@@ -340,7 +341,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                              name=f"lif{l}", **(parts.neuron_options(ctx, l) if parts else {}))
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
-        if engine:
+        if learns:
             neuron.s_out_bap.connect(dense.s_in_bap)
             neuron.s_out_y1.connect(dense.s_in_y1)
             neuron.s_out_y2.connect(dense.s_in_y2)
@@ -381,7 +382,8 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         ctx.error = err
         parts.attach(ctx)
     record = ({**parts.record(), "eta": eta, "reset_traces": reset_traces,
-               "idle_steps": idle} if parts else None)
+               "idle_steps": idle, "frozen": ["dense0 (graded inputs)"] if graded else []}
+              if parts else None)
     return LavaGraph(ctx, denses, record, n, np.asarray(dataset.labels[:n]), engine)
 
 

@@ -9,6 +9,13 @@ Selection (seeded): per word, the held-out speaker's clips are put in a random o
 the first ``max(shots)`` of each word form the shot pool (k-shot uses the first k) and all
 the other clips are the evaluation set, the same for "before" and every k. Words the
 speaker said at most ``max(shots)`` times contribute shots but no evaluation clips.
+
+On the Lava graph (``on_graph``): the same shots and evaluation clips, for each backend.
+The exported net streams ``epochs`` passes over the k-shot clips (seeded order) through
+its learning graph (the run's rule's on-graph mode, e.g. ``tp``: SGD steps of η, batch
+1) and the evaluation clips through inference graphs before and after. The log-mel
+features are graded inputs: the graph's first layer does not learn on them (see
+:mod:`lava_local.networks.graph`); the layers after it and the readout do.
 """
 
 from __future__ import annotations
@@ -73,11 +80,16 @@ def _batches(n: int, batch_size: int) -> int:
 
 def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None = None,
                      seed: int = 0, root=None, device: str = "auto",
-                     progress: bool = True) -> dict:
+                     progress: bool = True, on_graph: bool = False,
+                     backends: tuple[str, ...] = ("sim-float", "sim-fixed"),
+                     learn: str | None = None, eta: float | None = None) -> dict:
     """Fine-tune the run in ``run_dir`` on k shots of its held-out speaker, for each k.
 
     Returns (and writes to ``run_dir/finetune.json``, with a plot) the speaker, the
-    evaluation-set size, the accuracy before and, per k, the accuracy after fine-tuning.
+    evaluation-set size, the accuracy before and, per k, the accuracy after fine-tuning;
+    with ``on_graph`` also the same protocol on the Lava graph for every backend of
+    ``backends`` (``learn``: the on-graph mode, default the run's rule's; ``eta``: its
+    SGD step, default the mode's).
     """
     from tqdm.auto import tqdm
 
@@ -99,6 +111,9 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
         raise RunError(f"--epochs must be >= 1, got {epochs}")
     cfg = replace(cfg, lr=cfg.lr if lr is None else float(lr), epochs=epochs,
                   root=str(root) if root is not None else cfg.root)
+    mode = None
+    if on_graph:
+        mode = _graph_mode(cfg, learn, backends)
     dev = resolve_device(device)
     from ..data.events import DatasetError
 
@@ -150,8 +165,60 @@ def finetune_speaker(run_dir, shots=(1, 5), epochs: int = 20, lr: float | None =
            "n_eval": int(len(held)), "words_in_eval": int(len(np.unique(eval_ds.labels))),
            "before": before, "rows": rows, "epochs": epochs, "lr": cfg.lr, "seed": seed,
            "device": str(dev)}
+    if on_graph:
+        out["graph"] = _finetune_on_graph(run_dir, clips, pool, eval_ds, shots, backends,
+                                          mode, epochs, eta, seed, progress)
     (run_dir / FINETUNE).write_text(json.dumps(out, indent=2) + "\n")
     _plot(out, run_dir / "finetune.png")
+    return out
+
+
+def _graph_mode(cfg, learn: str | None, backends) -> str:
+    """The on-graph learning mode to fine-tune with (checked before any work)."""
+    from .. import rules
+    from ..networks.graph import BACKENDS, check_backend
+
+    for b in backends:
+        if b not in BACKENDS or b == "loihi2":
+            raise RunError(f"--backends takes sim-float and sim-fixed, got {b!r}")
+        check_backend(b)
+    if learn is None:
+        g = cfg.spec.graph
+        if g is None:
+            raise RunError(f"{cfg.spec.title} has no on-graph learning "
+                           f"({cfg.spec.no_graph_reason}); pass --learn with one of "
+                           f"{', '.join(rules.graph_modes())}")
+        return g.mode
+    try:
+        return rules.graph_mode(learn).mode
+    except ValueError as e:
+        raise RunError(str(e)) from None
+
+
+def _finetune_on_graph(run_dir: Path, clips, pool, eval_ds, shots, backends, mode: str,
+                       passes: int, eta: float | None, seed: int, progress: bool) -> dict:
+    """The k-shot protocol on the Lava graph (see module doc), per backend."""
+    from ..networks import export_run, load_exported
+    from ..networks.online import learn_online
+
+    try:
+        net = load_exported(export_run(run_dir))
+    except RunError as e:
+        raise RunError(f"on-graph fine-tuning needs the run in Lava: {e}") from None
+    out: dict = {"mode": mode, "passes": passes, "backends": {}}
+    for backend in backends:
+        res = {"rows": []}
+        for k in shots:
+            idx = shots_of(pool, clips.labels, k)
+            stream = Subset(clips, np.tile(idx, passes))
+            r = learn_online(net, stream, eval_ds, backend, mode, eta=eta, rng_seed=seed,
+                             progress=progress)
+            res["before"] = r.before.accuracy
+            res["rows"].append({"shots": k, "n_train": int(len(idx)),
+                                "n_stream": int(len(stream)), "accuracy": r.after.accuracy,
+                                "learning_steps_per_second": r.stream.steps_per_second})
+            out["learning"] = r.stream.learning
+        out["backends"][backend] = res
     return out
 
 
@@ -163,13 +230,20 @@ def _plot(res: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ks = [r["shots"] for r in res["rows"]]
-    ax.plot(ks, [100 * r["accuracy"] for r in res["rows"]], "o-", label="after fine-tuning")
+    ax.plot(ks, [100 * r["accuracy"] for r in res["rows"]], "o-",
+            label="after fine-tuning (batched)")
     ax.axhline(100 * res["before"], color="gray", ls="--", label="before")
+    dx = 0.03 * (max(ks) - min(ks) or 1)   # side by side where the curves coincide
+    for i, (b, g) in enumerate((res.get("graph") or {}).get("backends", {}).items()):
+        ax.plot([k + (i + 1) * dx for k in ks], [100 * r["accuracy"] for r in g["rows"]],
+                "s--", color=f"C{i + 1}",
+                label=f"after, Lava {b} (--learn {res['graph']['mode']})")
     ax.set_xlabel("shots per word (held-out speaker)")
     ax.set_ylabel("accuracy on the speaker's other clips (%)")
     ax.set_xticks(ks)
-    ax.set_title(f"{res['rule']}: speaker {res['speaker']}", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{res['rule']} fine-tuned on speaker {res['speaker']}: {res['n_eval']} "
+                 f"evaluation clips, {res['epochs']} passes", fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from graph_reference import online_batched, simulate_graph, update_cosines
+from graph_reference import online_batched, quantised, simulate_graph, update_cosines
 
 from lava_local.data import load_dataset
 from lava_local.networks import export_run, load_exported, save_exported
@@ -117,7 +117,8 @@ def test_wrong_T_is_a_clear_error(trained):
 
 def test_graded_inputs_reach_the_graph_as_values(tmp_path):
     """Speech Commands features are input currents in [0, 1], not spikes: the float graph
-    reproduces the batched network exactly, the fixed graph (8-bit inputs) nearly."""
+    reproduces the batched network exactly, the fixed graph (8-bit inputs) nearly; with
+    learning the graded first layer stays as it is and the layers after it learn."""
     from lava_local.data.fixtures import write_speech_commands
     from lava_local.data.speech import SpeechCommandsFeatures
 
@@ -145,8 +146,13 @@ def test_graded_inputs_reach_the_graph_as_values(tmp_path):
     assert (binar != r.predictions).any()
     fx = run_network(net, test, backend="sim-fixed")
     assert (fx.predictions == r.predictions).mean() >= 0.8
-    with pytest.raises(ValueError, match="spike inputs"):
-        run_network(net, test, backend="sim-float", learn="stllr-dfa", n_samples=1)
+    # learning on graded inputs: the first layer (graded synapses) stays, the rest learns
+    for backend in ("sim-float", "sim-fixed"):
+        lr = run_network(net, test, backend=backend, learn="tp", n_samples=4, eta=2 ** -4)
+        start = net.weights if backend == "sim-float" else quantised(net.weights)
+        assert lr.learning["frozen"] == ["dense0 (graded inputs)"]
+        np.testing.assert_array_equal(lr.weights[0], start[0])
+        assert np.abs(lr.weights[1] - start[1]).max() > 0
 
 
 def test_exports_of_format_1_still_load(trained, tmp_path):

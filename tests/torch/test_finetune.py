@@ -77,6 +77,33 @@ def test_finetune_adapts_to_the_held_out_speaker(speakers, tmp_path, capsys):
     assert "3-shot" in text and "before" in text
 
 
+def test_finetune_on_the_graph_beside_the_batched_one(speakers, tmp_path, capsys):
+    """The same shots and evaluation clips through the Lava graph (--learn tp, float and
+    fixed point): the graded first layer stays, the second layer and the readout learn
+    the held-out speaker's swapped mapping."""
+    out = tmp_path / "run"
+    assert main(["train", "--rule", "tp", "--tp-contrast", "prototype", "--dataset", "gsc",
+                 "--root", str(speakers), "--holdout-speaker", "auto", "--steps", "20",
+                 "--hidden", "16,16", "--window", "1", "--kappa", "1", "--gamma", "0.9",
+                 "--epochs", "8", "--batch-size", "4", "--lr", "1e-2", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert main(["finetune", str(out), "--shots", "1,3", "--epochs", "15", "--lr", "3e-2",
+                 "--on-graph", "--eta", "0.03125", "--no-progress"]) == 0
+    ft = json.loads((out / "finetune.json").read_text())
+    g = ft["graph"]
+    assert g["mode"] == "tp" and g["learning"]["frozen"] == ["dense0 (graded inputs)"]
+    assert set(g["backends"]) == {"sim-float", "sim-fixed"}
+    for res in g["backends"].values():
+        assert [r["n_train"] for r in res["rows"]] == [r["n_train"] for r in ft["rows"]]
+        assert [r["n_stream"] for r in res["rows"]] == [2 * 15, 6 * 15]
+        assert res["before"] <= 0.3 and res["rows"][-1]["accuracy"] >= res["before"] + 0.5
+    text = capsys.readouterr().out
+    assert "Lava sim-fixed" in text and "frozen: dense0" in text
+    assert main(["finetune", str(out), "--on-graph", "--learn", "nope",
+                 "--no-progress"]) == 2
+    assert "unknown on-graph learning mode" in capsys.readouterr().err
+
+
 def test_finetune_errors_are_clear(speakers, tmp_path, capsys):
     out = tmp_path / "plain"
     assert main(["train", "--rule", "tp", "--dataset", "gsc", "--root", str(speakers),

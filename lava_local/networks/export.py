@@ -4,7 +4,9 @@ Layout (``net.h5``)::
 
     layer/0..L-1/    type='dense', shape=[N_l], inFeatures, outFeatures, weight (N_l, N_l-1)
         neuron/      type='STLLR_LIF' (hidden) or 'LI' (readout), gamma | kappa, vTh,
-                     surrogate, softReset=1
+                     surrogate, softReset=1; SOLSA nets: type='SOLSA_CUBA' for every
+                     layer, lam, vTh, softReset=1
+        filter/      SOLSA nets: alpha, beta of the synaptic filter of the layer's inputs
     learning/        formatVersion=2, rule (the rule that trained the net), numSteps,
                      windowStart, encoding, dataset, seed, root
         params/      the rule's options by flat key (e.g. lam_pre, signal, tess_f)
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 NET_FILE = "net.h5"
+NEURONS = ("lif", "cuba")
 EXPORT_FORMAT = 2
 _V1_STRINGS = ("signal", "post_form")
 
@@ -51,6 +54,17 @@ class ExportedNet:
     params: dict = field(default_factory=dict)  # its options by flat key
     feedback: list[np.ndarray] | None = None    # S-TLLR's DFA matrices, if trained with them
     matrices: dict = field(default_factory=dict)  # other fixed matrices of the trainer
+    #: "lif": soft-reset LIF layers and a leaky readout (every rule but SOLSA); "cuba":
+    #: SOLSA's current-based LIF layers (spiking output) behind synaptic filters
+    neuron: str = "lif"
+    filters: list | None = None   # "cuba": per weight layer (α, β), arrays of 1 or N_in
+
+    def __post_init__(self) -> None:
+        if self.neuron not in NEURONS:
+            raise ValueError(f"unknown neuron kind {self.neuron!r}; one of {NEURONS}")
+        if self.neuron == "cuba" and (self.filters is None
+                                      or len(self.filters) != len(self.weights)):
+            raise ValueError("a cuba net needs one (alpha, beta) filter per weight layer")
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -75,7 +89,15 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
             g["outFeatures"] = w.shape[0]
             g["weight"] = np.asarray(w, dtype=np.float32)
             n = g.create_group("neuron")
-            if i < len(net.weights) - 1:
+            if net.neuron == "cuba":   # SOLSA: every layer spiking, behind a filter
+                n["type"] = "SOLSA_CUBA"
+                n["lam"] = net.gamma
+                n["vTh"] = net.v_th
+                n["softReset"] = 1
+                fg = g.create_group("filter")
+                fg["alpha"] = np.asarray(net.filters[i][0], dtype=np.float64)
+                fg["beta"] = np.asarray(net.filters[i][1], dtype=np.float64)
+            elif i < len(net.weights) - 1:
                 n["type"] = "STLLR_LIF"
                 n["gamma"] = net.gamma
                 n["vTh"] = net.v_th
@@ -144,6 +166,12 @@ def load_exported(path: Path) -> ExportedNet:
                    for i in range(len(layers))]
         hid = layers["0"]["neuron"]
         out = layers[str(len(layers) - 1)]["neuron"]
+        cuba = _str(hid["type"]) == "SOLSA_CUBA"
+        filters = None
+        if cuba:
+            filters = [(np.asarray(layers[str(i)]["filter"]["alpha"], dtype=np.float64),
+                        np.asarray(layers[str(i)]["filter"]["beta"], dtype=np.float64))
+                       for i in range(len(layers))]
         lg = f["learning"]
         fmt = int(lg["formatVersion"][()]) if "formatVersion" in lg else 1
         if fmt > EXPORT_FORMAT:
@@ -161,14 +189,17 @@ def load_exported(path: Path) -> ExportedNet:
                         for i in range(len(lg["feedback"]))]
         matrices = {k: np.asarray(v, dtype=np.float64)
                     for k, v in lg["matrices"].items()} if "matrices" in lg else {}
-        return ExportedNet(weights=weights, gamma=float(hid["gamma"][()]),
-                           v_th=float(hid["vTh"][()]), kappa=float(out["kappa"][()]),
-                           surrogate=_str(hid["surrogate"]), n_steps=int(lg["numSteps"][()]),
+        return ExportedNet(weights=weights,
+                           gamma=float(hid["lam" if cuba else "gamma"][()]),
+                           v_th=float(hid["vTh"][()]),
+                           kappa=0.0 if cuba else float(out["kappa"][()]),
+                           surrogate="gaussian" if cuba else _str(hid["surrogate"]), n_steps=int(lg["numSteps"][()]),
                            window_start=int(lg["windowStart"][()]), dataset=_str(lg["dataset"]),
                            encoding=_str(lg["encoding"]), seed=int(lg["seed"][()]),
                            root=_str(lg["root"]) if "root" in lg else None,
                            rule=_str(lg["rule"]), params=params, feedback=feedback,
-                           matrices=matrices)
+                           matrices=matrices, neuron="cuba" if cuba else "lif",
+                           filters=filters)
 
 
 def export_run(run_dir: Path) -> Path:
@@ -192,21 +223,20 @@ def export_run(run_dir: Path) -> Path:
     if "recurrent" in cfg.layer_kinds:
         raise RunError("recurrent networks have no Lava export yet (a recurrent Dense from "
                        "each layer to itself is the missing piece); feed-forward runs export")
-    state = ck["model"]
-    n_hidden = len([k for k in state if k.startswith("hidden.")])
-    weights = [state[f"hidden.{i}"].double().numpy() for i in range(n_hidden)]
-    weights.append(state["readout"].double().numpy())
     import torch
 
     trainer = ck.get("trainer") or {}
     feedback = trainer.get("feedback")
-    net = ExportedNet(
-        weights=weights, gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa,
-        surrogate=cfg.surrogate, n_steps=cfg.n_steps,
-        window_start=first_learning_step(cfg.n_steps, cfg.window), dataset=cfg.dataset,
-        encoding=cfg.encoding, seed=cfg.seed, root=cfg.root, rule=cfg.rule,
-        params=cfg.params.to_flat(),
+    matrices = {k: v.double().cpu().numpy() for k, v in trainer.items() if torch.is_tensor(v)}
+    matrices.update({k: np.asarray(v, dtype=np.float64) for k, v in trainer.items()
+                     if isinstance(v, list) and v and all(isinstance(a, (int, float))
+                                                          for a in v)})
+    fields = dict(
+        gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa, surrogate=cfg.surrogate,
+        n_steps=cfg.n_steps, window_start=first_learning_step(cfg.n_steps, cfg.window),
+        dataset=cfg.dataset, encoding=cfg.encoding, seed=cfg.seed, root=cfg.root,
+        rule=cfg.rule, params=cfg.params.to_flat(),
         feedback=[b.double().numpy() for b in feedback] if feedback else None,
-        matrices={k: v.double().cpu().numpy() for k, v in trainer.items()
-                  if torch.is_tensor(v)})
+        matrices=matrices)
+    net = ExportedNet(**{**fields, **cfg.spec.export_layers(ck["model"])})
     return save_exported(net, run_dir / NET_FILE)

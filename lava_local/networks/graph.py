@@ -164,6 +164,16 @@ class LavaRun:
     seconds: float
     weights: list[np.ndarray] | None  # all weights after online learning (real units)
     learning: dict | None = None      # what learned on the graph (mode, options, params)
+    filters: list | None = None       # cuba nets: (α, β) per layer after online learning
+
+    @property
+    def learned(self) -> dict:
+        """The learned parts of the net, as :class:`ExportedNet` fields (``replace(net,
+        **run.learned)`` is the learned net)."""
+        out = {"weights": self.weights} if self.weights is not None else {}
+        if self.filters is not None:
+            out["filters"] = self.filters
+        return out
 
     @property
     def accuracy(self) -> float:
@@ -178,9 +188,10 @@ class LavaGraph:
     """The processes of a built graph; :meth:`run` streams the samples once."""
 
     def __init__(self, ctx: GraphContext, denses: list, learning: dict | None,
-                 n_samples: int, labels: np.ndarray, learns: bool):
+                 n_samples: int, labels: np.ndarray, learns: bool, filters=None):
         self.ctx, self.denses, self.learning = ctx, denses, learning
         self.n_samples, self.labels, self.learns = n_samples, labels, learns
+        self.filters = filters     # cuba nets: the SynapticFilter of every layer
 
     @property
     def n_steps_run(self) -> int:
@@ -209,16 +220,19 @@ class LavaGraph:
                     bar.update(min(n, done // interval) - bar.n)
             seconds = time.perf_counter() - t0
             preds = np.asarray(readout.predictions.get(), dtype=np.int64)
-            weights = None
+            weights = filters = None
             if self.learns:
                 weights = []
                 for l, d in enumerate(self.denses):
                     w = np.asarray(d.weights.get(), dtype=float)
                     weights.append(w * 2.0 ** -ctx.precs[l] if ctx.fixed else w)
+                if self.filters is not None:
+                    filters = [f.learned_filter() for f in self.filters]
         finally:
             readout.stop()
         return LavaRun(predictions=preds, labels=self.labels, n_steps_run=n_run,
-                       seconds=seconds, weights=weights, learning=self.learning)
+                       seconds=seconds, weights=weights, learning=self.learning,
+                       filters=filters)
 
 
 def idle_steps(decays: list[float], resolution: int = 127) -> int:
@@ -268,28 +282,20 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     from ..lava_runtime import ensure_lava_runtime
 
     ensure_lava_runtime()
+    parts, eta = _prepare(net, dataset, backend, learn, eta, rng_seed, options)
+    if net.neuron == "cuba":
+        from .cuba_graph import build_cuba_graph
+
+        return build_cuba_graph(net, dataset, backend, learn, parts, eta, n_samples,
+                                rng_seed, learning_engine, reset_traces)
     from lava.proc.dense.process import Dense, LearningDense
     from lava.proc.io.dataloader import SpikeDataloader
 
     from ..processes import ErrorUnit, LeakyReadout, STLLRNeuron
     from ..rules.stllr_loihi import OnChipSTLLR
 
-    check_backend(backend)
-    if learn not in LEARN_MODES:
-        raise ValueError(f"unknown learning mode {learn!r}; choose one of {LEARN_MODES}")
-    if dataset.n_steps != net.n_steps:
-        raise ValueError(f"the network was trained with T={net.n_steps} but the data has "
-                         f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
     fixed = backend != "sim-float"
     learning = learn != "none"
-    if not learning and options:
-        raise ValueError(f"options {sorted(options)} need a learning mode (--learn)")
-    parts = rules.graph_mode(learn).bind(net, backend, rng_seed, options) if learning \
-        else None
-    if eta is None:
-        eta = rules.graph_mode(learn).default_eta if learning else 2.0 ** -7
-    if not eta > 0:
-        raise ValueError(f"the learning rate eta must be > 0, got {eta}")
     # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
     graded = bool(getattr(dataset, "graded", False))
     data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
@@ -385,6 +391,33 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                "idle_steps": idle, "frozen": ["dense0 (graded inputs)"] if graded else []}
               if parts else None)
     return LavaGraph(ctx, denses, record, n, np.asarray(dataset.labels[:n]), engine)
+
+
+def _prepare(net: ExportedNet, dataset, backend: str, learn: str, eta, rng_seed: int,
+             options):
+    """Checks every graph builder shares; the learning mode's parts and the step η."""
+    check_backend(backend)
+    if learn not in LEARN_MODES:
+        raise ValueError(f"unknown learning mode {learn!r}; choose one of {LEARN_MODES}")
+    if dataset.n_steps != net.n_steps:
+        raise ValueError(f"the network was trained with T={net.n_steps} but the data has "
+                         f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
+    learning = learn != "none"
+    if not learning:
+        if options:
+            raise ValueError(f"options {sorted(options)} need a learning mode (--learn)")
+        return None, 2.0 ** -7 if eta is None else eta
+    mode = rules.graph_mode(learn)
+    if mode.net_kind != net.neuron:
+        fits = [m for m, g in rules.graph_modes().items() if g.net_kind == net.neuron]
+        raise ValueError(f"--learn {learn} runs on {mode.net_kind} nets, but this net "
+                         f"({net.rule}) is a {net.neuron} net; use --learn "
+                         f"{' or '.join(fits) or 'none'}")
+    parts = mode.bind(net, backend, rng_seed, options)
+    eta = mode.default_eta if eta is None else eta
+    if not eta > 0:
+        raise ValueError(f"the learning rate eta must be > 0, got {eta}")
+    return parts, eta
 
 
 def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",

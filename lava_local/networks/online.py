@@ -25,7 +25,7 @@ class OnlineResult:
     before: LavaRun          # inference graph on the test samples, initial weights
     stream: LavaRun          # learning graph on the training stream
     after: LavaRun           # inference graph on the same test samples, learned weights
-    learned: ExportedNet     # the net with the learned weights
+    learned: ExportedNet     # the net with the learned weights (and filters)
     stream_indices: np.ndarray   # the training samples streamed, in order
     initial: list            # the weights before learning
 
@@ -65,6 +65,6 @@ def learn_online(net: ExportedNet, train, test, backend: str = "sim-float",
     before = run_network(net, test, backend, n_samples=n_test, progress=progress)
     online = run_network(net, stream, backend, learn=learn, eta=eta, rng_seed=rng_seed,
                          options=options, progress=progress, reset_traces=reset_traces)
-    learned = replace(net, weights=online.weights)
+    learned = replace(net, **online.learned)
     after = run_network(learned, test, backend, n_samples=n_test, progress=progress)
     return OnlineResult(before, online, after, learned, order, net.weights)

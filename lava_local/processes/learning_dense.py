@@ -78,16 +78,19 @@ class _FastTraces:
 
 
 class _TraceReset:
-    """Zero the pre traces at each sample's first step (see module doc)."""
+    """Zero the pre traces at each sample's first step (see module doc), before that
+    step's pre-synaptic spikes arrive: regular impulses are added in the learning phase
+    (t_epoch = 1), a graded spike overwrites x1 in the spiking phase — either way the
+    sample's first input is kept."""
 
-    def run_lrn(self) -> None:
+    def run_spk(self) -> None:
         p = self.proc_params
         interval = p.get("trace_reset_interval", 0)
         if interval and self.time_step >= p["trace_reset_offset"] \
                 and (self.time_step - p["trace_reset_offset"]) % interval == 0:
             self.x1 = np.zeros_like(self.x1)
             self.x2 = np.zeros_like(self.x2)
-        super().run_lrn()
+        super().run_spk()
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):

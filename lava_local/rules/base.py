@@ -230,6 +230,16 @@ class Rule:
     def trainer_class(self):
         raise NotImplementedError
 
+    # -- Lava export -----------------------------------------------------------------------
+    def export_layers(self, state: Mapping) -> dict:
+        """The net's layers for :class:`~lava_local.networks.export.ExportedNet` from a
+        checkpoint's model state (default: the dense net's ``hidden.i`` and ``readout``;
+        soft-reset LIF layers and a leaky readout)."""
+        n_hidden = len([k for k in state if k.startswith("hidden.")])
+        weights = [state[f"hidden.{i}"].double().cpu().numpy() for i in range(n_hidden)]
+        weights.append(state["readout"].double().cpu().numpy())
+        return {"weights": weights}
+
     # -- analytic costs (per sample, batch 1) ----------------------------------------------
     def memory_values(self, c: Costs, params) -> int:
         """Learning-state values per sample (the paper's formula)."""
@@ -333,6 +343,8 @@ class GraphLearning:
     signal: ClassVar[str] = ""
     product_series: ClassVar[str] = ""
     backends: ClassVar[tuple] = ("sim-float", "sim-fixed", "loihi2")
+    #: The kind of exported net it learns on (``ExportedNet.neuron``: "lif" or "cuba").
+    net_kind: ClassVar[str] = "lif"
     Options: ClassVar[type | None] = None
     #: SGD step of the learning engines when none is given (measured, see the README).
     default_eta: ClassVar[float] = 2.0 ** -7

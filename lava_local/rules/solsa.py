@@ -11,14 +11,17 @@ confidence >= ``confidence`` (early stop).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
+from ..fixed import TRACE_MAX
 from ..functional.solsa import solsa_eligibility_step, solsa_output_signal
 from ..torch.loop import Batch, LocalTrainer
-from .base import Costs, Rule, RuleParams, option, positive_int
+from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option, positive_int
+from .stllr_loihi import series_string
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,13 +193,21 @@ class SOLSARule(Rule):
     paper = "Zhang, Jin, Fang, Qiu (arXiv 2307.11314)"
     Params = SOLSAParams
     layers = frozenset({"dense", "recurrent"})
-    lava_inference = ("no Lava model of its current-based neuron with learnable synaptic "
-                      "filters yet")
-    no_graph_reason = ("no Lava model of its neuron and per-synapse eligibility yet (the "
-                       "learning engine's tag is the planned home of e_ij)")
 
     def trainer_class(self):
         return SOLSATrainer
+
+    @property
+    def graph(self):
+        return SOLSAGraph()
+
+    def export_layers(self, state) -> dict:
+        """SOLSA's current-based layers (output included) with their synaptic filters."""
+        n = len([k for k in state if k.startswith("layers.")])
+        return {"weights": [state[f"layers.{i}"].double().cpu().numpy() for i in range(n)],
+                "neuron": "cuba", "surrogate": "gaussian",
+                "filters": [(state[f"alpha.{i}"].double().cpu().numpy(),
+                             state[f"beta.{i}"].double().cpu().numpy()) for i in range(n)]}
 
     def build_model(self, cfg, n_in, n_out, frame_shape, generator):
         """Its own current-based, all-spiking network."""
@@ -222,6 +233,155 @@ class SOLSARule(Rule):
 
     def macs_formula(self) -> str:
         return "3 (T - T_l) Σ N_l N_{l-1}"
+
+
+
+# -- on the Lava graph ---------------------------------------------------------------------
+
+#: Fixed point: the filtered input psp travels as 8-bit payloads in units of 2^-PSP_BITS.
+PSP_BITS = 6
+#: Fixed point: y2 = round(Y2_SCALE · (1 - λ + θ ε)).
+Y2_SCALE = 64
+
+
+@dataclass(frozen=True)
+class OnChipSOLSA:
+    r"""SOLSA's per-synapse eligibility and update as a Loihi 2 product series
+    (``Loihi3FLearningRule``, t_epoch = 1) on synapses fed with the graded psp.
+
+    The synapse receives psp[t+1] as a graded spike (``GradedSpikeCfg.OVERWRITE``:
+    x1 = payload / 2, no decay to speak of: τ huge) while its neuron is at step t and
+    writes ``y2 = (1 - λ + θ ε[t]) S2``; the tag t holds the eligibility
+
+    .. code-block:: text
+
+        dt = 2·u0·x1 − u0·y2·t / S2        (t ← (λ − θ ε[t]) t + psp[t+1] = e[t+1])
+        dw = c·u0·t·y1 − 2c·y0·t·y1        (Δw = −η δ e, y1 = |δ| / S1, bap = δ > 0)
+
+    both from the values before the learning phase, so dw pairs the neuron's δ of step t
+    with e[t]. At the last step before a sample the neuron sends the full decay
+    (``y2 = S2``), so each sample's eligibility starts from zero (a chip has no other tag
+    reset).
+
+    Float engine: S2 = 1, c = 1, S1 = 1/η, the tag in real units. Fixed engine: payloads
+    in units u = 2^-PSP_BITS (x1 loses the payload's lowest bit), the tag in units u
+    (8 bits + sign: |e| < 256 u), S2 = 64 (literal 2^-1 after the engine's 5-bit shift of
+    a 7 × 9-bit product), c = 2^e chosen so that ``delta_max`` fills y1, and
+    S1 = 2^(e-5) / (η u 2^p).
+    """
+
+    eta: float
+    lam: float
+    theta: float
+    mode: str = "float"
+    weight_precision: int = 0
+    delta_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("float", "fixed"):
+            raise ValueError(f"mode must be float or fixed, got {self.mode!r}")
+        if not self.eta > 0:
+            raise ValueError(f"the learning rate must be > 0, got {self.eta}")
+
+    @property
+    def x1_tau(self) -> float:
+        """A decay the engine needs but the rule does not want (x1 is overwritten)."""
+        return 2.0 ** 40 if self.mode == "float" else float(2 ** 20)
+
+    x2_tau = 1.0
+    x1_impulse = 0
+    alpha_post = 0.0
+
+    @property
+    def psp_unit(self) -> float:
+        return 1.0 if self.mode == "float" else 2.0 ** -PSP_BITS
+
+    @property
+    def e(self) -> int:
+        if self.mode == "float":
+            return 0
+        target = 32 * self.eta * self.psp_unit * 2.0 ** self.weight_precision * self.delta_max
+        e = round(math.log2(target / TRACE_MAX)) if target > 0 else 0
+        return int(min(max(e, -7), 7))
+
+    @property
+    def s1(self) -> float:
+        """Value of one y1 unit: y1 = |δ| / S1."""
+        if self.mode == "float":
+            return 1.0 / self.eta
+        return 2.0 ** (self.e - 5) / (self.eta * self.psp_unit * 2.0 ** self.weight_precision)
+
+    @property
+    def s2(self) -> float:
+        return 1.0 if self.mode == "float" else float(Y2_SCALE)
+
+    def products(self) -> list[tuple[int, int, str]]:
+        return [(1, self.e, "u0*t*y1"), (-2, self.e, "y0*t*y1")]
+
+    def tag_products(self) -> dict[str, list[tuple[int, int, str]]]:
+        return {"t": [(1, 1, "u0*x1"), (-1, 0 if self.mode == "float" else -1, "u0*y2*t")]}
+
+    def learning_rule(self, rng_seed: int = 0):
+        from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+
+        return Loihi3FLearningRule(dw=series_string(self.products()),
+                                   dt=series_string(self.tag_products()["t"]),
+                                   x1_impulse=self.x1_impulse, x1_tau=self.x1_tau,
+                                   x2_impulse=0, x2_tau=self.x2_tau, t_epoch=1,
+                                   rng_seed=rng_seed)
+
+    def decay_factor(self, eps):
+        """1 - λ + θ ε: what the tag loses per step (the reset path included)."""
+        return 1.0 - self.lam + self.theta * eps
+
+    def third_factors(self, delta, eps):
+        """Real-valued (y1, y2, bap) for signal δ and the neuron's ε of this step."""
+        import numpy as np
+
+        mag = np.abs(delta)
+        return mag / self.s1, self.decay_factor(eps) * self.s2, delta > 0
+
+
+class SOLSAParts(GraphParts):
+    """SOLSA on a cuba net's graph (built by :mod:`lava_local.networks.cuba_graph`):
+    the schedule and early stop of the run, and :class:`OnChipSOLSA` on every layer."""
+
+    def __init__(self, params: SOLSAParams, record: dict, schedule):
+        super().__init__(record)
+        self.params, self.schedule = params, schedule
+
+    def layer_rule(self, ctx, l: int) -> OnChipSOLSA:
+        return OnChipSOLSA(eta=ctx.eta, lam=ctx.net.gamma, theta=ctx.net.v_th,
+                           mode=ctx.mode, weight_precision=ctx.precs[l], delta_max=0.5)
+
+
+class SOLSAGraph(GraphLearning):
+    mode = "solsa"
+    rule = "solsa"
+    net_kind = "cuba"
+    neuron = ("SOLSANeuron: current-based LIF, Gaussian ε; writes (1 − λ + θε), |δ|, "
+              "sign δ into y2, y1, bap; the output layer makes δ from the label")
+    signal = ("δ^L = 2/C (s − y) ε at the scheduled steps until early stop; back through "
+              "fixed Dense(W^lᵀ) into the layer's SynapticFilter (α/β adaptation), which "
+              "forwards δW ⊙ β to the layer below (3 steps per layer)")
+    product_series = ("OnChipSOLSA: the eligibility e_ij in the tag "
+                      "(dt = 2·x1 − y2·t, psp as graded x1), dw = ±t·y1")
+    default_eta = 2.0 ** -7
+
+    def bind(self, net, backend, rng_seed=0, options=None):
+        import numpy as np
+
+        if options:
+            raise ValueError(f"{self.mode} takes no options, got {sorted(options)}")
+        params = SOLSAParams.from_flat(net.params, strict=False)
+        sched = net.matrices.get("schedule")
+        t_l, n_steps = net.window_start, net.n_steps
+        schedule = (sorted(int(t) for t in np.asarray(sched).ravel() if t_l <= t < n_steps)
+                    if sched is not None and params.topk else list(range(t_l, n_steps)))
+        record = {"mode": self.mode, "params": params.to_flat(), "schedule": schedule,
+                  "early_stop": params.early_stop,
+                  "filters": "α, β adapted in the SynapticFilter compartments (SGD, η)"}
+        return SOLSAParts(params, record, schedule)
 
 
 SOLSA = SOLSARule()

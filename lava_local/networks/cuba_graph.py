@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fixed import quantize_input, quantize_weights, weight_precision
+from ..fixed import IN_BITS, quantize_input, quantize_weights, weight_precision
 from .export import ExportedNet
 from .graph import GraphContext, LavaGraph, SpikeAdapter
 
@@ -52,7 +52,7 @@ def build_cuba_graph(net: ExportedNet, dataset, backend: str, learn: str, parts,
     from lava.proc.io.dataloader import SpikeDataloader
 
     from ..processes.solsa import SOLSANeuron, SynapticFilter
-    from ..rules.solsa import PSP_BITS, SOLSAParams
+    from ..rules.solsa import PSP_BITS, SOLSAParams, delta_unit
 
     fixed = backend != "sim-float"
     learning = parts is not None
@@ -77,6 +77,7 @@ def build_cuba_graph(net: ExportedNet, dataset, backend: str, learn: str, parts,
         precs, big_p = [0] * n_layers, 7
         w_back = [np.asarray(w, dtype=float) for w in net.weights]
         w_exp, bits = [0] * n_layers, 24
+    du = delta_unit(net.layer_sizes[-1], params.sigma)
     ctx = GraphContext(net, backend, interval, precs, big_p, eta)
     ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
     schedule = parts.schedule if learning else None
@@ -87,6 +88,8 @@ def build_cuba_graph(net: ExportedNet, dataset, backend: str, learn: str, parts,
         alpha, beta = net.filters[l]
         filt = SynapticFilter(shape=(n_in,), alpha=alpha, beta=beta, interval=interval,
                               offset=2 + l, eta=eta if learning else 0.0, lag=lags[l] + 2,
+                              fixed=fixed, delta_unit=du,
+                              in_bits=IN_BITS if graded and l == 0 else 0,
                               name=f"filter{l}")
         rule = parts.layer_rule(ctx, l) if learning else None
         if engine:
@@ -104,7 +107,8 @@ def build_cuba_graph(net: ExportedNet, dataset, backend: str, learn: str, parts,
                              window_start=net.window_start, n_steps=n_steps,
                              output=l == n_layers - 1, rule=rule, lag=lags[l],
                              schedule=schedule, early_stop=params.early_stop,
-                             confidence=params.confidence, n_samples=n, name=f"neuron{l}")
+                             confidence=params.confidence, n_samples=n, precision=big_p,
+                             delta_unit=du, name=f"neuron{l}")
         src.connect(filt.s_in)
         filt.psp_out.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.neuron import LearningNeuronModelFloat
+from lava.magma.core.model.py.neuron import LearningNeuronModelFixed, LearningNeuronModelFloat
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.neuron import LearningNeuronProcess
@@ -38,8 +38,26 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_local.fixed import (
+    ACT_SHIFT,
+    GRADED_MAX,
+    TRACE_MAX,
+    decay,
+    decay_to_int,
+    mant_shift,
+    mul_round,
+    to_membrane,
+    wrap24,
+)
 from lava_local.functional.solsa import gaussian_surrogate, psp_step
+from lava_local.rules.solsa import PSP_BITS, Y2_SCALE
 from lava_local.rules.stllr_loihi import Y_DECAY
+
+#: Fixed point: the filters' α and β in Q16; psp payloads saturate at 8 bits.
+FILTER_Q = 16
+PSP_MAX = 255
+#: Fixed point: ε in units ε_max / 127 from a 256-entry table over |v - θ|.
+EPS_MAX = 127
 
 
 def _sample_step(time_step: int, interval: int, offset: int) -> int:
@@ -65,14 +83,17 @@ class SynapticFilter(AbstractProcess):
     """
 
     def __init__(self, *, shape: tuple[int], alpha, beta, interval: int, offset: int,
-                 eta: float = 0.0, lag: int = 0, name: str | None = None):
+                 eta: float = 0.0, lag: int = 0, fixed: bool = False,
+                 delta_unit: float = 2.0 ** -8, in_bits: int = 0, name: str | None = None):
         alpha = np.asarray(alpha, dtype=np.float64).ravel()
         beta = np.asarray(beta, dtype=np.float64).ravel()
         for v, what in ((alpha, "alpha"), (beta, "beta")):
             if v.shape not in ((1,), tuple(shape)):
                 raise ValueError(f"{what} must have 1 or {shape[0]} values, got {v.shape}")
+        if fixed:   # the fixed model's Q16 α and β
+            alpha, beta = filter_to_q(alpha), filter_to_q(beta)
         super().__init__(shape=shape, interval=interval, offset=offset, eta=eta, lag=lag,
-                         name=name)
+                         fixed=fixed, delta_unit=delta_unit, in_bits=in_bits, name=name)
         self.s_in = InPort(shape=shape)
         self.back_in = InPort(shape=shape)
         self.psp_out = OutPort(shape=shape)
@@ -83,8 +104,16 @@ class SynapticFilter(AbstractProcess):
 
     def learned_filter(self) -> tuple[np.ndarray, np.ndarray]:
         """(α, β) now (real values; read after a run, before it stops)."""
-        return (np.asarray(self.alpha.get(), dtype=np.float64),
-                np.asarray(self.beta.get(), dtype=np.float64))
+        a = np.asarray(self.alpha.get(), dtype=np.float64)
+        b = np.asarray(self.beta.get(), dtype=np.float64)
+        if self.proc_params["fixed"]:
+            a, b = a * 2.0 ** -FILTER_Q, b * 2.0 ** -FILTER_Q
+        return a, b
+
+
+def filter_to_q(values) -> np.ndarray:
+    """Real α or β -> the fixed model's Q16 integers."""
+    return np.rint(np.asarray(values, dtype=np.float64) * 2.0 ** FILTER_Q).astype(np.int64)
 
 
 class _FilterBase(PyLoihiProcessModel):
@@ -146,6 +175,58 @@ class PySynapticFilterFloat(_FilterBase):
         self.beta[:] = self.beta - self._eta * gb
 
 
+@implements(proc=SynapticFilter, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySynapticFilterFixed(_FilterBase):
+    """Integer filter: psp in units 2^-PSP_BITS (8-bit payloads, saturating), α and β
+    kept in Q16 (the adaptation's resolution), the decay as ``psp · α >> 16``; the
+    back signal b in the units of the neurons' δ (``delta_unit``)."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    back_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    psp_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    back_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    psp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+    alpha: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=17)
+    beta: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        p = self.proc_params
+        self._in_shift = FILTER_Q - PSP_BITS + p["in_bits"]
+        # α/β step: η · b · psp (units δ · 2^-PSP_BITS), η · b · s (units δ · in) in Q16
+        self._ma = mant_shift(self._eta * p["delta_unit"] * 2.0 ** (FILTER_Q - PSP_BITS))
+        self._mb = mant_shift(self._eta * p["delta_unit"] * 2.0 ** (FILTER_Q - p["in_bits"]))
+
+    def _zeros(self) -> np.ndarray:
+        return np.zeros(self.psp.shape, dtype=np.int32)
+
+    def _step(self, s: np.ndarray) -> None:
+        self.psp[:] = filter_step_int(self.psp, s, self.alpha, self.beta, self._in_shift)
+
+    def _payload(self) -> np.ndarray:
+        return self.psp.copy()
+
+    def _forward(self, back: np.ndarray) -> np.ndarray:
+        return ((back.astype(np.int64) * self.beta) >> FILTER_Q).astype(np.int32)
+
+    def _adapt(self, back: np.ndarray, psp_prev: np.ndarray, s: np.ndarray) -> None:
+        ga = back.astype(np.int64) * psp_prev
+        gb = back.astype(np.int64) * s
+        if self.alpha.shape[0] == 1:
+            ga, gb = ga.sum(keepdims=True), gb.sum(keepdims=True)
+        self.alpha[:] = np.clip(self.alpha - mul_round(ga, *self._ma), 0, 1 << FILTER_Q)
+        self.beta[:] = self.beta - mul_round(gb, *self._mb)
+
+
+def filter_step_int(psp, s, alpha_q, beta_q, in_shift: int) -> np.ndarray:
+    """``psp = min((psp · α >> 16) + (β · s >> in_shift), 255)`` (α, β in Q16)."""
+    new = ((np.asarray(psp, dtype=np.int64) * alpha_q) >> FILTER_Q) \
+        + ((beta_q * np.asarray(s, dtype=np.int64)) >> in_shift)
+    return np.clip(new, 0, PSP_MAX).astype(np.int32)
+
+
 class SOLSANeuron(LearningNeuronProcess, AbstractProcess):
     """SOLSA's current-based LIF neurons (see module doc).
 
@@ -171,12 +252,15 @@ class SOLSANeuron(LearningNeuronProcess, AbstractProcess):
         confidence >= ``confidence`` (spike counts from the sample's start).
     n_samples : int
         Output layer: size of the prediction record.
+    precision, delta_unit
+        Fixed model: P of the membrane units and the real value of one unit of δ.
     """
 
     def __init__(self, *, shape: tuple[int], lam: float, theta: float, sigma: float,
                  interval: int, offset: int, window_start: int, n_steps: int,
                  output: bool = False, rule=None, lag: int = 0, schedule=None,
                  early_stop: bool = False, confidence: float = 0.9, n_samples: int = 1,
+                 precision: int = 7, delta_unit: float = 2.0 ** -8,
                  name: str | None = None):
         learning_rule = rule.learning_rule() if rule is not None else None
         sched = tuple(range(window_start, n_steps)) if schedule is None else \
@@ -185,7 +269,8 @@ class SOLSANeuron(LearningNeuronProcess, AbstractProcess):
                          sigma=sigma, interval=interval, offset=offset,
                          window_start=window_start, n_steps=n_steps, output=output,
                          rule=rule, lag=lag, schedule=sched, early_stop=early_stop,
-                         confidence=confidence, name=name)
+                         confidence=confidence, precision=precision,
+                         delta_unit=delta_unit, name=name)
         self.a_in = InPort(shape=shape)
         self.label_in = InPort(shape=(1,))
         self.s_out = OutPort(shape=shape)
@@ -253,9 +338,7 @@ class _NeuronBase:
         if t == self._T - 1:
             k = int(self.n_done[0])
             if k < self.predictions.shape[0]:
-                score = self._counts_win + 1e-3 * np.tanh(
-                    self._vsum / max(1, self._T - self._t0))
-                self.predictions[k] = int(np.argmax(score))
+                self.predictions[k] = self._prediction()
             self.n_done[0] = k + 1
         delta = self._zeros()
         if not (in_sample and t >= self._t0 and self._rule is not None and self.learn[0]):
@@ -297,6 +380,11 @@ class PySOLSANeuronFloat(_NeuronBase, LearningNeuronModelFloat):
     def _v_real(self) -> np.ndarray:
         return self.v
 
+    def _prediction(self) -> int:
+        """SOLSANet's rule: the window's spike counts, ties broken by the mean membrane."""
+        n = max(1, self._T - self._t0)
+        return int(np.argmax(self._counts_win + 1e-3 * np.tanh(self._vsum / n)))
+
     def _integrate(self, a_in: np.ndarray) -> np.ndarray:
         v = self._lam * self.v + a_in - self._theta * self.s
         self.v[:] = v
@@ -321,3 +409,94 @@ class PySOLSANeuronFloat(_NeuronBase, LearningNeuronModelFloat):
         if restart:
             y2 = np.full_like(y2, self._rule.s2)
         return y1 / Y_DECAY, y2 / Y_DECAY, bap
+
+
+def eps_table(sigma: float, theta: float, precision: int) -> tuple[np.ndarray, int]:
+    """The fixed neuron's Gaussian ε: ``EPS_TABLE[min(|v - θ| >> shift, 255)]`` in units
+    ε_max / 127 (ε_max = 1 / (√(2π) σ)); 256 entries cover 4σ."""
+    unit = 2.0 ** -(ACT_SHIFT + precision)
+    shift = max(0, int(np.ceil(np.log2(4.0 * sigma / unit / 256.0))))
+    d = np.arange(256) * 2.0 ** shift * unit
+    return np.rint(EPS_MAX * np.exp(-d * d / (2.0 * sigma * sigma))).astype(np.int64), shift
+
+
+def y2_constants(lam: float, theta: float, sigma: float) -> tuple[int, int]:
+    """(A, B) of the fixed neuron's ``y2 = (A + B ε + 2^11) >> 12`` ≈ 64 (1 - λ + θ ε)."""
+    eps_unit = 1.0 / (np.sqrt(2 * np.pi) * sigma) / EPS_MAX
+    return (int(round((1.0 - lam) * Y2_SCALE * 4096)),
+            int(round(theta * eps_unit * Y2_SCALE * 4096)))
+
+
+@implements(proc=SOLSANeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySOLSANeuronFixed(_NeuronBase, LearningNeuronModelFixed):
+    """Integer neurons: v in the 24-bit units 2^-(6+P) of :mod:`lava_local.fixed` (12-bit
+    leak, θ quantised), ε from :func:`eps_table` (7 bits), δ as 8-bit graded payloads in
+    units ``delta_unit``, y1 = |δ| M1 >> k1 and y2 from :func:`y2_constants` (7 bits);
+    ties of the spike counts are broken by the summed membrane, as in float."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    delta_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    predictions: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    n_done: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup()
+        p = self.proc_params
+        P, sigma = p["precision"], p["sigma"]
+        self._d = decay_to_int(p["lam"])
+        self._th = int(to_membrane(p["theta"], P))
+        self._table, self._shift = eps_table(sigma, p["theta"], P)
+        self._y2 = y2_constants(p["lam"], p["theta"], sigma)
+        eps_unit = 1.0 / (np.sqrt(2 * np.pi) * sigma) / EPS_MAX
+        du, n = p["delta_unit"], p["shape"][0]
+        self._m_out = mant_shift(2.0 / n * eps_unit / du)    # (s - y) ε -> δ units
+        self._m_hid = mant_shift(eps_unit)                    # b ε -> δ units
+        self._m1 = mant_shift(du / self._rule.s1) if self._rule is not None else (0, 0)
+
+    def _zeros(self) -> np.ndarray:
+        return np.zeros(self.v.shape, dtype=np.int32)
+
+    def _v_real(self) -> np.ndarray:
+        return self.v.astype(np.int64)
+
+    def _integrate(self, a_in: np.ndarray) -> np.ndarray:
+        v = wrap24(decay(self.v, self._d) + (a_in.astype(np.int64) << ACT_SHIFT)
+                   - self._th * self.s.astype(np.int64))
+        self.v[:] = v
+        self.s[:] = (v > self._th).astype(np.int32)
+        idx = np.minimum(np.abs(v - self._th) >> self._shift, 255)
+        return self._table[idx]
+
+    def _prediction(self) -> int:
+        n = self._counts.shape[0]
+        return max(range(n), key=lambda i: (self._counts_win[i], self._vsum[i]))
+
+    def _output_delta(self, label: int, eps: np.ndarray) -> np.ndarray:
+        err = self.s.astype(np.int64).copy()
+        err[label] -= 1
+        return np.clip(mul_round(err * eps, *self._m_out), -GRADED_MAX,
+                       GRADED_MAX).astype(np.int32)
+
+    def _hidden_delta(self, back: np.ndarray) -> np.ndarray:
+        if len(self._eps_hist) < self._lag + 1:
+            return self._zeros()
+        return np.clip(mul_round(back.astype(np.int64) * self._eps_hist[0], *self._m_hid),
+                       -GRADED_MAX, GRADED_MAX).astype(np.int32)
+
+    def _third_factors(self, delta: np.ndarray, eps: np.ndarray, restart: bool):
+        if self._rule is None:
+            z = self._zeros()
+            return z, z, np.zeros(self.v.shape, dtype=bool)
+        m1, k1 = self._m1
+        y1 = np.minimum((np.abs(delta.astype(np.int64)) * m1) >> k1, TRACE_MAX)
+        a, b = self._y2
+        y2 = np.full(eps.shape, Y2_SCALE) if restart else (a + b * eps + 2048) >> 12
+        return y1.astype(np.int32), np.minimum(y2, TRACE_MAX).astype(np.int32), delta > 0

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..fixed import TRACE_MAX
+from ..fixed import GRADED_MAX, TRACE_MAX
 from ..functional.solsa import solsa_eligibility_step, solsa_output_signal
 from ..torch.loop import Batch, LocalTrainer
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option, positive_int
@@ -351,8 +351,17 @@ class SOLSAParts(GraphParts):
         self.params, self.schedule = params, schedule
 
     def layer_rule(self, ctx, l: int) -> OnChipSOLSA:
+        du = delta_unit(ctx.net.layer_sizes[-1], self.params.sigma)
         return OnChipSOLSA(eta=ctx.eta, lam=ctx.net.gamma, theta=ctx.net.v_th,
-                           mode=ctx.mode, weight_precision=ctx.precs[l], delta_max=0.5)
+                           mode=ctx.mode, weight_precision=ctx.precs[l],
+                           delta_max=GRADED_MAX * du)
+
+
+def delta_unit(n_classes: int, sigma: float) -> float:
+    """Fixed point: the power of two that one unit of δ is worth, so that the output
+    layer's largest |δ| = 2/C · ε_max fills an 8-bit payload (|δ_int| <= 127)."""
+    eps_max = 1.0 / (math.sqrt(2 * math.pi) * sigma)
+    return 2.0 ** -math.floor(math.log2(GRADED_MAX / (2.0 / n_classes * eps_max)))
 
 
 class SOLSAGraph(GraphLearning):

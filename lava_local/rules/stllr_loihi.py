@@ -300,11 +300,18 @@ class FixedEngineReference:
         frac = real % 1
         return (np.floor(real) + (random < frac)).astype(np.int64)
 
-    def step(self, pre: np.ndarray, y1: np.ndarray, y2: np.ndarray, bap: np.ndarray):
-        """One step: pre spikes (N_pre,), third factors y1, y2 (N_post,) int, bap bool.
-        Returns the weights after the step's learning phase."""
+    def step(self, pre: np.ndarray, y1: np.ndarray, y2: np.ndarray, bap: np.ndarray,
+             payload: np.ndarray | None = None):
+        """One step: pre spikes (N_pre,), third factors y1, y2 (N_post,) int, bap bool;
+        ``payload``: graded pre spikes (``GradedSpikeCfg.OVERWRITE``: a nonzero payload
+        overwrites x1 with round(payload / 2) before the learning phase; ``pre`` is then
+        ``payload != 0``). Returns the weights after the step's learning phase."""
         pre = np.asarray(pre).astype(bool)
         bap = np.asarray(bap).astype(bool)
+        if payload is not None:
+            pay = np.asarray(payload)
+            pre = pay != 0
+            self.x[0, pre] = np.round(pay[pre] / 2).astype(np.uint8)
         # spiking phase: the engine advances its trace random streams twice
         for _ in range(2):
             self._x_vals = self._draw(self._rx)

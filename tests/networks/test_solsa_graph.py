@@ -6,7 +6,11 @@ moves the weights like batched SOLSA."""
 import numpy as np
 import pytest
 import torch
-from solsa_reference import functional_eligibility, simulate_solsa_graph
+from solsa_reference import (
+    functional_eligibility,
+    simulate_fixed_solsa_graph,
+    simulate_solsa_graph,
+)
 
 from lava_local.data import load_dataset
 from lava_local.networks import export_run, load_exported
@@ -67,6 +71,25 @@ def test_float_solsa_graph_equals_numpy_resimulation(solsa_run):
     # β adapts where the layer's input spiked at a learning step (the temporal task's
     # inputs are silent at its end: the first layer's β may stay)
     assert any(np.abs(b2 - b0).max() > 0 for (_, b2), (_, b0) in zip(filters, net.filters))
+
+
+def test_fixed_solsa_graph_equals_integer_reference_bit_for_bit(solsa_run):
+    """Integer filters (Q16 α/β, 8-bit psp payloads, their adaptation), neurons (24-bit
+    membranes, ε table, 8-bit δ, 7-bit third factors), fixed back projections and the
+    bit-approximate engine on graded spikes with the eligibility in the tag: equal
+    weights and filters after several samples."""
+    _, net, test, _ = solsa_run
+    r = run_network(net, test, backend="sim-fixed", n_samples=N, learn="solsa", eta=ETA,
+                    rng_seed=3)
+    preds, w, filters = simulate_fixed_solsa_graph(net, test, N, ETA, rng_seed=3)
+    np.testing.assert_array_equal(r.predictions, preds)
+    for a, b, w0 in zip(r.weights, w, net.weights):
+        assert np.abs(b - w0).max() > 1e-3
+        np.testing.assert_array_equal(a, b)
+    for (a1, b1), (a2, b2) in zip(r.filters, filters):
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(b1, b2)
+    assert any(np.abs(a2 - a0).max() > 0 for (a2, _), (a0, _) in zip(filters, net.filters))
 
 
 def test_float_tag_is_solsas_eligibility_step_by_step(solsa_run):

@@ -24,6 +24,12 @@ from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option, po
 from .stllr_loihi import series_string
 
 
+#: Fixed point: the filtered input psp travels as 8-bit payloads in units of 2^-PSP_BITS
+#: (and the synapses' eligibility tag counts in the same units).
+PSP_BITS = 6
+PSP_TYPICAL_MAX = 2.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class SOLSAParams(RuleParams):
     """Hyper-parameters of SOLSA.
@@ -45,6 +51,10 @@ class SOLSAParams(RuleParams):
         Early-stop threshold in (0, 1].
     per_channel : bool
         One synaptic filter (α, β) per input channel instead of per layer.
+    tag_quant : bool
+        Round the eligibility to the fixed-point graph's tag after every step:
+        ``clip(round(e / u), -257, 255) · u`` with u = :func:`tag_unit` (λ) (its 8 bits +
+        sign), so a batched run measures what the on-chip tag costs.
     """
 
     sigma: float = option(0.5, "SOLSA Gaussian surrogate width σ", key="solsa_sigma",
@@ -60,6 +70,10 @@ class SOLSAParams(RuleParams):
                                type=float)
     per_channel: bool = option(False, "SOLSA: one synaptic filter (α, β) per input channel",
                                key="solsa_per_channel", action="store_true")
+    tag_quant: bool = option(False, "SOLSA: keep the eligibility as the learning engine's "
+                             "tag holds it (9-bit signed integers in units 2^-6), to "
+                             "measure what the on-chip tag costs", key="solsa_tag_quant",
+                             action="store_true")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -138,6 +152,9 @@ class SOLSATrainer(LocalTrainer):
                     for e, ep, p in zip(s.elig, s.eps_prev, net.psp)]
             elig_rec = [solsa_eligibility_step(e, ep, p, lam, theta)
                         for e, ep, p in zip(s.elig_rec, s.eps_prev, net.psp_rec)]
+            if self.params.tag_quant:
+                elig = [tag_quantise(e, lam) for e in elig]
+                elig_rec = [tag_quantise(e, lam) for e in elig_rec]
             counts = s.counts + net.s[-1]
         return SOLSALearning(net, used, elig, elig_rec, used.eps, counts, s.active)
 
@@ -185,6 +202,22 @@ class SOLSATrainer(LocalTrainer):
                 s.active.mul_((~done).to(s.active.dtype))
         grads = [*g_w, *g_a, *g_b, *g_v, *g_ar, *g_br] if t in sched else None
         return loss, grads
+
+
+def tag_unit(lam: float) -> float:
+    """Fixed point: the value of one unit of the eligibility tag (8 bits + sign). The
+    eligibility sums psp over about 1/(1 - λ) steps, so with psp up to PSP_TYPICAL_MAX
+    (β / (1 - α) for α = 0.5, β = 1) it reaches PSP_TYPICAL_MAX / (1 - λ): the unit is the
+    psp payload unit times the power of two that keeps that below 255 units."""
+    e_max = PSP_TYPICAL_MAX / max(1.0 - lam, 1e-3)
+    k = max(0, math.ceil(math.log2(e_max / (255 * 2.0 ** -PSP_BITS))))
+    return 2.0 ** (k - PSP_BITS)
+
+
+def tag_quantise(e: torch.Tensor, lam: float) -> torch.Tensor:
+    """The eligibility as the fixed-point graph's tag holds it (see ``tag_quant``)."""
+    unit = tag_unit(lam)
+    return torch.clamp(torch.round(e / unit), -257, 255) * unit
 
 
 class SOLSARule(Rule):
@@ -238,8 +271,6 @@ class SOLSARule(Rule):
 
 # -- on the Lava graph ---------------------------------------------------------------------
 
-#: Fixed point: the filtered input psp travels as 8-bit payloads in units of 2^-PSP_BITS.
-PSP_BITS = 6
 #: Fixed point: y2 = round(Y2_SCALE · (1 - λ + θ ε)).
 Y2_SCALE = 64
 
@@ -264,10 +295,10 @@ class OnChipSOLSA:
     reset).
 
     Float engine: S2 = 1, c = 1, S1 = 1/η, the tag in real units. Fixed engine: payloads
-    in units u = 2^-PSP_BITS (x1 loses the payload's lowest bit), the tag in units u
-    (8 bits + sign: |e| < 256 u), S2 = 64 (literal 2^-1 after the engine's 5-bit shift of
-    a 7 × 9-bit product), c = 2^e chosen so that ``delta_max`` fills y1, and
-    S1 = 2^(e-5) / (η u 2^p).
+    in units u = 2^-PSP_BITS (x1 loses the payload's lowest bit), the tag in units
+    u_t = :func:`tag_unit` (λ) = u 2^k (8 bits + sign: |e| < 256 u_t; the x1 term is
+    2^(1-k) x1), S2 = 64 (literal 2^-1 after the engine's 5-bit shift of a 7 × 9-bit
+    product), c = 2^e chosen so that ``delta_max`` fills y1, and S1 = 2^(e-5) / (η u_t 2^p).
     """
 
     eta: float
@@ -297,10 +328,15 @@ class OnChipSOLSA:
         return 1.0 if self.mode == "float" else 2.0 ** -PSP_BITS
 
     @property
+    def tag_unit(self) -> float:
+        """Value of one unit of the tag t (:func:`tag_unit`; 1 in float mode)."""
+        return 1.0 if self.mode == "float" else tag_unit(self.lam)
+
+    @property
     def e(self) -> int:
         if self.mode == "float":
             return 0
-        target = 32 * self.eta * self.psp_unit * 2.0 ** self.weight_precision * self.delta_max
+        target = 32 * self.eta * self.tag_unit * 2.0 ** self.weight_precision * self.delta_max
         e = round(math.log2(target / TRACE_MAX)) if target > 0 else 0
         return int(min(max(e, -7), 7))
 
@@ -309,7 +345,7 @@ class OnChipSOLSA:
         """Value of one y1 unit: y1 = |δ| / S1."""
         if self.mode == "float":
             return 1.0 / self.eta
-        return 2.0 ** (self.e - 5) / (self.eta * self.psp_unit * 2.0 ** self.weight_precision)
+        return 2.0 ** (self.e - 5) / (self.eta * self.tag_unit * 2.0 ** self.weight_precision)
 
     @property
     def s2(self) -> float:
@@ -319,7 +355,11 @@ class OnChipSOLSA:
         return [(1, self.e, "u0*t*y1"), (-2, self.e, "y0*t*y1")]
 
     def tag_products(self) -> dict[str, list[tuple[int, int, str]]]:
-        return {"t": [(1, 1, "u0*x1"), (-1, 0 if self.mode == "float" else -1, "u0*y2*t")]}
+        """t ← t + 2 x1 (in tag units) − y2 t / S2."""
+        if self.mode == "float":
+            return {"t": [(1, 1, "u0*x1"), (-1, 0, "u0*y2*t")]}
+        k = int(round(math.log2(self.tag_unit / self.psp_unit)))
+        return {"t": [(1, 1 - k, "u0*x1"), (-1, -1, "u0*y2*t")]}
 
     def learning_rule(self, rng_seed: int = 0):
         from lava.magma.core.learning.learning_rule import Loihi3FLearningRule

@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--learn-samples", type=int, default=150)
     ap.add_argument("--eta", default="2^-7,2^-5",
                     help="learning rates of the online runs (2^k or decimals)")
-    ap.add_argument("--memory-steps", default="10,40,100,200,400,1000")
+    ap.add_argument("--memory-steps", default="20,40,100,200,400,1000")
     ap.add_argument("--out", type=Path, default=Path("results/solsa-on-lava"))
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -231,6 +231,10 @@ def export_run(run_dir: Path) -> Path:
     matrices.update({k: np.asarray(v, dtype=np.float64) for k, v in trainer.items()
                      if isinstance(v, list) and v and all(isinstance(a, (int, float))
                                                           for a in v)})
+    for k, v in trainer.items():        # module state dicts (TTL-BPTT's aux classifiers)
+        if isinstance(v, dict):
+            matrices.update({f"{k}.{kk}": vv.double().cpu().numpy() for kk, vv in v.items()
+                             if torch.is_tensor(vv)})
     fields = dict(
         gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa, surrogate=cfg.surrogate,
         n_steps=cfg.n_steps, window_start=first_learning_step(cfg.n_steps, cfg.window),

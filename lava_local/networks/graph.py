@@ -165,6 +165,7 @@ class LavaRun:
     weights: list[np.ndarray] | None  # all weights after online learning (real units)
     learning: dict | None = None      # what learned on the graph (mode, options, params)
     filters: list | None = None       # cuba nets: (α, β) per layer after online learning
+    extra: dict = field(default_factory=dict)   # other learned ExportedNet fields
 
     @property
     def learned(self) -> dict:
@@ -173,7 +174,7 @@ class LavaRun:
         out = {"weights": self.weights} if self.weights is not None else {}
         if self.filters is not None:
             out["filters"] = self.filters
-        return out
+        return {**out, **self.extra}
 
     @property
     def accuracy(self) -> float:
@@ -188,10 +189,13 @@ class LavaGraph:
     """The processes of a built graph; :meth:`run` streams the samples once."""
 
     def __init__(self, ctx: GraphContext, denses: list, learning: dict | None,
-                 n_samples: int, labels: np.ndarray, learns: bool, filters=None):
+                 n_samples: int, labels: np.ndarray, learns: bool, filters=None,
+                 read_learned=None):
         self.ctx, self.denses, self.learning = ctx, denses, learning
         self.n_samples, self.labels, self.learns = n_samples, labels, learns
         self.filters = filters     # cuba nets: the SynapticFilter of every layer
+        #: a graph of a mode's own shape: () -> ExportedNet fields it learned
+        self.read_learned = read_learned
 
     @property
     def n_steps_run(self) -> int:
@@ -220,8 +224,11 @@ class LavaGraph:
                     bar.update(min(n, done // interval) - bar.n)
             seconds = time.perf_counter() - t0
             preds = np.asarray(readout.predictions.get(), dtype=np.int64)
-            weights = filters = None
-            if self.learns:
+            weights = filters = extra = None
+            if self.learns and self.read_learned is not None:
+                extra = self.read_learned()
+                weights = extra.pop("weights")
+            elif self.learns:
                 weights = []
                 for l, d in enumerate(self.denses):
                     w = np.asarray(d.weights.get(), dtype=float)
@@ -232,7 +239,7 @@ class LavaGraph:
             readout.stop()
         return LavaRun(predictions=preds, labels=self.labels, n_steps_run=n_run,
                        seconds=seconds, weights=weights, learning=self.learning,
-                       filters=filters)
+                       filters=filters, extra=extra or {})
 
 
 def idle_steps(decays: list[float], resolution: int = 127) -> int:
@@ -283,6 +290,10 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 
     ensure_lava_runtime()
     parts, eta = _prepare(net, dataset, backend, learn, eta, rng_seed, options)
+    own = parts.build_graph(net, dataset, backend, eta, n_samples, rng_seed) \
+        if parts is not None else None
+    if own is not None:
+        return own
     if net.neuron == "cuba":
         from .cuba_graph import build_cuba_graph
 

@@ -313,6 +313,11 @@ class GraphParts:
         """Build the learning-signal path and connect it to the neurons of ``ctx``."""
         raise NotImplementedError
 
+    def build_graph(self, net, dataset, backend: str, eta: float, n_samples, rng_seed: int):
+        """A whole graph of the mode's own shape (a :class:`~lava_local.networks.graph
+        .LavaGraph`), or None to learn on the common graph (the default)."""
+        return None
+
     def record(self) -> dict:
         """What a run records about the learning on the graph."""
         return dict(self._record)

@@ -13,7 +13,7 @@ from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..torch.loop import Trainer
 from ..torch.model import uniform_weight
 from ..torch.spike import make_spike_fn
-from .base import Costs, Rule, RuleParams, option, positive_int
+from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option, positive_int
 
 UPDATES = ("window", "sample")
 
@@ -146,12 +146,13 @@ class TTLBPTTRule(Rule):
     paper = "Guo et al., Front. Neurosci. 2023"
     Params = TTLBPTTParams
     layers = frozenset({"dense", "conv"})
-    no_graph_reason = ("each K-step window back-propagates through time and through a "
-                       "block with autograd (an offline method by design); its on-graph "
-                       "form (K = 1, b = 1) is not built yet")
 
     def trainer_class(self):
         return TTLBPTTTrainer
+
+    @property
+    def graph(self):
+        return TTLGraph()
 
     def memory_values(self, c: Costs, params) -> int:
         return min(params.trunc or c.n_steps, c.n_steps) * c.neurons
@@ -165,6 +166,109 @@ class TTLBPTTRule(Rule):
 
     def macs_formula(self) -> str:
         return "2 T Σ N_l N_{l-1}"
+
+
+
+# -- on the Lava graph ---------------------------------------------------------------------
+
+class TTLParts(GraphParts):
+    """TTL-BPTT's graph: one :class:`~lava_local.processes.ttl_block.TTLBlock` per block,
+    fed by the dataloader and by the block before it; no Dense, no learning engine."""
+
+    def __init__(self, params: TTLBPTTParams, record: dict, aux: list):
+        super().__init__(record)
+        self.params, self.aux = params, aux
+
+    def build_graph(self, net, dataset, backend, eta, n_samples, rng_seed):
+        import numpy as np
+        from lava.proc.io.dataloader import SpikeDataloader
+
+        from ..fixed import quantize_input
+        from ..networks.graph import GraphContext, LavaGraph, SpikeAdapter
+        from ..processes.ttl_block import TTLBlock
+
+        if getattr(dataset, "graded", False):
+            raise ValueError("TTL-BPTT's on-graph blocks take spike inputs; this data set "
+                             "has graded features")
+        fixed = backend != "sim-float"
+        data = SpikeAdapter(dataset, n_samples, quantize_input if fixed and
+                            getattr(dataset, "graded", False) else None)
+        n = len(data)
+        n_steps = net.n_steps
+        interval = n_steps + 2
+        k = n_steps if self.params.trunc is None else min(self.params.trunc, n_steps)
+        blocks = self.blocks(net.n_hidden)
+        ctx = GraphContext(net, backend, interval, [0] * len(net.weights), 7, eta)
+        ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
+        procs, src = [], ctx.loader.s_out
+        for bi, blk in enumerate(blocks):
+            last = bi == len(blocks) - 1
+            classifier = net.weights[-1] if last else self.aux[bi]
+            proc = TTLBlock(weights=[net.weights[li] for li in blk] + [classifier],
+                            gamma=net.gamma, v_th=net.v_th, kappa=net.kappa,
+                            surrogate=net.surrogate, trunc=k, n_steps=n_steps,
+                            window_start=net.window_start, update=self.params.update,
+                            eta=eta, interval=interval, offset=2, last=last, n_samples=n,
+                            rng_seed=rng_seed + bi, name=f"ttl_block{bi}")
+            src.connect(proc.s_in)
+            ctx.loader.ground_truth.connect(proc.label_in)
+            src = proc.s_out
+            procs.append(proc)
+        ctx.readout = procs[-1]
+
+        def read_learned() -> dict:
+            weights, aux = [], dict(net.matrices)
+            for bi, proc in enumerate(procs):
+                *layers, classifier = proc.learned_weights()
+                weights += layers
+                if bi < len(procs) - 1:
+                    aux[f"aux.{bi}"] = classifier
+                else:
+                    weights.append(classifier)
+            return {"weights": weights, "matrices": aux}
+
+        record = {**self.record(), "eta": eta, "reset_traces": True, "idle_steps": 0,
+                  "frozen": [], "blocks": blocks, "window": k}
+        return LavaGraph(ctx, [], record, n, np.asarray(dataset.labels[:n]), True,
+                         read_learned=read_learned)
+
+    def blocks(self, n_hidden: int) -> list[list[int]]:
+        b = min(self.params.block, n_hidden)
+        return [list(range(i, min(i + b, n_hidden))) for i in range(0, n_hidden, b)]
+
+
+class TTLGraph(GraphLearning):
+    mode = "ttlbptt"
+    rule = "ttlbptt"
+    neuron = "inside TTLBlock (LIF layers of the block, soft reset)"
+    signal = ("per block: its auxiliary classifier (the readout for the last block); BPTT "
+              "through the block's K-step window at every window end")
+    product_series = ("none: Python process per block (BPTT is not a product series; "
+                      "float forward, or integer forward with the update computed on an "
+                      "embedded core)")
+    backends = ("sim-float", "sim-fixed")
+    default_eta = 2.0 ** -7
+
+    def bind(self, net, backend, rng_seed=0, options=None):
+        import numpy as np
+
+        if options:
+            raise ValueError(f"{self.mode} takes no options, got {sorted(options)}")
+        if backend == "loihi2":
+            raise ValueError("TTL-BPTT's on-graph form is a Python process per block "
+                             "(BPTT within a window); it runs on sim-float and sim-fixed")
+        params = TTLBPTTParams.from_flat(net.params, strict=False)
+        n_blocks = -(-net.n_hidden // min(params.block, net.n_hidden))
+        aux = []
+        for bi in range(n_blocks - 1):
+            m = net.matrices.get(f"aux.{bi}")
+            if m is None:
+                raise ValueError(f"this net has no auxiliary classifier {bi}: --learn "
+                                 "ttlbptt needs a net trained with --rule ttlbptt")
+            aux.append(np.asarray(m, dtype=np.float64))
+        record = {"mode": self.mode, "params": params.to_flat(),
+                  "form": "one Python process per block, BPTT through each K-step window"}
+        return TTLParts(params, record, aux)
 
 
 TTLBPTT = TTLBPTTRule()

@@ -413,6 +413,7 @@ class SOLSAGraph(GraphLearning):
     signal = ("δ^L = 2/C (s − y) ε at the scheduled steps until early stop; back through "
               "fixed Dense(W^lᵀ) into the layer's SynapticFilter (α/β adaptation), which "
               "forwards δW ⊙ β to the layer below (3 steps per layer)")
+    backends = ("sim-float", "sim-fixed")
     product_series = ("OnChipSOLSA: the eligibility e_ij in the tag "
                       "(dt = 2·x1 − y2·t, psp as graded x1), dw = ±t·y1")
     default_eta = 2.0 ** -7

@@ -369,11 +369,12 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     rule_out = None
     if engine:
         # the readout's local gradient: S-TLLR's causal term with Ψ = 1 and the rule's
-        # readout trace (λ_pre = κ: the exact gradient of the leaky readout)
-        rule_out = OnChipSTLLR(eta=eta, alpha_pre=1.0, alpha_post=0.0,
-                               lam_pre=parts.readout_decay(net),
-                               lam_post=0.0, mode=ctx.mode, weight_precision=precs[-1],
-                               delta_max=1.0 / ctx.n_win, psi_max=1.0)
+        # readout trace (λ_pre = κ: the exact gradient of the leaky readout), unless the
+        # mode has a readout rule of its own
+        rule_out = parts.readout_rule(ctx) or OnChipSTLLR(
+            eta=eta, alpha_pre=1.0, alpha_post=0.0, lam_pre=parts.readout_decay(net),
+            lam_post=0.0, mode=ctx.mode, weight_precision=precs[-1],
+            delta_max=1.0 / ctx.n_win, psi_max=1.0)
         dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
                                   learning_rule=rule_out.learning_rule(rng_seed + L),
                                   name="dense_out", **reset_at(ctx.readout_offset - 1))

@@ -304,6 +304,11 @@ class GraphParts:
         """Per-step decay of the readout synapses' pre trace (their eligibility)."""
         return net.kappa
 
+    def readout_rule(self, ctx):
+        """The readout synapses' product-series rule object, or None for the common one
+        (the readout's local gradient through its pre trace of :meth:`readout_decay`)."""
+        return None
+
     def trace_decays(self, net) -> list[float]:
         """Per-step decays of every learning-engine trace of the graph (the idle steps
         between samples on Loihi 2 are sized by the slowest)."""

@@ -344,6 +344,9 @@ class OnChipTP:
     weight_precision: int = 0
     delta_max: float = 1.0
     psi_max: float = 0.3
+    #: 2: the signal arrives one step after its step (hidden layers); 1: in its step
+    #: (a readout whose error unit sees its own step): dw uses t instead of d
+    stages: int = 2
     # unused x traces (the engine still runs them: tau > 0 keeps the float engine finite)
     x1_tau: float = 1.0
     x2_tau: float = 1.0
@@ -355,6 +358,8 @@ class OnChipTP:
             raise ValueError(f"mode must be float or fixed, got {self.mode!r}")
         if not self.eta > 0:
             raise ValueError(f"the learning rate must be > 0, got {self.eta}")
+        if self.stages not in (1, 2):
+            raise ValueError(f"stages must be 1 or 2, got {self.stages}")
 
     @property
     def e(self) -> int:
@@ -376,19 +381,23 @@ class OnChipTP:
 
     def products(self) -> list[tuple[int, int, str]]:
         """dw as ``(mantissa, exponent, product)`` terms."""
-        return [(1, self.e, "u0*d*y1"), (-2, self.e, "y0*d*y1")]
+        tag = "d" if self.stages == 2 else "t"
+        return [(1, self.e, f"u0*{tag}*y1"), (-2, self.e, f"y0*{tag}*y1")]
 
     def tag_products(self) -> dict[str, list[tuple[int, int, str]]]:
-        """The tag updates: t ← 32 x0, d ← t."""
-        return {"t": [(1, 5, "x0"), (-1, 0, "u0*t")],
-                "d": [(1, 0, "u0*t"), (-1, 0, "u0*d")]}
+        """The tag updates: t ← 32 x0 (and d ← t with two stages)."""
+        tags = {"t": [(1, 5, "x0"), (-1, 0, "u0*t")]}
+        if self.stages == 2:
+            tags["d"] = [(1, 0, "u0*t"), (-1, 0, "u0*d")]
+        return tags
 
     def learning_rule(self, rng_seed: int = 0):
         from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
 
         tags = self.tag_products()
+        dd = series_string(tags["d"]) if "d" in tags else None
         return Loihi3FLearningRule(dw=series_string(self.products()),
-                                   dt=series_string(tags["t"]), dd=series_string(tags["d"]),
+                                   dt=series_string(tags["t"]), dd=dd,
                                    x1_impulse=self.x1_impulse, x1_tau=self.x1_tau,
                                    x2_impulse=self.x1_impulse, x2_tau=self.x2_tau, t_epoch=1,
                                    rng_seed=rng_seed)

@@ -237,27 +237,93 @@ class TTLParts(GraphParts):
         return [list(range(i, min(i + b, n_hidden))) for i in range(0, n_hidden, b)]
 
 
+class TTLEngineParts(GraphParts):
+    """TTL-BPTT with K = 1, b = 1 on the common graph and the learning engine: per layer
+    a :class:`~lava_local.processes.ttl_aux.TTLAuxUnit` (its classifier's error projected
+    back, one step late) and :class:`~lava_local.rules.tp.OnChipTP` on its synapses; the
+    readout learns e[t] ⊗ y_L[t] (a one-step window) with OnChipTP's one-stage form."""
+
+    def __init__(self, params: TTLBPTTParams, record: dict, aux: list):
+        super().__init__(record)
+        self.params, self.aux = params, aux
+
+    def _classifier(self, ctx, l: int):
+        return self.aux[l] if l < len(self.aux) else ctx.net.weights[-1]
+
+    def hidden_rule(self, ctx, l: int):
+        from .tp import OnChipTP
+
+        return OnChipTP(eta=ctx.eta, mode=ctx.mode, weight_precision=ctx.precs[l],
+                        delta_max=1.0 / ctx.n_win)
+
+    def delta_unit(self, ctx, l: int) -> float:
+        from ..fixed import PROB_BITS, weight_precision
+
+        return 2.0 ** -(weight_precision(self._classifier(ctx, l)) + PROB_BITS) / ctx.n_win
+
+    def neuron_options(self, ctx, l: int) -> dict:
+        return {"psi_lag": 1}
+
+    def readout_rule(self, ctx):
+        from .tp import OnChipTP
+
+        return OnChipTP(eta=ctx.eta, mode=ctx.mode, weight_precision=ctx.precs[-1],
+                        delta_max=1.0 / ctx.n_win, psi_max=1.0, stages=1)
+
+    def trace_decays(self, net) -> list[float]:
+        return []
+
+    def attach(self, ctx) -> None:
+        from ..processes.ttl_aux import TTLAuxUnit
+
+        for l, neuron in enumerate(ctx.neurons):
+            unit = TTLAuxUnit(classifier=self._classifier(ctx, l), kappa=ctx.net.kappa,
+                              eta=ctx.eta, interval=ctx.interval, offset=ctx.layer_offset(l),
+                              window_start=ctx.window_start, n_steps=ctx.n_steps,
+                              name=f"ttl_aux{l}")
+            neuron.s_out.connect(unit.s_in)
+            ctx.loader.ground_truth.connect(unit.label_in)
+            unit.m_out.connect(neuron.a_third_factor_in)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TTLGraphOptions(RuleParams):
+    """Options of ``run --learn ttlbptt``."""
+
+    form: str = option("auto", "TTL-BPTT on the graph: one Process per block (any K, b), "
+                       "or the learning engine (K = 1, b = 1); auto: the engine when the "
+                       "run has K = 1 and b = 1", key="ttl_form",
+                       choices=("auto", "blocks", "engine"))
+
+
 class TTLGraph(GraphLearning):
     mode = "ttlbptt"
     rule = "ttlbptt"
     neuron = "inside TTLBlock (LIF layers of the block, soft reset)"
     signal = ("per block: its auxiliary classifier (the readout for the last block); BPTT "
               "through the block's K-step window at every window end")
-    product_series = ("none: Python process per block (BPTT is not a product series; "
-                      "float forward, or integer forward with the update computed on an "
-                      "embedded core)")
-    backends = ("sim-float", "sim-fixed")
+    product_series = ("K = 1, b = 1: OnChipTP (the pre spike of the step in the tags) with "
+                      "the classifier's error as third factor; other (K, b): none, a "
+                      "Python process per block (BPTT is not a product series)")
+    backends = ("sim-float", "sim-fixed", "loihi2")
+    Options = TTLGraphOptions
     default_eta = 2.0 ** -7
 
     def bind(self, net, backend, rng_seed=0, options=None):
         import numpy as np
 
-        if options:
-            raise ValueError(f"{self.mode} takes no options, got {sorted(options)}")
-        if backend == "loihi2":
-            raise ValueError("TTL-BPTT's on-graph form is a Python process per block "
-                             "(BPTT within a window); it runs on sim-float and sim-fixed")
+        opts = TTLGraphOptions.from_flat(options or {})
         params = TTLBPTTParams.from_flat(net.params, strict=False)
+        one_step = (params.trunc == 1 or net.n_steps == 1) and (
+            params.block == 1 or net.n_hidden == 1)
+        form = opts.form if opts.form != "auto" else ("engine" if one_step else "blocks")
+        if form == "engine" and not one_step:
+            raise ValueError(f"the learning-engine form of TTL-BPTT is its K = 1, b = 1 case; "
+                             f"this run has K = {params.trunc}, b = {params.block}: use "
+                             "--ttl-form blocks")
+        if backend == "loihi2" and form == "blocks":
+            raise ValueError("TTL-BPTT's block form is a Python process per block (BPTT "
+                             "within a window); it runs on sim-float and sim-fixed")
         n_blocks = -(-net.n_hidden // min(params.block, net.n_hidden))
         aux = []
         for bi in range(n_blocks - 1):
@@ -266,8 +332,12 @@ class TTLGraph(GraphLearning):
                 raise ValueError(f"this net has no auxiliary classifier {bi}: --learn "
                                  "ttlbptt needs a net trained with --rule ttlbptt")
             aux.append(np.asarray(m, dtype=np.float64))
-        record = {"mode": self.mode, "params": params.to_flat(),
-                  "form": "one Python process per block, BPTT through each K-step window"}
+        if form == "engine":
+            record = {"mode": self.mode, "params": params.to_flat(), "form": "engine",
+                      "classifiers": "TTLAuxUnit per layer (the readout's working copy "
+                                     "for the last)"}
+            return TTLEngineParts(params, record, aux)
+        record = {"mode": self.mode, "params": params.to_flat(), "form": "blocks"}
         return TTLParts(params, record, aux)
 
 

@@ -44,8 +44,9 @@ def _batched(cfg, ck, test, n, eta):
 def test_ttlbptt_graph_update_equals_batched_trainer(tmp_path, k, b, update):
     cfg, net, ck = _run(tmp_path, k, b, update)
     test = load_dataset("digits", "test", n_steps=10, seed=2)
-    r = run_network(net, test, backend="sim-float", n_samples=2, learn="ttlbptt", eta=ETA)
-    assert r.learning["window"] == k
+    r = run_network(net, test, backend="sim-float", n_samples=2, learn="ttlbptt", eta=ETA,
+                    options={"ttl_form": "blocks"})
+    assert r.learning["window"] == k and r.learning["form"] == "blocks"
     assert r.learning["blocks"] == ([[0], [1]] if b == 1 else [[0, 1]])
     weights, aux = _batched(cfg, ck, test, 2, ETA)
     for a, w, w0 in zip(r.weights, weights, net.weights):
@@ -108,5 +109,7 @@ def test_ttlbptt_forms(tmp_path):
     with pytest.raises(ValueError, match="K = 1, b = 1"):
         build_graph(net, test, backend="sim-float", learn="ttlbptt", n_samples=1,
                     options={"ttl_form": "engine"})
-    with pytest.raises(ValueError, match="sim-float and sim-fixed"):
-        build_graph(net, test, backend="loihi2", learn="ttlbptt", n_samples=1)
+    from lava_local import rules
+
+    with pytest.raises(ValueError, match="sim-float and sim-fixed"):   # before any Loihi
+        rules.get("ttlbptt").graph.bind(net, "loihi2")

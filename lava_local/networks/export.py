@@ -2,7 +2,8 @@
 
 Layout (``net.h5``)::
 
-    layer/0..L-1/    type='dense', shape=[N_l], inFeatures, outFeatures, weight (N_l, N_l-1)
+    layer/0..L-1/    type='dense', shape=[N_l], inFeatures, outFeatures, weight (N_l, N_l-1),
+                     recurrentWeight (N_l, N_l) for recurrent hidden layers
         neuron/      type='STLLR_LIF' (hidden) or 'LI' (readout), gamma | kappa, vTh,
                      surrogate, softReset=1; SOLSA nets: type='SOLSA_CUBA' for every
                      layer, lam, vTh, softReset=1
@@ -58,6 +59,7 @@ class ExportedNet:
     #: SOLSA's current-based LIF layers (spiking output) behind synaptic filters
     neuron: str = "lif"
     filters: list | None = None   # "cuba": per weight layer (α, β), arrays of 1 or N_in
+    recurrent: list | None = None  # recurrent weights V^l (N_l, N_l) per hidden layer
 
     def __post_init__(self) -> None:
         if self.neuron not in NEURONS:
@@ -74,6 +76,10 @@ class ExportedNet:
     def n_hidden(self) -> int:
         return len(self.weights) - 1
 
+    @property
+    def is_recurrent(self) -> bool:
+        return bool(self.recurrent)
+
 
 def save_exported(net: ExportedNet, path: Path) -> Path:
     import h5py
@@ -89,6 +95,8 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
             g["outFeatures"] = w.shape[0]
             g["weight"] = np.asarray(w, dtype=np.float32)
             n = g.create_group("neuron")
+            if net.recurrent is not None and i < len(net.recurrent):
+                g["recurrentWeight"] = np.asarray(net.recurrent[i], dtype=np.float32)
             if net.neuron == "cuba":   # SOLSA: every layer spiking, behind a filter
                 n["type"] = "SOLSA_CUBA"
                 n["lam"] = net.gamma
@@ -167,6 +175,10 @@ def load_exported(path: Path) -> ExportedNet:
         hid = layers["0"]["neuron"]
         out = layers[str(len(layers) - 1)]["neuron"]
         cuba = _str(hid["type"]) == "SOLSA_CUBA"
+        recurrent = None
+        if "recurrentWeight" in layers["0"]:
+            recurrent = [np.asarray(layers[str(i)]["recurrentWeight"], dtype=np.float64)
+                         for i in range(len(layers) - 1)]
         filters = None
         if cuba:
             filters = [(np.asarray(layers[str(i)]["filter"]["alpha"], dtype=np.float64),
@@ -199,7 +211,7 @@ def load_exported(path: Path) -> ExportedNet:
                            root=_str(lg["root"]) if "root" in lg else None,
                            rule=_str(lg["rule"]), params=params, feedback=feedback,
                            matrices=matrices, neuron="cuba" if cuba else "lif",
-                           filters=filters)
+                           filters=filters, recurrent=recurrent)
 
 
 def export_run(run_dir: Path) -> Path:
@@ -220,9 +232,6 @@ def export_run(run_dir: Path) -> Path:
     if "conv" in cfg.layer_kinds:
         raise RunError("conv presets have no Lava export yet (Lava has no LearningConv and "
                        "the S-TLLR neuron is not a netx conv block); dense runs export")
-    if "recurrent" in cfg.layer_kinds:
-        raise RunError("recurrent networks have no Lava export yet (a recurrent Dense from "
-                       "each layer to itself is the missing piece); feed-forward runs export")
     import torch
 
     trainer = ck.get("trainer") or {}

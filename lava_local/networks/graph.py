@@ -110,6 +110,7 @@ class GraphContext:
     neurons: list = field(default_factory=list)
     readout: Any = None
     error: Any = None            # the readout's ErrorUnit (learning graphs)
+    rec_denses: list = field(default_factory=list)   # recurrent V^l (recurrent nets)
 
     @property
     def fixed(self) -> bool:
@@ -233,6 +234,11 @@ class LavaGraph:
                 for l, d in enumerate(self.denses):
                     w = np.asarray(d.weights.get(), dtype=float)
                     weights.append(w * 2.0 ** -ctx.precs[l] if ctx.fixed else w)
+                if ctx.rec_denses:
+                    extra = {"recurrent": [
+                        np.asarray(d.weights.get(), dtype=float)
+                        * (2.0 ** -ctx.precs[l] if ctx.fixed else 1.0)
+                        for l, d in enumerate(ctx.rec_denses)]}
                 if self.filters is not None:
                     filters = [f.learned_filter() for f in self.filters]
         finally:
@@ -318,15 +324,21 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     interval = T + L + 2 + idle
     resets = learning and reset_traces and backend != "loihi2"
 
-    # weights in the backend's units
+    # weights in the backend's units; a recurrent layer's W and V share one precision
+    # (its neuron scales one third factor for both)
+    rec = list(net.recurrent) if net.recurrent else []
     if fixed:
         precs = [weight_precision(w) for w in net.weights]
+        for l, v in enumerate(rec):
+            precs[l] = min(precs[l], weight_precision(v))
         big_p = max(precs)
         w_back = [quantize_weights(w, p) for w, p in zip(net.weights, precs)]
+        v_back = [quantize_weights(v, precs[l]) for l, v in enumerate(rec)]
         w_exp = [big_p - p for p in precs]
     else:
         precs, big_p = [0] * len(net.weights), 7
         w_back, w_exp = [np.asarray(w, dtype=float) for w in net.weights], [0] * len(net.weights)
+        v_back = [np.asarray(v, dtype=float) for v in rec]
 
     ctx = GraphContext(net, backend, interval, precs, big_p, eta)
     ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
@@ -355,14 +367,28 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                              surrogate=net.surrogate, rule=rule, precision=big_p,
                              delta_unit=parts.delta_unit(ctx, l) if parts else 2.0 ** -7,
                              reset_interval=interval, reset_offset=ctx.layer_offset(l),
-                             name=f"lif{l}", **(parts.neuron_options(ctx, l) if parts else {}))
+                             n_active=T if l < len(rec) else 0, name=f"lif{l}",
+                             **(parts.neuron_options(ctx, l) if parts else {}))
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
+        synapses = [dense]
+        if l < len(rec):       # V^l y^l[t-1]: the layer's own spikes, one step later
+            if learns:
+                rdense = LearningDense(weights=v_back[l].copy(), weight_exp=w_exp[l],
+                                       learning_rule=rule.learning_rule(rng_seed + 100 + l),
+                                       name=f"rec{l}", **reset_at(ctx.layer_offset(l)))
+                synapses.append(rdense)
+            else:
+                rdense = Dense(weights=v_back[l].copy(), weight_exp=w_exp[l], name=f"rec{l}")
+            neuron.s_out.connect(rdense.s_in)
+            rdense.a_out.connect(neuron.a_in)
+            ctx.rec_denses.append(rdense)
         if learns:
-            neuron.s_out_bap.connect(dense.s_in_bap)
-            neuron.s_out_y1.connect(dense.s_in_y1)
-            neuron.s_out_y2.connect(dense.s_in_y2)
-            neuron.s_out_y3.connect(dense.s_in_y3)
+            for syn in synapses:
+                neuron.s_out_bap.connect(syn.s_in_bap)
+                neuron.s_out_y1.connect(syn.s_in_y1)
+                neuron.s_out_y2.connect(syn.s_in_y2)
+                neuron.s_out_y3.connect(syn.s_in_y3)
         src = neuron.s_out
         ctx.neurons.append(neuron)
         denses.append(dense)

@@ -79,13 +79,18 @@ class STLLRNeuron(LearningNeuronProcess, AbstractProcess):
         Reset state at steps σ with (σ - offset) % interval == 0 (interval 0: never).
     psi_lag : {0, 1}
         Pair the arriving δ with Ψ(u) of this step (0) or of the previous step (1).
+    n_active : int
+        Spike only in the first ``n_active`` steps of each sample (0: always): a
+        recurrent layer is silent between samples, so its own spikes cannot carry one
+        sample into the next.
     """
 
     def __init__(self, *, shape: tuple[int, ...], gamma: float, v_th: float,
                  lam_post: float = 0.2, post_form: str = "paper", surrogate: str = "triangle",
                  rule: OnChipSTLLR | None = None, precision: int = 7,
                  delta_unit: float = 2.0 ** -7, reset_interval: int = 0,
-                 reset_offset: int = 0, psi_lag: int = 0, name: str | None = None):
+                 reset_offset: int = 0, psi_lag: int = 0, n_active: int = 0,
+                 name: str | None = None):
         if psi_lag not in (0, 1):
             raise ValueError(f"psi_lag must be 0 or 1, got {psi_lag}")
         learning_rule = rule.learning_rule() if rule is not None else None
@@ -93,7 +98,7 @@ class STLLRNeuron(LearningNeuronProcess, AbstractProcess):
                          lam_post=lam_post, post_form=post_form, surrogate=surrogate,
                          rule=rule, precision=precision, delta_unit=delta_unit,
                          reset_interval=reset_interval, reset_offset=reset_offset,
-                         psi_lag=psi_lag, name=name)
+                         psi_lag=psi_lag, n_active=n_active, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -124,6 +129,11 @@ class _STLLRNeuronBase:
             self.h[:] = 0
         self._psi_prev = self._psi_now
         self._integrate(a_in)
+        n_active = self.proc_params.get("n_active", 0)
+        if n_active and self._interval > 0:
+            t = self.time_step - self._offset
+            if t < 0 or t % self._interval >= n_active:
+                self.y[:] = 0
         if self._psi_prev is None:
             self._psi_prev = np.zeros_like(self._psi_now)
         self.s_out.send(self.y.copy())

@@ -233,12 +233,16 @@ class Rule:
     # -- Lava export -----------------------------------------------------------------------
     def export_layers(self, state: Mapping) -> dict:
         """The net's layers for :class:`~lava_local.networks.export.ExportedNet` from a
-        checkpoint's model state (default: the dense net's ``hidden.i`` and ``readout``;
-        soft-reset LIF layers and a leaky readout)."""
+        checkpoint's model state (default: the dense net's ``hidden.i``, ``recurrent.i``
+        and ``readout``; soft-reset LIF layers and a leaky readout)."""
         n_hidden = len([k for k in state if k.startswith("hidden.")])
         weights = [state[f"hidden.{i}"].double().cpu().numpy() for i in range(n_hidden)]
         weights.append(state["readout"].double().cpu().numpy())
-        return {"weights": weights}
+        out = {"weights": weights}
+        if "recurrent.0" in state:
+            out["recurrent"] = [state[f"recurrent.{i}"].double().cpu().numpy()
+                                for i in range(n_hidden)]
+        return out
 
     # -- analytic costs (per sample, batch 1) ----------------------------------------------
     def memory_values(self, c: Costs, params) -> int:

@@ -236,6 +236,11 @@ class SOLSARule(Rule):
 
     def export_layers(self, state) -> dict:
         """SOLSA's current-based layers (output included) with their synaptic filters."""
+        if "recurrent.0" in state:
+            from ..torch.train import RunError
+
+            raise RunError("recurrent SOLSA nets have no Lava model yet (their recurrent "
+                           "synaptic filter and eligibility); feed-forward SOLSA runs export")
         n = len([k for k in state if k.startswith("layers.")])
         return {"weights": [state[f"layers.{i}"].double().cpu().numpy() for i in range(n)],
                 "neuron": "cuba", "surrogate": "gaussian",

@@ -420,7 +420,8 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
 
     The label path is the batched prototype trainer's target path: class c drives layer
     1 with the constant current S[c] (``label_proj`` (C, H_1)); layer l > 1 integrates
-    the label path's spikes of layer l-1 at the same step through W_l. ``fixed``: in the
+    the label path's spikes of layer l-1 at the same step through W_l (and a recurrent
+    layer its own label-path spikes of the step before through V_l). ``fixed``: in the
     fixed-point graph's integers (precision P: currents in units 2^-P, membranes as
     :func:`~lava_local.fixed.lif_step_int`, weights as the graph quantises them, S as a
     constant current round(S · 2^P)); P and the traces in units 2^-7, Y in Q7.
@@ -439,12 +440,16 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
 
     c, n_steps = net.layer_sizes[-1], net.n_steps
     hidden = net.weights[:-1]
+    rec = list(net.recurrent) if net.recurrent else []
     labels = np.arange(c)
     tables = [(np.zeros((n_steps, c, w.shape[0])), np.zeros((n_steps, c, c)))
               for w in hidden]
     if fixed:
         precs = [weight_precision(w) for w in net.weights]
+        for l, v in enumerate(rec):     # as the graph quantises a recurrent layer
+            precs[l] = min(precs[l], weight_precision(v))
         ws = [quantize_weights(w, p).astype(np.int64) for w, p in zip(hidden, precs)]
+        vs = [quantize_weights(v, precs[l]).astype(np.int64) for l, v in enumerate(rec)]
         exps = [precision - p for p in precs]
         cur0 = np.rint(np.asarray(label_proj, dtype=np.float64) * 2.0 ** precision
                        ).astype(np.int64)
@@ -458,6 +463,9 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
             eps0 = decay(eps0, d_beta) + (np.eye(c, dtype=np.int64) << 7)
             cur, below = cur0, eps0
             for l in range(len(hidden)):
+                if l < len(vs):
+                    a = y[l] @ vs[l].T
+                    cur = cur + (a << exps[l] if exps[l] >= 0 else a >> -exps[l])
                 u[l], y[l] = lif_step_int(u[l], y[l], cur, d_gamma, vth)
                 eps[l] = decay(eps[l], d_beta) + (y[l] << 7)
                 tables[l][0][t] = eps[l]
@@ -477,6 +485,8 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
         eps0 = beta * eps0 + np.eye(c)
         cur, below = np.asarray(label_proj, dtype=np.float64), eps0
         for l, w in enumerate(hidden):
+            if l < len(rec):
+                cur = cur + states[l].y @ rec[l].T
             states[l] = lif_step(states[l], cur, net.gamma, net.v_th)
             eps[l] = beta * eps[l] + states[l].y
             tables[l][0][t] = eps[l]

@@ -99,11 +99,17 @@ def _reset_step(sig, l, interval):
 
 def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
                    signal="dfa", f="softmax", reset_traces=True):
-    """Float graph: predictions and the weights after learning (real units)."""
+    """Float graph: predictions and the weights after learning (real units); for a
+    recurrent net also the recurrent weights V^l (``(preds, W, V)``): V^l y^l[t-1] reaches
+    the layer one step after its spikes, V learns with S-TLLR's update over the pre trace
+    of the layer's own spikes, and a recurrent layer is silent outside its samples."""
     sp = net.params
     L, T = net.n_hidden, net.n_steps
     stream, labels, interval, n_run = _stream(net, dataset, n_samples)
     W = [w.copy() for w in net.weights]
+    V = [v.copy() for v in net.recurrent] if net.recurrent else []
+    rbuf = [np.zeros(v.shape[0]) for v in V]
+    xr = [np.zeros(v.shape[1]) for v in V]
     psi_f = get_surrogate(net.surrogate)
     n_out = W[-1].shape[0]
     n_win = T - net.window_start
@@ -122,7 +128,11 @@ def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
             if (sig - (3 + l)) % interval == 0:
                 st[l] = LIFState(np.zeros_like(st[l].u), np.zeros_like(st[l].u))
                 h[l][:] = 0
-            st[l] = lif_step(st[l], abuf[l], net.gamma, net.v_th)
+            st[l] = lif_step(st[l], abuf[l] + (rbuf[l] if l < len(V) else 0.0), net.gamma,
+                             net.v_th)
+            t_n = _sample_step(sig, 3 + l, interval)
+            if l < len(V) and not 0 <= t_n < T:
+                st[l] = LIFState(st[l].u, np.zeros_like(st[l].y))
         t_ro = _sample_step(sig, 3 + L, interval)
         if t_ro == 0:
             o[:] = 0
@@ -148,30 +158,41 @@ def simulate_graph(net, dataset, n_samples, eta, feedback=None, learn=True,
             local.append(e)
         pres = [stream[sig]] + [s.y for s in st]
         new_buf = [W[l] @ pres[l] for l in range(L + 1)]
+        new_rbuf = [v @ st[l].y for l, v in enumerate(V)]
         if learn and reset_traces:
             for l in range(L + 1):
                 if _reset_step(sig, l, interval):
                     x1[l] = np.zeros_like(x1[l])
+            for l in range(len(V)):
+                if _reset_step(sig, l + 1, interval):     # own spikes: one step later
+                    xr[l] = np.zeros_like(xr[l])
         for l in range(L):
             psi = psi_f(st[l].u, net.v_th)
             h_next = post_trace_step(h[l], psi, sp["lam_post"])
             q_prev, x1[l] = x1[l], pre_trace_step(x1[l], pres[l], sp["lam_pre"])
+            h_eff = noncausal_trace(h_next, sp["lam_post"], sp["post_form"])
             if learn:
-                g = stllr_update(delta[l], psi, q_prev,
-                                 noncausal_trace(h_next, sp["lam_post"], sp["post_form"]),
-                                 pres[l], sp["alpha_pre"], sp["alpha_post"])
+                g = stllr_update(delta[l], psi, q_prev, h_eff, pres[l], sp["alpha_pre"],
+                                 sp["alpha_post"])
                 W[l] = W[l] - eta * g
+            if l < len(V):
+                qr_prev, xr[l] = xr[l], pre_trace_step(xr[l], st[l].y, sp["lam_pre"])
+                if learn:
+                    V[l] = V[l] - eta * stllr_update(delta[l], psi, qr_prev, h_eff, st[l].y,
+                                                     sp["alpha_pre"], sp["alpha_post"])
             h[l] = h_next
         # readout synapses: exact local gradient, error of this step × κ-trace up to t-1
         q_prev, x1[L] = x1[L], pre_trace_step(x1[L], pres[L], net.kappa)
         if learn:
             W[L] = W[L] - eta * np.outer(err, q_prev)
-        abuf = new_buf
+        abuf, rbuf = new_buf, new_rbuf
         if learn and signal == "dfa":
             delta = [b @ err for b in feedback]
         elif learn:
             delta = [sg.T @ e for sg, e in zip(signs, local)]
             z_buf = [sg @ s.y / sg.shape[1] for sg, s in zip(signs, st)]
+    if V:
+        return np.array(preds[:n_samples]), W, V
     return np.array(preds[:n_samples]), W
 
 

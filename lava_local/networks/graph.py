@@ -352,7 +352,9 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     src = ctx.loader.s_out
     for l in range(L):
         learns = engine and not (graded and l == 0)   # graded inputs: see module doc
-        rule = parts.hidden_rule(ctx, l) if parts is not None and learns else None
+        learns_rec = engine and l < len(rec)          # own spikes: V always can learn
+        rule = parts.hidden_rule(ctx, l) if parts is not None and (learns or learns_rec) \
+            else None
         if learns:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
@@ -373,7 +375,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         dense.a_out.connect(neuron.a_in)
         synapses = [dense]
         if l < len(rec):       # V^l y^l[t-1]: the layer's own spikes, one step later
-            if learns:
+            if learns_rec:
                 rdense = LearningDense(weights=v_back[l].copy(), weight_exp=w_exp[l],
                                        learning_rule=rule.learning_rule(rng_seed + 100 + l),
                                        name=f"rec{l}", **reset_at(ctx.layer_offset(l)))
@@ -383,7 +385,9 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
             neuron.s_out.connect(rdense.s_in)
             rdense.a_out.connect(neuron.a_in)
             ctx.rec_denses.append(rdense)
-        if learns:
+        if not learns:
+            synapses.remove(dense)
+        if synapses and rule is not None:
             for syn in synapses:
                 neuron.s_out_bap.connect(syn.s_in_bap)
                 neuron.s_out_y1.connect(syn.s_in_y1)

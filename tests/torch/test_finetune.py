@@ -77,14 +77,17 @@ def test_finetune_adapts_to_the_held_out_speaker(speakers, tmp_path, capsys):
     assert "3-shot" in text and "before" in text
 
 
-def test_finetune_on_the_graph_beside_the_batched_one(speakers, tmp_path, capsys):
+@pytest.mark.parametrize("net", [["--hidden", "16,16"], ["--hidden", "16", "--preset",
+                                                          "rec-mlp"]])
+def test_finetune_on_the_graph_beside_the_batched_one(speakers, tmp_path, capsys, net):
     """The same shots and evaluation clips through the Lava graph (--learn tp, float and
-    fixed point): the graded first layer stays, the second layer and the readout learn
-    the held-out speaker's swapped mapping."""
+    fixed point): the graded first layer's weights stay, the layers after them (the
+    second layer, or the recurrent weights) and the readout learn the held-out speaker's
+    swapped mapping."""
     out = tmp_path / "run"
     assert main(["train", "--rule", "tp", "--tp-contrast", "prototype", "--dataset", "gsc",
                  "--root", str(speakers), "--holdout-speaker", "auto", "--steps", "20",
-                 "--hidden", "16,16", "--window", "1", "--kappa", "1", "--gamma", "0.9",
+                 *net, "--window", "1", "--kappa", "1", "--gamma", "0.9",
                  "--epochs", "8", "--batch-size", "4", "--lr", "1e-2", "--out", str(out),
                  "--no-progress"]) == 0
     assert main(["finetune", str(out), "--shots", "1,3", "--epochs", "15", "--lr", "3e-2",

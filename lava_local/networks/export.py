@@ -11,6 +11,8 @@ Layout (``net.h5``)::
     learning/        formatVersion=2, rule (the rule that trained the net), numSteps,
                      windowStart, encoding, dataset, seed, root
         params/      the rule's options by flat key (e.g. lam_pre, signal, tess_f)
+        convPlan     conv nets: their layer plan (JSON: input shape, per layer kind, pooling
+                     before it, torch shapes; pooling before the readout)
         feedback/0..L-2   S-TLLR's DFA matrices B^l (N_l, C) when the run used them
         matrices/    other fixed matrices the rule's trainer drew, by name (e.g. TP's
                      label projection ``label_proj`` S, (C, N_1))
@@ -25,6 +27,7 @@ for :mod:`lava_local.networks.graph`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,10 @@ class ExportedNet:
     neuron: str = "lif"
     filters: list | None = None   # "cuba": per weight layer (α, β), arrays of 1 or N_in
     recurrent: list | None = None  # recurrent weights V^l (N_l, N_l) per hidden layer
+    #: conv nets: {"input_shape": [C, H, W], "layers": [{"kind": "conv"|"fc", "pool": k,
+    #: "in": [...], "out": [...]}, ...] (torch shapes, pooling before each layer),
+    #: "readout_pool": k}; conv kernels are (C_out, C_in, 3, 3) in ``weights``
+    conv: dict | None = None
 
     def __post_init__(self) -> None:
         if self.neuron not in NEURONS:
@@ -70,6 +77,10 @@ class ExportedNet:
 
     @property
     def layer_sizes(self) -> list[int]:
+        if self.conv:
+            return ([int(np.prod(self.conv["input_shape"]))]
+                    + [int(np.prod(p["out"])) for p in self.conv["layers"]]
+                    + [self.weights[-1].shape[0]])
         return [self.weights[0].shape[1]] + [w.shape[0] for w in self.weights]
 
     @property
@@ -131,6 +142,8 @@ def save_exported(net: ExportedNet, path: Path) -> Path:
             fb = lg.create_group("feedback")
             for i, b in enumerate(net.feedback):
                 fb[str(i)] = np.asarray(b, dtype=np.float32)
+        if net.conv:
+            lg["convPlan"] = json.dumps(net.conv)
         if net.matrices:
             mg = lg.create_group("matrices")
             for k, m in net.matrices.items():
@@ -201,6 +214,7 @@ def load_exported(path: Path) -> ExportedNet:
                         for i in range(len(lg["feedback"]))]
         matrices = {k: np.asarray(v, dtype=np.float64)
                     for k, v in lg["matrices"].items()} if "matrices" in lg else {}
+        conv = json.loads(_str(lg["convPlan"])) if "convPlan" in lg else None
         return ExportedNet(weights=weights,
                            gamma=float(hid["lam" if cuba else "gamma"][()]),
                            v_th=float(hid["vTh"][()]),
@@ -211,7 +225,7 @@ def load_exported(path: Path) -> ExportedNet:
                            root=_str(lg["root"]) if "root" in lg else None,
                            rule=_str(lg["rule"]), params=params, feedback=feedback,
                            matrices=matrices, neuron="cuba" if cuba else "lif",
-                           filters=filters, recurrent=recurrent)
+                           filters=filters, recurrent=recurrent, conv=conv)
 
 
 def export_run(run_dir: Path) -> Path:
@@ -229,9 +243,6 @@ def export_run(run_dir: Path) -> Path:
     if cfg.spec.lava_inference:
         raise RunError(f"{cfg.spec.title} runs cannot run in Lava yet: "
                        f"{cfg.spec.lava_inference} (see `lava-local rules`)")
-    if "conv" in cfg.layer_kinds:
-        raise RunError("conv presets have no Lava export yet (Lava has no LearningConv and "
-                       "the S-TLLR neuron is not a netx conv block); dense runs export")
     import torch
 
     trainer = ck.get("trainer") or {}
@@ -251,5 +262,28 @@ def export_run(run_dir: Path) -> Path:
         rule=cfg.rule, params=cfg.params.to_flat(),
         feedback=[b.double().numpy() for b in feedback] if feedback else None,
         matrices=matrices)
+    if "conv" in cfg.layer_kinds:
+        fields["conv"] = _conv_plan(cfg, ck["model"])
     net = ExportedNet(**{**fields, **cfg.spec.export_layers(ck["model"])})
     return save_exported(net, run_dir / NET_FILE)
+
+
+def _conv_plan(cfg, state) -> dict:
+    """The layer plan of a conv run (its frame shape from its data set)."""
+    from ..data import load_dataset
+    from ..data.events import DatasetError
+    from ..torch.conv import ConvNetConfig, conv_spec
+    from ..torch.train import RunError
+
+    try:
+        ds = load_dataset(cfg.dataset, "test", cfg.root, n_steps=cfg.n_steps,
+                          encoding=cfg.encoding, seed=cfg.seed)
+    except (ValueError, DatasetError) as e:
+        raise RunError(f"exporting a conv net needs its data set's frame shape: {e}") from None
+    ccfg = ConvNetConfig(tuple(ds.frame_shape), int(state["readout"].shape[0]),
+                         conv_spec(cfg.preset, cfg.width), cfg.gamma, cfg.v_th, cfg.kappa,
+                         cfg.surrogate, cfg.init_gain)
+    layers = [{"kind": p["kind"], "pool": int(p["pool"]), "in": [int(v) for v in p["in"]],
+               "out": [int(v) for v in p["out"]]} for p in ccfg.plan()]
+    return {"input_shape": [int(v) for v in ds.frame_shape], "layers": layers,
+            "readout_pool": int(ccfg.readout_in()[0])}

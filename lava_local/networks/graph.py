@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from .. import rules
-from ..fixed import IN_BITS, quantize_input, quantize_weights, weight_precision
+from ..fixed import IN_BITS, W_WEIGHT_MAX, quantize_input, quantize_weights, weight_precision
+from .conv_layers import dense_from_map, dense_to_torch, frames_to_lava, lava_conv, lava_shape
 from .export import ExportedNet
 
 BACKENDS = ("sim-float", "sim-fixed", "loihi2")
@@ -80,10 +81,11 @@ class SpikeAdapter:
     """A time-first :class:`~lava_local.data.SpikeDataset` as Lava's dataloaders want it:
     ``dataset[i] -> (spikes (features, T), label)`` (time last)."""
 
-    def __init__(self, ds, limit: int | None = None, quantize=None):
+    def __init__(self, ds, limit: int | None = None, quantize=None, layout=None):
         self.ds = ds
         self.n = len(ds) if limit is None else min(limit, len(ds))
         self.quantize = quantize
+        self.layout = layout      # (C, H, W): frames reordered for Lava's (X, Y, C) maps
 
     def __len__(self) -> int:
         return self.n
@@ -92,6 +94,8 @@ class SpikeAdapter:
         x, y = self.ds[i]
         if self.quantize is not None:
             x = self.quantize(x)
+        if self.layout is not None:
+            x = frames_to_lava(x, self.layout)
         return np.ascontiguousarray(x.T), y
 
 
@@ -111,6 +115,7 @@ class GraphContext:
     readout: Any = None
     error: Any = None            # the readout's ErrorUnit (learning graphs)
     rec_denses: list = field(default_factory=list)   # recurrent V^l (recurrent nets)
+    learns: list = field(default_factory=list)   # per hidden layer: do its synapses learn
 
     @property
     def fixed(self) -> bool:
@@ -231,9 +236,14 @@ class LavaGraph:
                 weights = extra.pop("weights")
             elif self.learns:
                 weights = []
-                for l, d in enumerate(self.denses):
+                for l, (d, ly) in enumerate(zip(self.denses, graph_layers(ctx.net))):
+                    if not (ly["learnable"] and (l == len(self.denses) - 1
+                                                 or ctx.learns[l])):
+                        weights.append(ctx.net.weights[l])     # frozen: as exported
+                        continue
                     w = np.asarray(d.weights.get(), dtype=float)
-                    weights.append(w * 2.0 ** -ctx.precs[l] if ctx.fixed else w)
+                    weights.append(ly["to_torch"](w * 2.0 ** -ctx.precs[l] if ctx.fixed
+                                                  else w))
                 if ctx.rec_denses:
                     extra = {"recurrent": [
                         np.asarray(d.weights.get(), dtype=float)
@@ -305,6 +315,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 
         return build_cuba_graph(net, dataset, backend, learn, parts, eta, n_samples,
                                 rng_seed, learning_engine, reset_traces)
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense, LearningDense
     from lava.proc.io.dataloader import SpikeDataloader
 
@@ -315,7 +326,8 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     learning = learn != "none"
     # graded inputs (real-valued features): a graded first Dense; 8-bit payloads if fixed
     graded = bool(getattr(dataset, "graded", False))
-    data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None)
+    data = SpikeAdapter(dataset, n_samples, quantize_input if graded and fixed else None,
+                        layout=tuple(net.conv["input_shape"]) if net.conv else None)
     n = len(data)
     L, T = net.n_hidden, net.n_steps
     idle = 0
@@ -323,39 +335,54 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         idle = idle_steps(parts.trace_decays(net))
     interval = T + L + 2 + idle
     resets = learning and reset_traces and backend != "loihi2"
+    engine_on = learning and learning_engine
 
+    # the layers as graph connections (conv nets: pooling folded in, Lava layouts)
+    layers = graph_layers(net)
+    gw = [ly["weight"] for ly in layers]
     # weights in the backend's units; a recurrent layer's W and V share one precision
-    # (its neuron scales one third factor for both)
+    # (its neuron scales one third factor for both); Lava's Conv applies no weight
+    # exponent, so a conv layer's neurons count in its own units 2^-p
     rec = list(net.recurrent) if net.recurrent else []
+    convs = [ly["kind"] == "conv" for ly in layers]
     if fixed:
-        precs = [weight_precision(w) for w in net.weights]
+        precs = [weight_precision(w) for w in gw]
         for l, v in enumerate(rec):
             precs[l] = min(precs[l], weight_precision(v))
-        big_p = max(precs)
-        w_back = [quantize_weights(w, p) for w, p in zip(net.weights, precs)]
+        big_p = max(p for p, c in zip(precs, convs) if not c)
+        w_back = [conv_ints(w, p) if c else quantize_weights(w, p)
+                  for w, p, c in zip(gw, precs, convs)]
         v_back = [quantize_weights(v, precs[l]) for l, v in enumerate(rec)]
-        w_exp = [big_p - p for p in precs]
+        w_exp = [0 if c else big_p - p for p, c in zip(precs, convs)]
     else:
-        precs, big_p = [0] * len(net.weights), 7
-        w_back, w_exp = [np.asarray(w, dtype=float) for w in net.weights], [0] * len(net.weights)
+        precs, big_p = [0] * len(gw), 7
+        w_back, w_exp = [np.asarray(w, dtype=float) for w in gw], [0] * len(gw)
         v_back = [np.asarray(v, dtype=float) for v in rec]
+    neuron_p = [precs[l] if convs[l] else big_p for l in range(L)]
 
     ctx = GraphContext(net, backend, interval, precs, big_p, eta)
     ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
+    ctx.learns = [engine_on and ly["learnable"] and not (graded and l == 0)
+                  for l, ly in enumerate(layers[:-1])]
 
     def reset_at(offset):   # a synapse's pre spikes of sample 0 arrive at step `offset`
         return {"trace_reset_interval": interval if resets else 0,
                 "trace_reset_offset": offset}
 
-    engine = learning and learning_engine
+    engine = engine_on
     denses = []
-    src = ctx.loader.s_out
+    src = ctx.loader.s_out if not net.conv else ctx.loader.s_out.reshape(layers[0]["in_lava"])
     for l in range(L):
-        learns = engine and not (graded and l == 0)   # graded inputs: see module doc
+        ly = layers[l]
+        learns = ctx.learns[l]                        # graded inputs, conv: see module doc
         learns_rec = engine and l < len(rec)          # own spikes: V always can learn
         rule = parts.hidden_rule(ctx, l) if parts is not None and (learns or learns_rec) \
             else None
-        if learns:
+        if ly["kind"] == "conv":
+            cv = ly["conv"]
+            dense = Conv(weight=w_back[l].copy(), input_shape=ly["in_lava"],
+                         padding=cv["padding"], stride=cv["stride"], name=f"conv{l}")
+        elif learns:
             dense = LearningDense(weights=w_back[l].copy(), weight_exp=w_exp[l],
                                   learning_rule=rule.learning_rule(rng_seed + l),
                                   name=f"dense{l}", **reset_at(ctx.layer_offset(l) - 1))
@@ -365,12 +392,14 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                           num_message_bits=IN_BITS if fixed else 24)
         else:
             dense = Dense(weights=w_back[l].copy(), weight_exp=w_exp[l], name=f"dense{l}")
-        neuron = STLLRNeuron(shape=(w_back[l].shape[0],), gamma=net.gamma, v_th=net.v_th,
-                             surrogate=net.surrogate, rule=rule, precision=big_p,
+        neuron = STLLRNeuron(shape=ly["out_lava"], gamma=net.gamma, v_th=net.v_th,
+                             surrogate=net.surrogate, rule=rule, precision=neuron_p[l],
                              delta_unit=parts.delta_unit(ctx, l) if parts else 2.0 ** -7,
                              reset_interval=interval, reset_offset=ctx.layer_offset(l),
                              n_active=T if l < len(rec) else 0, name=f"lif{l}",
                              **(parts.neuron_options(ctx, l) if parts else {}))
+        if ly["kind"] != "conv" and len(ly["in_lava"]) == 3:     # a map into a Dense
+            src = src.reshape((int(np.prod(ly["in_lava"])),))
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         synapses = [dense]
@@ -397,7 +426,8 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         ctx.neurons.append(neuron)
         denses.append(dense)
     rule_out = None
-    if engine:
+    out_learns = engine and layers[-1]["learnable"]
+    if out_learns:
         # the readout's local gradient: S-TLLR's causal term with Ψ = 1 and the rule's
         # readout trace (λ_pre = κ: the exact gradient of the leaky readout), unless the
         # mode has a readout rule of its own
@@ -408,9 +438,11 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
                                   learning_rule=rule_out.learning_rule(rng_seed + L),
                                   name="dense_out", **reset_at(ctx.readout_offset - 1))
-        denses.append(dense_out)
     else:
         dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
+    denses.append(dense_out)
+    if len(layers[-1]["in_lava"]) == 3:
+        src = src.reshape((int(np.prod(layers[-1]["in_lava"])),))
     src.connect(dense_out.s_in)
     ctx.readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa,
                                interval=interval, offset=ctx.readout_offset,
@@ -433,6 +465,57 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                "idle_steps": idle, "frozen": ["dense0 (graded inputs)"] if graded else []}
               if parts else None)
     return LavaGraph(ctx, denses, record, n, np.asarray(dataset.labels[:n]), engine)
+
+
+def conv_ints(weight: np.ndarray, p: int) -> np.ndarray:
+    """Fixed point: a Lava Conv kernel as 8-bit mantissas at precision p."""
+    return np.clip(np.rint(np.asarray(weight) * 2.0 ** p), -W_WEIGHT_MAX,
+                   W_WEIGHT_MAX).astype(np.int32)
+
+
+def graph_layers(net: ExportedNet) -> list[dict]:
+    """Every weight layer (hidden layers, then the readout) as its graph connection:
+    ``kind`` ("conv" or "fc"), ``weight`` in the graph's form (a Lava Conv kernel, or
+    Dense weights in Lava's input order with any pooling folded in,
+    :mod:`lava_local.networks.conv_layers`), ``conv`` (kernel size, stride, padding),
+    Lava shapes ``in_lava`` and ``out_lava``, whether its synapses can learn on the graph
+    (``learnable``: dense layers whose graph weights are the model's weights, up to a
+    permutation; a conv kernel is shared and a folded pooling ties weights together)
+    and ``to_torch`` (graph weights back to the model's)."""
+    ident = lambda w: w  # noqa: E731
+    if not net.conv:
+        out = [{"kind": "fc", "weight": w, "conv": None, "in_lava": (w.shape[1],),
+                "out_lava": (w.shape[0],), "learnable": True, "to_torch": ident}
+               for w in net.weights]
+        return out
+    plan, layers = net.conv["layers"], []
+    shape = tuple(net.conv["input_shape"])          # the unpooled map feeding layer l
+    for l, p in enumerate(plan):
+        w, pool = net.weights[l], p["pool"]
+        if p["kind"] == "conv":
+            cv = lava_conv(w, pool)
+            layers.append({"kind": "conv", "weight": cv["weight"], "conv": cv,
+                           "in_lava": lava_shape(shape), "out_lava": lava_shape(p["out"]),
+                           "learnable": False, "to_torch": ident})
+        elif len(shape) == 3:
+            layers.append(_dense_after_map(w, shape, pool))
+        else:
+            layers.append({"kind": "fc", "weight": w, "conv": None, "in_lava": (w.shape[1],),
+                           "out_lava": (w.shape[0],), "learnable": True, "to_torch": ident})
+        shape = tuple(p["out"])
+    w = net.weights[-1]
+    if len(shape) == 3:
+        layers.append(_dense_after_map(w, shape, net.conv["readout_pool"]))
+    else:
+        layers.append({"kind": "fc", "weight": w, "conv": None, "in_lava": (w.shape[1],),
+                       "out_lava": (w.shape[0],), "learnable": True, "to_torch": lambda x: x})
+    return layers
+
+
+def _dense_after_map(w, shape, pool) -> dict:
+    return {"kind": "fc", "weight": dense_from_map(w, shape, pool), "conv": None,
+            "in_lava": lava_shape(shape), "out_lava": (w.shape[0],), "learnable": pool == 1,
+            "to_torch": lambda x, s=shape: dense_to_torch(x, s)}
 
 
 def _prepare(net: ExportedNet, dataset, backend: str, learn: str, eta, rng_seed: int,
@@ -478,9 +561,10 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
 def _run_cfg(backend: str):
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
+    from ..processes.fast_conv import fast_conv_models
     from ..processes.learning_dense import fast_learning_models
 
-    models = fast_learning_models(backend)
+    models = {**fast_learning_models(backend), **fast_conv_models(backend)}
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
     if backend == "sim-fixed":

@@ -295,6 +295,8 @@ class DFAParts(EligibilityParts):
 
     def attach(self, ctx) -> None:
         for l, fb in enumerate(self.feedback):
+            if not ctx.learns[l]:       # frozen (graded inputs, conv)
+                continue
             dense = ctx.signal_dense(fb, f"feedback{l}")
             ctx.error.err_out.connect(dense.s_in)
             dense.a_out.connect(ctx.neurons[l].a_third_factor_in)

@@ -154,6 +154,8 @@ class TESSParts(EligibilityParts):
 
         scale = 1.0 / ctx.n_win
         for l, sign in enumerate(self.signs):
+            if not ctx.learns[l]:       # frozen (graded inputs, conv)
+                continue
             c, n = sign.shape
             if ctx.fixed:   # even 8-bit mantissas (MIXED sign mode keeps them whole)
                 fwd = Dense(weights=(2 * sign).astype(np.int32), weight_exp=-1,

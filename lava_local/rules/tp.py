@@ -541,6 +541,8 @@ class TPParts(GraphParts):
         tables = label_path_tables(ctx.net, self.label_proj, self.params.beta, ctx.fixed,
                                    ctx.big_p)
         for l, (protos, targets) in enumerate(tables):
+            if not ctx.learns[l]:       # frozen (graded inputs, conv)
+                continue
             unit = TPUnit(shape=(protos.shape[2],), prototypes=protos, targets=targets,
                           beta=self.params.beta, interval=ctx.interval,
                           offset=ctx.layer_offset(l), window_start=ctx.window_start,
@@ -567,6 +569,10 @@ class TPGraph(GraphLearning):
         if options:
             raise ValueError(f"{self.mode} takes no options, got {sorted(options)}")
         params = TPParams.from_flat(net.params, strict=False)
+        if net.conv:
+            raise ValueError("--learn tp needs the label path through every layer, and "
+                             "its on-graph tables are built for dense and recurrent nets; "
+                             "learn a conv net's dense head with --learn stllr-dfa or tess")
         if not params.beta > 0:
             raise ValueError("tp_beta = 0 leaves the readout synapses no trace to learn "
                              "from on the graph; use a run with tp_beta > 0")

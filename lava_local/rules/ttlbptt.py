@@ -277,6 +277,8 @@ class TTLEngineParts(GraphParts):
         from ..processes.ttl_aux import TTLAuxUnit
 
         for l, neuron in enumerate(ctx.neurons):
+            if not ctx.learns[l]:       # frozen (graded inputs, conv)
+                continue
             unit = TTLAuxUnit(classifier=self._classifier(ctx, l), kappa=ctx.net.kappa,
                               eta=ctx.eta, interval=ctx.interval, offset=ctx.layer_offset(l),
                               window_start=ctx.window_start, n_steps=ctx.n_steps,
@@ -314,6 +316,9 @@ class TTLGraph(GraphLearning):
 
         opts = TTLGraphOptions.from_flat(options or {})
         params = TTLBPTTParams.from_flat(net.params, strict=False)
+        if net.conv:
+            raise ValueError("TTL-BPTT's on-graph forms are built for dense nets; learn a "
+                             "conv net's dense head with --learn stllr-dfa or tess")
         one_step = (params.trunc == 1 or net.n_steps == 1) and (
             params.block == 1 or net.n_hidden == 1)
         form = opts.form if opts.form != "auto" else ("engine" if one_step else "blocks")

@@ -26,7 +26,10 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
                 "02_local_rules_compared": ["solsa", "ttlbptt", "K="],
                 "03_event_data": ["frames (100, 2312)", "steps/s", "cache:"],
                 "04_tess_on_lava": ["trains layers", "f = identity", "sim-fixed: accuracy",
-                                    "test accuracy before", "after online learning"]}
+                                    "test accuracy before", "after online learning"],
+                "05_deploy_paper_nets": ["recurrent sim-fixed", "vgg9 sim-float",
+                                         "agreement with the batched model",
+                                         "layers that learned", "Loihi 2 chip"]}
     for phrase in expected[path.stem]:
         assert phrase in text
     assert os.environ["LAVA_LOCAL_TUTORIAL_SMALL"] == "1"

@@ -263,6 +263,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"T values (default: {','.join(map(str, DEFAULT_SWEEP_STEPS))})")
     b.add_argument("--out", type=Path, default=None, help="write memory.json/.png here")
     _add_run_options(b)
+    b = bsub.add_parser("speed", help="time per training batch of every rule vs BPTT on "
+                        "one net and batch, GFLOP/s achieved, learning state per sample")
+    b.add_argument("--n-in", type=int, default=64, help="input channels (default: 64)")
+    b.add_argument("--hidden", type=_int_list, default=(128, 128), metavar="N,N",
+                   help="hidden widths (default: 128,128)")
+    b.add_argument("--n-out", type=int, default=10, help="classes (default: 10)")
+    b.add_argument("--steps", type=int, default=20, help="time steps T (default: 20)")
+    b.add_argument("--batch-size", type=int, default=32, help="batch (default: 32)")
+    b.add_argument("--recurrent", action="store_true", help="recurrent hidden layers")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default 0: torch's own choice)")
+    b.add_argument("--repeats", type=int, default=5, help="timed batches (default: 5)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed batches first (default: 2)")
+    b.add_argument("--rules", default="all", help="variants: all or a comma list of "
+                   "bptt, stllr-bp, stllr-dfa, tess, tp (BPTT is always timed)")
+    b.add_argument("--out", type=Path, default=None, help="write speed.json/.png here")
+    b.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    b = bsub.add_parser("lava-speed", help="Lava steps/s: inference and every on-graph "
+                        "learning mode, float and fixed (demo net and a 2312-200-10 net)")
+    b.add_argument("--run", type=Path, default=None,
+                   help="a trained run to time (default: the demo net, trained here, and "
+                        "an untrained N-MNIST-size 2312-200-10 net on random spikes)")
+    b.add_argument("--samples", type=int, default=20, help="samples per graph (default: 20)")
+    b.add_argument("--learn", default="all",
+                   help="learning modes: all or a comma list (see `lava-local rules`)")
+    b.add_argument("--out", type=Path, default=None, help="write lava-speed.json/.png here")
+    b.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -404,6 +432,100 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.bench == "speed":
+        return _bench_speed(args)
+    if args.bench == "lava-speed":
+        return _bench_lava_speed(args)
+    return _bench_memory(args)
+
+
+def _bench_speed(args) -> int:
+    import json
+
+    import torch
+
+    from .bench import VARIANTS, SpeedSetup, speed_table, trainer_speed
+    from .plots import plot_speed
+    from .torch.train import RunError
+
+    ref = next(iter(VARIANTS))          # BPTT, the reference of every ratio, always runs
+    wanted = list(VARIANTS) if args.rules == "all" else \
+        list(dict.fromkeys([ref, *(r.strip() for r in args.rules.split(",") if r.strip())]))
+    bad = [r for r in wanted if r not in VARIANTS]
+    if bad:
+        raise RunError(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)} or all")
+    if args.threads < 0 or args.repeats < 1 or args.warmup < 0:
+        raise RunError("--threads must be >= 0, --repeats >= 1 and --warmup >= 0")
+    try:
+        setup = SpeedSetup(args.n_in, tuple(args.hidden), args.n_out, args.steps,
+                           args.batch_size, args.recurrent)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    out = _new_folder(args.out, "bench-speed") if args.out is not None else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = trainer_speed(setup, args.device, args.repeats, args.warmup,
+                        [VARIANTS[r] for r in wanted], progress=not args.no_progress)
+    print(f"\ntrainer speed, net {setup.sizes}, T={setup.n_steps}, batch "
+          f"{setup.batch_size}, {res['device_name']}, torch {res['torch']}; device matmul "
+          f"rate {res['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (measured)\n")
+    print(format_table(*speed_table(res)))
+    if out is not None:
+        (out / "speed.json").write_text(json.dumps(res, indent=2) + "\n")
+        plot_speed(res, out / "speed.png")
+        print(f"\nwritten: {out / 'speed.json'}, {out / 'speed.png'}")
+    return 0
+
+
+def _bench_lava_speed(args) -> int:
+    import json
+
+    from .bench import lava_speed, lava_speed_table, synthetic_net
+    from .data import load_dataset
+    from .networks import export_run, load_exported
+    from .plots import plot_lava_speed
+    from .rules import graph_modes
+    from .torch.train import RunError, TrainConfig, train
+
+    if args.samples < 1:
+        raise RunError("--samples must be >= 1")
+    modes = None if args.learn == "all" else [m.strip() for m in args.learn.split(",")]
+    bad = [m for m in modes or [] if m not in graph_modes()]
+    if bad:
+        raise RunError(f"unknown learning mode(s) {bad}; choose from "
+                       f"{', '.join(graph_modes())} or all")
+    out = _new_folder(args.out, "bench-lava-speed") if args.out is not None else None
+    progress = not args.no_progress
+    nets = []
+    if args.run is not None:
+        net = load_exported(export_run(args.run))
+        nets.append((net, load_dataset(net.dataset, "test", root=net.root,
+                                       n_steps=net.n_steps, encoding=net.encoding,
+                                       seed=net.seed)))
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            print("training the demo net (S-TLLR, digits, 3 epochs) ...")
+            train(TrainConfig(epochs=3), Path(tmp) / "demo", progress=progress)
+            net = load_exported(export_run(Path(tmp) / "demo"))
+        nets.append((net, load_dataset("digits", "test", n_steps=net.n_steps)))
+        nets.append(synthetic_net(2312, (200,), 10, net.n_steps, args.samples))
+    results = []
+    for net, data in nets:
+        res = lava_speed(net, data, min(args.samples, len(data)), modes, progress=progress)
+        print(f"\nLava steps/s, net {res['net']}, T={res['n_steps']}, {res['samples']} "
+              "samples\n")
+        print(format_table(*lava_speed_table(res)))
+        results.append(res)
+    if out is not None:
+        (out / "lava-speed.json").write_text(json.dumps(results, indent=2) + "\n")
+        plot_lava_speed(results, out / "lava-speed.png")
+        print(f"\nwritten: {out / 'lava-speed.json'}, {out / 'lava-speed.png'}")
+    return 0
+
+
+def _bench_memory(args) -> int:
     import json
 
     from . import rules

@@ -123,3 +123,68 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, plt, path)
+
+
+def plot_speed(res: dict, path: Path) -> Path:
+    """Trainer speed: time per batch relative to BPTT (1 = as fast; lower is faster),
+    the achieved GFLOP/s of the matrix products, and measured vs analytic learning state
+    per sample."""
+    plt = _plt()
+    rows = res["rows"]
+    names = [r["variant"] for r in rows]
+    colors = [_color(r["rule"]) for r in rows]
+    s = res["setup"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    axes[0].bar(names, [r["ratio_to_bptt"] for r in rows], color=colors)
+    axes[0].axhline(1.0, color="k", lw=0.8, ls="--")
+    axes[0].set_ylabel("time per batch / BPTT's")
+    axes[1].bar(names, [r["gflops_per_s"] for r in rows], color=colors)
+    axes[1].axhline(res["matmul_flops_per_s"] / 1e9, color="k", lw=0.8, ls="--",
+                    label="device matmul rate (measured)")
+    axes[1].set_ylabel("matrix products, GFLOP/s achieved")
+    axes[1].set_yscale("log")
+    axes[1].legend(fontsize=8)
+    x = range(len(rows))
+    axes[2].bar([i - 0.2 for i in x], [r["memory_measured_bytes_per_sample"] / 1024
+                                       for r in rows], 0.4, color=colors, label="measured")
+    axes[2].bar([i + 0.2 for i in x], [r["memory_analytic_bytes_per_sample"] / 1024
+                                       for r in rows], 0.4, color=colors, alpha=0.4,
+                hatch="//", label="analytic")
+    axes[2].set_xticks(list(x), names)
+    axes[2].set_ylabel("learning state / sample (KiB)")
+    axes[2].set_yscale("log")
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"trainer speed vs BPTT: net {s['n_in']}-{'-'.join(map(str, s['hidden']))}"
+                 f"-{s['n_out']}, T={s['n_steps']}, batch {s['batch_size']}, "
+                 f"{res['device_name']}", fontsize=10)
+    return _save(fig, plt, path)
+
+
+def plot_lava_speed(results: list[dict], path: Path) -> Path:
+    """Lava steps/s of the inference graph (grey) and of each learning graph with
+    lava-local's ProcessModels (blue) and Lava's stock LearningDense models (red), float
+    and fixed, one panel per net; the dashed lines are half the inference graph's speed
+    (the target)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 3.8), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        rows = [r for r in res["rows"] if "skipped" not in r]
+        names = [f"{r['backend'][4:]}\n{'inference' if r['mode'] == 'none' else r['mode']}"
+                 + ("\n(Lava's models)" if r["models"] != "lava-local" else "")
+                 for r in rows]
+        ax.bar(names, [r["steps_per_second"] for r in rows],
+               color=["C7" if r["mode"] == "none" else
+                      "C0" if r["models"] == "lava-local" else "C3" for r in rows])
+        for b in {r["backend"] for r in rows}:
+            inf = next(r["steps_per_second"] for r in rows
+                       if r["backend"] == b and r["mode"] == "none")
+            ax.axhline(inf / 2, ls="--", lw=0.8, color="k")
+        ax.set_ylabel("Lava steps / s")
+        ax.set_title(f"net {res['net']}, T={res['n_steps']}, {res['samples']} samples",
+                     fontsize=10)
+        ax.tick_params(axis="x", rotation=90, labelsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    return _save(fig, plt, path)

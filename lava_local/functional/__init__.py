@@ -25,6 +25,7 @@ from .surrogates import (
 from .tess import TESS_F, square_wave_projection, tess_signal
 from .tp import (
     tp_contrastive_loss,
+    tp_contrastive_signal,
     tp_prototype_loss,
     tp_prototype_signal,
     tp_prototype_targets,
@@ -55,6 +56,7 @@ __all__ = [
     "stllr_update",
     "tess_signal",
     "tp_contrastive_loss",
+    "tp_contrastive_signal",
     "tp_prototype_loss",
     "tp_prototype_signal",
     "tp_prototype_targets",

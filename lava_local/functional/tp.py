@@ -97,6 +97,28 @@ def tp_contrastive_loss(eps: Array, eps_target: Array, soft_targets: Array) -> A
     return -(soft_targets * logp).sum(-1).mean()
 
 
+def tp_contrastive_signal(eps: Array, eps_target: Array, soft_targets: Array
+                          ) -> tuple[Array, Array]:
+    r"""Closed-form gradients of :func:`tp_contrastive_loss` (dense layers) with respect
+    to both paths' traces:
+
+    .. math::
+
+        G = \frac{1}{B}\left(\mathrm{softmax}(ε\,\tilde ε^T) ⊙ (Y\mathbf 1)
+            - Y\right), \qquad
+        \frac{∂E_l}{∂ε} = G\,\tilde ε, \qquad \frac{∂E_l}{∂\tilde ε} = G^T ε
+
+    (rows of the soft targets Y sum to one, so the first term is the softmax).
+    ``eps``, ``eps_target`` (B, H), ``soft_targets`` (B, B); returns two (B, H) arrays.
+    """
+    z = eps @ eps_target.T
+    p = softmax(z)
+    g = (p * soft_targets.sum(-1, keepdims=True) if not is_torch(z) else
+         p * soft_targets.sum(-1, keepdim=True)) - soft_targets
+    g = g / eps.shape[0]
+    return g @ eps_target, g.T @ eps
+
+
 def tp_prototype_targets(protos_below: Array, labels: Array) -> Array:
     r"""Soft targets of the prototype contrast, one row per sample.
 

@@ -80,6 +80,7 @@ def build_cuba_graph(net: ExportedNet, dataset, backend: str, learn: str, parts,
     du = delta_unit(net.layer_sizes[-1], params.sigma)
     ctx = GraphContext(net, backend, interval, precs, big_p, eta)
     ctx.loader = SpikeDataloader(dataset=data, interval=interval, offset=0)
+    ctx.learns = [engine] * (n_layers - 1)          # every SOLSA layer learns on the graph
     schedule = parts.schedule if learning else None
     filters, neurons, denses = [], [], []
     src = ctx.loader.s_out

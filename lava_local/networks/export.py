@@ -230,7 +230,6 @@ def load_exported(path: Path) -> ExportedNet:
 
 def export_run(run_dir: Path) -> Path:
     """Export the checkpoint of a training run folder to ``run_dir/net.h5``."""
-    from ..torch.loop import first_learning_step
     from ..torch.train import CHECKPOINT, RunError, TrainConfig, read_checkpoint
 
     run_dir = Path(run_dir)
@@ -243,9 +242,18 @@ def export_run(run_dir: Path) -> Path:
     if cfg.spec.lava_inference:
         raise RunError(f"{cfg.spec.title} runs cannot run in Lava yet: "
                        f"{cfg.spec.lava_inference} (see `lava-local rules`)")
+    return save_exported(export_model(cfg, ck["model"], ck.get("trainer")),
+                         run_dir / NET_FILE)
+
+
+def export_model(cfg, state: dict, trainer: dict | None = None) -> ExportedNet:
+    """The :class:`ExportedNet` of a model's ``state`` dict (and its trainer's state:
+    fixed random matrices) trained with ``cfg`` (a ``TrainConfig``)."""
     import torch
 
-    trainer = ck.get("trainer") or {}
+    from ..torch.loop import first_learning_step
+
+    trainer = trainer or {}
     feedback = trainer.get("feedback")
     matrices = {k: v.double().cpu().numpy() for k, v in trainer.items() if torch.is_tensor(v)}
     matrices.update({k: np.asarray(v, dtype=np.float64) for k, v in trainer.items()
@@ -263,9 +271,8 @@ def export_run(run_dir: Path) -> Path:
         feedback=[b.double().numpy() for b in feedback] if feedback else None,
         matrices=matrices)
     if "conv" in cfg.layer_kinds:
-        fields["conv"] = _conv_plan(cfg, ck["model"])
-    net = ExportedNet(**{**fields, **cfg.spec.export_layers(ck["model"])})
-    return save_exported(net, run_dir / NET_FILE)
+        fields["conv"] = _conv_plan(cfg, state)
+    return ExportedNet(**{**fields, **cfg.spec.export_layers(state)})
 
 
 def _conv_plan(cfg, state) -> dict:

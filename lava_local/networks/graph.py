@@ -168,7 +168,10 @@ class LavaRun:
     labels: np.ndarray
     n_steps_run: int
     seconds: float
-    weights: list[np.ndarray] | None  # all weights after online learning (real units)
+    # all weights after online learning (real units); a layer that does not learn on the
+    # graph (graded inputs, conv, behind a pooling) comes back exactly as exported, not as
+    # the fixed backend's quantised copy of it
+    weights: list[np.ndarray] | None
     learning: dict | None = None      # what learned on the graph (mode, options, params)
     filters: list | None = None       # cuba nets: (α, β) per layer after online learning
     extra: dict = field(default_factory=dict)   # other learned ExportedNet fields
@@ -202,6 +205,10 @@ class LavaGraph:
         self.filters = filters     # cuba nets: the SynapticFilter of every layer
         #: a graph of a mode's own shape: () -> ExportedNet fields it learned
         self.read_learned = read_learned
+        #: run LearningDense with Lava's own ProcessModels instead of lava-local's fast,
+        #: bit-identical ones (benchmarks only: the stock models do not reset the pre
+        #: traces between samples)
+        self.stock_models = False
 
     @property
     def n_steps_run(self) -> int:
@@ -215,7 +222,7 @@ class LavaGraph:
         from tqdm.auto import tqdm
 
         ctx, readout = self.ctx, self.ctx.readout
-        run_cfg = _run_cfg(ctx.backend)
+        run_cfg = _run_cfg(ctx.backend, self.stock_models)
         n, n_run, interval = self.n_samples, self.n_steps_run, ctx.interval
         chunk = 10 * interval if progress else n_run
         try:
@@ -558,13 +565,14 @@ def run_network(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     return graph.run(progress)
 
 
-def _run_cfg(backend: str):
+def _run_cfg(backend: str, stock_models: bool = False):
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
     from ..processes.fast_conv import fast_conv_models
     from ..processes.learning_dense import fast_learning_models
 
-    models = {**fast_learning_models(backend), **fast_conv_models(backend)}
+    models = {**({} if stock_models else fast_learning_models(backend)),
+              **fast_conv_models(backend)}
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
     if backend == "sim-fixed":

@@ -1,6 +1,6 @@
 """Faster ProcessModels for Lava's ``LearningDense`` (bit-identical results).
 
-Three costs of Lava's learning engine are removed without changing its arithmetic:
+Four costs of Lava's learning engine are removed without changing its arithmetic:
 
 - it evaluates every trace at every dependency's spike time with
   ``x_history[tx, 0].diagonal()``-style expressions that build N_pre × N_pre (or
@@ -12,7 +12,10 @@ Three costs of Lava's learning engine are removed without changing its arithmeti
   and multiplies full-size arrays factor by factor; here the integer factors (exact in
   int32 for 7-bit traces and 4-bit mantissas) are multiplied in their broadcast shapes
   and only then expanded, before the engine's shifts, clips and accumulation, which are
-  kept as they are.
+  kept as they are;
+- the runtime adds a learning phase (a round trip to every process of the graph) to
+  every step; here the learning arithmetic runs at the end of the spiking phase
+  (:class:`_LearnInSpikingPhase`), so a learning graph steps like an inference graph.
 
 The weights are unchanged (tested bit for bit). Select them with
 ``exception_proc_model_map`` (see :func:`fast_learning_models`).
@@ -93,6 +96,30 @@ class _TraceReset:
         super().run_spk()
 
 
+class _LearnInSpikingPhase:
+    """Run the learning phase's arithmetic at the end of the spiking phase of the same
+    step, and request no learning phase from the runtime.
+
+    Lava's runtime service adds a whole LRN round (a command to every process of the
+    graph and a reply from each) to every step in which one process asks for it, which
+    with t_epoch = 1 is every step. Everything ``run_lrn`` reads (pre spikes, bAP, y1-y3,
+    the randoms) has been received by the end of ``run_spk``, nothing reaches the
+    synapse between the two phases (only ports carry data, and they are read in
+    ``run_spk``), and the weights are next read in the next step's ``run_spk``: the
+    same arithmetic in the same order, so the weights are bit-identical (tested through
+    every learning graph's re-simulation). On Loihi 2 the learning engine runs in its
+    own phase; this only changes how the CPU simulation schedules it.
+    """
+
+    def lrn_guard(self) -> bool:
+        return False
+
+    def run_spk(self) -> None:
+        super().run_spk()
+        if self.time_step % self._learning_rule.t_epoch == 0:
+            self.run_lrn()
+
+
 class _EvalApplierFloat(LearningRuleApplierFloat):
     """Lava's float applier, evaluating its compiled expression with ``eval``."""
 
@@ -127,8 +154,10 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class FastLearningDenseFloat(_TraceReset, _FastTraces, PyLearningDenseModelFloat):
-    """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``."""
+class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _FastTraces,
+                             PyLearningDenseModelFloat):
+    """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``, learning
+    in the spiking phase."""
 
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
@@ -137,10 +166,10 @@ class FastLearningDenseFloat(_TraceReset, _FastTraces, PyLearningDenseModelFloat
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_approximate_loihi", "fixed_pt")
-class FastLearningDenseBitApproximate(_TraceReset, _FastTraces,
+class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _FastTraces,
                                       PyLearningDenseModelBitApproximate):
     """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
-    factor products."""
+    factor products, learning in the spiking phase."""
 
     def _create_learning_rule_applier(self, product_series):
         return _BroadcastApplierBitApprox(product_series)

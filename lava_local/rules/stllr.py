@@ -139,10 +139,10 @@ class EligibilityTrainer(LocalTrainer):
         """Whether the learning signal back-propagates through the layers of a step."""
         return False
 
-    def learning_signals(self, net: NetState, err: torch.Tensor, onehot: torch.Tensor,
+    def learning_signals(self, s: EligibilityState, err: torch.Tensor, onehot: torch.Tensor,
                          scale: float) -> list[torch.Tensor]:
-        """δ^l[t] for every hidden layer, given the output error ``err`` (already
-        multiplied by ``scale`` = 1 / (batch · window))."""
+        """δ^l[t] for every hidden layer of step state ``s``, given the output error
+        ``err`` (already multiplied by ``scale`` = 1 / (batch · window))."""
         raise NotImplementedError
 
     @staticmethod
@@ -185,8 +185,8 @@ class EligibilityTrainer(LocalTrainer):
         p, model = self.params, self.model
         o = s.net.o.detach()
         err = (torch.softmax(o, -1) - b.onehot) / (b.size * b.n_win)
-        loss = float(F.cross_entropy(o, b.labels)) / b.n_win
-        deltas = self.learning_signals(s.net, err, b.onehot, 1.0 / (b.size * b.n_win))
+        loss = F.cross_entropy(o, b.labels) / b.n_win     # a tensor: no host sync per step
+        deltas = self.learning_signals(s, err, b.onehot, 1.0 / (b.size * b.n_win))
         n_hidden = len(model.hidden)
         grads = [None] * len(model.weights)
         with torch.no_grad():
@@ -232,12 +232,18 @@ class STLLRTrainer(EligibilityTrainer):
 
     @property
     def needs_step_graph(self) -> bool:
-        return self.params.signal == "bp"
+        """The bp signal of a net without a closed form (conv nets: pooling and
+        transposed convolutions) back-propagates through the step's autograd graph."""
+        return self.params.signal == "bp" and not hasattr(self.model, "step_deltas")
 
-    def learning_signals(self, net, err, onehot, scale):
+    def learning_signals(self, s, err, onehot, scale):
+        net = s.net
         if self.params.signal == "dfa":
-            return [(err @ fb.T).reshape(s.y.shape) for fb, s in zip(self.feedback, net.layers)]
-        ys = [s.y for s in net.layers]
+            return [(err @ fb.T).reshape(l.y.shape) for fb, l in zip(self.feedback, net.layers)]
+        if not self.needs_step_graph:
+            with torch.no_grad():
+                return self.model.step_deltas(err, s.psi)
+        ys = [l.y for l in net.layers]
         return list(torch.autograd.grad(net.o, ys, grad_outputs=err))
 
     def state_dict(self) -> dict:

@@ -103,9 +103,9 @@ class TESSTrainer(EligibilityTrainer):
                             device=w.device)
             for n in sizes]
 
-    def learning_signals(self, net, err, onehot, scale):
+    def learning_signals(self, st, err, onehot, scale):
         out = []
-        for s, b, a in zip(net.layers, self.projections, self.pool_sizes):
+        for s, b, a in zip(st.net.layers, self.projections, self.pool_sizes):
             if not a:
                 out.append((tess_signal(s.y.flatten(1), b, onehot, self.params.f) * scale)
                            .reshape(s.y.shape))

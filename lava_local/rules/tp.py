@@ -29,6 +29,7 @@ from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..functional.surrogates import get_surrogate
 from ..functional.tp import (
     tp_contrastive_loss,
+    tp_contrastive_signal,
     tp_prototype_signal,
     tp_prototype_targets,
     tp_soft_targets,
@@ -126,6 +127,9 @@ class TPTrainer(LocalTrainer):
                            ).to(w.device, w.dtype)
         self.prototype = params.contrast == "prototype"
         self.psi = get_surrogate(model.cfg.surrogate)
+        # dense layers: the batch contrast's one-step gradient in closed form; conv maps
+        # (contrasted per location) go through autograd of the layer's loss
+        self.closed_form = not hasattr(model, "plan")
 
     @property
     def update_every_step(self) -> bool:
@@ -173,9 +177,10 @@ class TPTrainer(LocalTrainer):
         grads = [] if learn else None
         new_inp, new_tgt, new_eps, new_eps_t = [], [], [], []
         for l, w in enumerate(model.hidden):
-            if self.prototype:
-                s_in, s_tg, e, e_t = self._prototype_layer(s, l, inp, inp_t, onehot_t,
-                                                           below, learn, b, grads)
+            if self.prototype or self.closed_form:
+                layer = self._prototype_layer if self.prototype else self._batch_layer
+                s_in, s_tg, e, e_t = layer(s, l, inp, inp_t, onehot_t, below, learn, b,
+                                           grads)
                 new_inp.append(s_in)
                 new_tgt.append(s_tg)
                 new_eps.append(e)
@@ -212,6 +217,44 @@ class TPTrainer(LocalTrainer):
         return TPState(new_inp, new_tgt, new_eps, new_eps_t, eps0_t, o, grads)
 
     @torch.no_grad()
+    def _batch_layer(self, s: TPState, l: int, inp, inp_t, onehot_t, below, learn: bool,
+                     b: Batch, grads):
+        """Layer l of both paths with the batch contrast (dense layers); appends the
+        layer's one-layer, one-step gradients in closed form: with
+        :math:`m, \tilde m` = ∂E_l/∂ε, ∂E_l/∂ε̃
+        (:func:`~lava_local.functional.tp.tp_contrastive_signal`),
+        :math:`ΔW = (m ⊙ Ψ(u))^T x + (\tilde m ⊙ Ψ(\tilde u))^T \tilde x` (the second
+        term from layer 2 on: layer 1's target path goes through S, not W)."""
+        model, cfg, beta = self.model, self.model.cfg, self.params.beta
+        a = model.layer_input(l, inp)
+        cur = model.layer_current(l, a)
+        if l == 0:
+            cur_t = onehot_t @ self.label_proj
+        else:
+            a_t = model.layer_input(l, inp_t)
+            cur_t = model.layer_current(l, a_t)
+        if self.rec:
+            v = model.recurrent[l]
+            cur = cur + s.inp[l].y @ v.T
+            cur_t = cur_t + s.tgt[l].y @ v.T
+        s_in = lif_step(s.inp[l], cur, cfg.gamma, cfg.v_th)
+        s_tg = lif_step(s.tgt[l], cur_t, cfg.gamma, cfg.v_th)
+        e = beta * s.eps[l] + s_in.y
+        e_t = beta * s.eps_t[l] + s_tg.y
+        if learn:
+            m, m_t = tp_contrastive_signal(e, e_t, tp_soft_targets(below.flatten(1)))
+            g = m * self.psi(s_in.u, cfg.v_th)
+            g_t = m_t * self.psi(s_tg.u, cfg.v_th)
+            gw = model.weight_grad(l, a, g)
+            if l > 0:
+                gw = gw + model.weight_grad(l, a_t, g_t)
+            if self.rec:
+                grads.append((gw, g.T @ s.inp[l].y + g_t.T @ s.tgt[l].y))
+            else:
+                grads.append((gw,))
+        return s_in, s_tg, e, e_t
+
+    @torch.no_grad()
     def _prototype_layer(self, s: TPState, l: int, inp, inp_t, onehot_t, below,
                          learn: bool, b: Batch, grads):
         """Layer l of both paths with the prototype contrast; appends the layer's
@@ -244,7 +287,7 @@ class TPTrainer(LocalTrainer):
 
     def learn(self, s: TPState, t: int, b: Batch):
         model = self.model
-        loss = float(F.cross_entropy(s.o, b.labels)) / b.n_win
+        loss = F.cross_entropy(s.o.detach(), b.labels) / b.n_win   # no host sync per step
         err = torch.softmax(s.o, -1) - b.onehot
         g_out = err.T @ model.readout_input(s.eps[-1]) / b.size
         ordered = [g[0] for g in s.grads] + [g[1] for g in s.grads if len(g) > 1]

@@ -128,7 +128,7 @@ class TTLBPTTTrainer(Trainer):
                     if t >= b.t_l:
                         loss = loss + F.cross_entropy(outs[bi], labels) / b.n_win
                 if t >= b.t_l:
-                    total += float(F.cross_entropy(outs[-1].detach(), labels)) / b.n_win
+                    total += F.cross_entropy(outs[-1].detach(), labels) / b.n_win
             if loss.requires_grad:
                 loss.backward()
                 if self.params.update == "window":
@@ -137,7 +137,7 @@ class TTLBPTTTrainer(Trainer):
         if self.params.update == "sample":
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return total
+        return float(total)          # the batch's one host sync
 
 
 class TTLBPTTRule(Rule):

@@ -157,9 +157,10 @@ class LocalTrainer(Trainer):
         """The explicit learning state carried across steps (for the meter)."""
         raise NotImplementedError
 
-    def learn(self, state: Any, t: int, b: Batch) -> tuple[float, list | None]:
-        """In the window: (this step's loss / (T - T_l), gradient estimates in the order
-        of :meth:`learned`, or None for no update this step)."""
+    def learn(self, state: Any, t: int, b: Batch) -> tuple[Any, list | None]:
+        """In the window: (this step's loss / (T - T_l), a float or a 0-d tensor, which
+        is read once per batch; gradient estimates in the order of :meth:`learned`, or
+        None for no update this step)."""
         raise NotImplementedError
 
     def finish(self, state: Any) -> Any:
@@ -192,4 +193,4 @@ class LocalTrainer(Trainer):
             state = self.finish(state)
         if pending or not self.update_every_step:
             self.apply(acc)
-        return total
+        return float(total)          # the batch's one host sync

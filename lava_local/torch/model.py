@@ -144,6 +144,29 @@ class DenseSNN(ReadoutPrediction, nn.Module):
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         return y
 
+    def step_deltas(self, err: torch.Tensor, psi: list[torch.Tensor]) -> list[torch.Tensor]:
+        r"""Same-step back-propagation of the readout error in closed form.
+
+        With every state of step t-1 detached (reset and recurrent inputs carry no
+        gradient), the gradient of :math:`e^T o[t]` with respect to each layer's spikes
+        :math:`y^l[t]` is
+
+        .. math::
+
+            δ^L = e\,W_{out}, \qquad δ^{l} = (δ^{l+1} ⊙ Ψ(u^{l+1}[t]))\,W^{l+1}
+
+        (:func:`~lava_local.functional.stllr.bp_signal`); what autograd computes
+        through the step, without building the step's graph.
+        """
+        from ..functional.stllr import bp_signal
+
+        d = err @ self.readout
+        out = [d]
+        for l in range(len(self.hidden) - 1, 0, -1):
+            d = bp_signal(d, psi[l], self.hidden[l])
+            out.append(d)
+        return out[::-1]
+
     def init_state(self, batch: int) -> NetState:
         dev, dt = self.readout.device, self.readout.dtype
         layers = [

@@ -166,6 +166,11 @@ def test_stllr_step_does_not_backpropagate_through_time():
     prev = type(state)([LIFState(s.u.clone().requires_grad_(), s.y.clone().requires_grad_())
                         for s in state.layers], state.o.clone().requires_grad_())
     new = tr.step(prev, x[0], learn=True)
+    # dense nets: the bp signal is in closed form, so the step builds no graph at all
+    assert not tr.needs_step_graph and not new.o.requires_grad
+    # the path of nets without a closed form (conv): a graph within the step only
+    with torch.enable_grad():
+        new = tr.model.step(tr._detach(prev), x[0], tr.spike_fn)
     assert new.o.requires_grad, "the step must build its own (within-step) graph"
     leaves = [*(s.u for s in prev.layers), *(s.y for s in prev.layers), prev.o]
     grads = torch.autograd.grad(new.o.sum(), leaves, allow_unused=True)
@@ -189,3 +194,49 @@ def test_online_update_applies_every_step():
     a = applied_gradient(make("stllr", params=p), x, y)
     b = applied_gradient(make("stllr"), x, y)
     assert not np.allclose(a[0], b[0])
+
+
+def _trained_weights(rule, params, recurrent, autograd, monkeypatch):
+    """Weights after three float32 batches of ``rule`` on a 3-hidden-layer net, with the
+    closed-form learning signal or (``autograd``) the autograd path conv nets take."""
+    from lava_local.rules.tp import TPTrainer
+    from lava_local.torch.train import TrainConfig, build
+
+    with monkeypatch.context() as m:
+        if autograd:
+            cls = {"stllr": STLLRTrainer, "tp": TPTrainer}[rule]
+            if rule == "stllr":
+                m.setattr(cls, "needs_step_graph", property(lambda self: True))
+        cfg = TrainConfig(rule=rule, hidden=(32, 24, 16), n_steps=10, recurrent=recurrent,
+                          params=params)
+        _, _, tr = build(cfg, 20, 10, torch.device("cpu"))
+        if autograd and rule == "tp":
+            tr.closed_form = False
+        g = torch.Generator().manual_seed(1)
+        x = (torch.rand(10, 8, 20, generator=g) < 0.3).float()
+        y = torch.randint(0, 10, (8,), generator=g)
+        losses = [tr.train_batch(x, y) for _ in range(3)]
+    return [w.detach().clone() for w in tr.model.weights], losses
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_closed_form_bp_signal_equals_the_step_graph_bit_for_bit(recurrent, monkeypatch):
+    """S-TLLR's bp signal from ``DenseSNN.step_deltas`` (no autograd) gives the same
+    float32 weights as autograd through the step, bit for bit, over three batches."""
+    a = _trained_weights("stllr", {"signal": "bp"}, recurrent, False, monkeypatch)
+    b = _trained_weights("stllr", {"signal": "bp"}, recurrent, True, monkeypatch)
+    assert a[1] == b[1]
+    for u, v in zip(a[0], b[0]):
+        torch.testing.assert_close(u, v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_tp_closed_form_gradient_equals_autograd_of_the_layer_loss(recurrent, monkeypatch):
+    """TP's batch contrast in closed form (``tp_contrastive_signal``) and by autograd of
+    each layer's loss through one layer and one step: the same float32 weights within
+    float32 rounding (the two sum the paths' contributions in different orders)."""
+    a = _trained_weights("tp", {}, recurrent, False, monkeypatch)
+    b = _trained_weights("tp", {}, recurrent, True, monkeypatch)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5)
+    for u, v in zip(a[0], b[0]):
+        torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)

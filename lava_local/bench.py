@@ -4,9 +4,9 @@ its inference graphs (``lava-local bench speed`` / ``bench lava-speed``).
 Both print tables and return plain rows (JSON-ready); none of this is a timed test.
 
 Trainers (:func:`trainer_speed`): every rule variant trains on the same net, the same
-random input spikes and labels, from the same seed; each is timed over ``repeats``
-training batches after ``warmup`` batches (CUDA synchronised around the timed loop), one
-variant after the other in one process. Beside the time per batch: the ratio to BPTT's,
+random input spikes and labels, from the same seed, in one process; the variants take
+turns batch by batch (``warmup`` untimed rounds, then ``repeats`` timed ones, CUDA
+synchronised around each batch) and each reports its median time per batch. Beside the time per batch: the ratio to BPTT's,
 the achieved rate of the matrix products (2 × the measured MACs of a batch / its time),
 the device's own fp32 matmul rate measured in the same run (a 2048³ product; the
 "arithmetic bound" is the batch's products at that rate), and the measured learning
@@ -103,26 +103,35 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
          < setup.rate).float().to(dev)
     labels = torch.randint(0, setup.n_out, (setup.batch_size,), generator=gen).to(dev)
     rate = matmul_rate(dev)
-    rows = []
-    for label, rule, opts in tqdm(variants, desc="trainers", disable=not progress):
+    runs = []
+    for label, rule, opts in variants:
         cfg = TrainConfig(rule=rule, hidden=tuple(setup.hidden), n_steps=setup.n_steps,
                           batch_size=setup.batch_size, seed=setup.seed,
                           recurrent=setup.recurrent, params=opts, device=str(dev))
         _, _, trainer = build(cfg, setup.n_in, setup.n_out, dev)
         trainer.start_epoch(0, 1)
-        cost = cost_report(cfg, trainer, x, labels)
-        for _ in range(warmup):
-            trainer.train_batch(x, labels)
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            trainer.train_batch(x, labels)
-        _sync(dev)
-        sec = (time.perf_counter() - t0) / repeats
+        runs.append((label, rule, opts, trainer, cost_report(cfg, trainer, x, labels)))
+    # round robin: a drift of the machine's speed hits every variant alike
+    times = [[] for _ in runs]
+    with tqdm(total=(warmup + repeats) * len(runs), desc="trainers",
+              disable=not progress) as bar:
+        for k in range(warmup + repeats):
+            for i, run in enumerate(runs):
+                _sync(dev)
+                t0 = time.perf_counter()
+                run[3].train_batch(x, labels)
+                _sync(dev)
+                if k >= warmup:
+                    times[i].append(time.perf_counter() - t0)
+                bar.update()
+    rows = []
+    for (label, rule, opts, _, cost), ts in zip(runs, times):
+        sec = float(np.median(ts))
         flops = 2.0 * cost["macs_measured_per_sample"] * setup.batch_size
         rows.append({
             "variant": label, "rule": rule, "options": opts,
             "seconds_per_batch": sec,
+            "seconds_per_batch_all": ts,
             "gflops_per_s": flops / sec / 1e9,
             "products_seconds_at_matmul_rate": flops / rate,
             "bound_ratio": sec / (flops / rate),

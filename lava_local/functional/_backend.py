@@ -45,6 +45,11 @@ def zeros_like(x: Array) -> Array:
     return np.zeros_like(x)
 
 
+def add_outer_(acc, a, b, alpha: float = 1.0):
+    """``acc += alpha · outer_batched(a, b)`` in place (torch; one fused matrix product)."""
+    return acc.addmm_(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]), alpha=alpha)
+
+
 def outer_batched(a: Array, b: Array) -> Array:
     """Sum over leading (batch) axes of the outer products ``a[..., i] b[..., j]``.
 

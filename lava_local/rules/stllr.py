@@ -16,7 +16,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional.stllr import POST_FORMS, noncausal_trace, stllr_update
+from ..functional._backend import add_outer_
+from ..functional.lif import heaviside
+from ..functional.stllr import POST_FORMS, noncausal_trace
 from ..functional.surrogates import get_surrogate
 from ..functional.traces import post_trace_step, pre_trace_step
 from ..torch.loop import Batch, LocalTrainer
@@ -142,7 +144,8 @@ class EligibilityTrainer(LocalTrainer):
     def learning_signals(self, s: EligibilityState, err: torch.Tensor, onehot: torch.Tensor,
                          scale: float) -> list[torch.Tensor]:
         """δ^l[t] for every hidden layer of step state ``s``, given the output error
-        ``err`` (already multiplied by ``scale`` = 1 / (batch · window))."""
+        ``err`` multiplied by ``scale`` (the trainer passes softmax(o) − onehot and 1,
+        and folds 1 / (batch · window) into the update's products)."""
         raise NotImplementedError
 
     @staticmethod
@@ -151,9 +154,13 @@ class EligibilityTrainer(LocalTrainer):
                         state.o.detach())
 
     def step(self, state: NetState, x_t: torch.Tensor, learn: bool) -> NetState:
-        """Advance one step with the graph cut at the step boundary."""
-        with torch.set_grad_enabled(learn and self.needs_step_graph):
-            return self.model.step(self._detach(state), x_t, self.spike_fn)
+        """Advance one step with the graph cut at the step boundary (no graph at all
+        when the learning signal does not back-propagate through the step)."""
+        if learn and self.needs_step_graph:
+            with torch.enable_grad():
+                return self.model.step(self._detach(state), x_t, self.spike_fn)
+        with torch.no_grad():       # states of earlier steps carry no graph (finish)
+            return self.model.step(state, x_t, heaviside)
 
     def init_state(self, x: torch.Tensor, b: Batch) -> EligibilityState:
         model = self.model
@@ -182,33 +189,44 @@ class EligibilityTrainer(LocalTrainer):
         return [*s.q, *s.h, *s.q_rec, s.q_out]
 
     def learn(self, s: EligibilityState, t: int, b: Batch):
+        acc = [torch.zeros_like(w) for w in self.learned()]
+        loss, _ = self.learn_into(s, t, b, acc)
+        return loss, acc
+
+    def learn_into(self, s: EligibilityState, t: int, b: Batch, acc: list):
+        r"""Add the step's update of every weight to ``acc`` in place: for each layer
+        :math:`α_{pre}\,(δ ⊙ Ψ)^T q + α_{post}\,c\,(δ ⊙ h)^T x` (c = λ_post for the
+        paper's non-causal form, 1 for the code's; the batch/window scale folded into
+        the products), the recurrent V^l alike over y[t-1], the readout
+        :math:`e^T q_{out}` (:func:`~lava_local.functional.stllr.stllr_update`, fused)."""
         p, model = self.params, self.model
         o = s.net.o.detach()
-        err = (torch.softmax(o, -1) - b.onehot) / (b.size * b.n_win)
+        scale = 1.0 / (b.size * b.n_win)
+        err = torch.softmax(o, -1) - b.onehot
         loss = F.cross_entropy(o, b.labels) / b.n_win     # a tensor: no host sync per step
-        deltas = self.learning_signals(s, err, b.onehot, 1.0 / (b.size * b.n_win))
+        deltas = self.learning_signals(s, err, b.onehot, 1.0)
         n_hidden = len(model.hidden)
-        grads = [None] * len(model.weights)
+        c_pre = p.alpha_pre * scale
+        c_post = noncausal_trace(p.alpha_post * scale, p.lam_post, p.post_form)
         with torch.no_grad():
             for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
-                h_eff = noncausal_trace(hl, p.lam_post, p.post_form)
-                grads[l] = stllr_update(d, ps, ql, h_eff, xl, p.alpha_pre, p.alpha_post,
-                                        self._outer(l))
+                dp = d * ps
+                model.add_weight_grad(l, acc[l], ql, dp, c_pre)
+                dh = d * hl if p.alpha_post != 0 else None
+                if dh is not None:
+                    model.add_weight_grad(l, acc[l], xl, dh, c_post)
                 if s.rec_in:
-                    grads[n_hidden + l] = stllr_update(d, ps, s.q_rec[l], h_eff,
-                                                       s.rec_in[l], p.alpha_pre,
-                                                       p.alpha_post)
-            grads[-1] = err.T @ s.q_out
-        return loss, grads
+                    add_outer_(acc[n_hidden + l], dp, s.q_rec[l], c_pre)
+                    if dh is not None:
+                        add_outer_(acc[n_hidden + l], dh, s.rec_in[l], c_post)
+            add_outer_(acc[-1], err, s.q_out, scale)
+        return loss, True
 
     def finish(self, s: EligibilityState) -> EligibilityState:
         with torch.no_grad():
             h = [post_trace_step(hl, ps, self.params.lam_post) for hl, ps in zip(s.h, s.psi)]
         return s._replace(net=self._detach(s.net), h=h)  # free step t's graph now
 
-    def _outer(self, l: int):
-        model = self.model
-        return lambda g, a: model.weight_grad(l, a, g)
 
 
 class STLLRTrainer(EligibilityTrainer):

@@ -107,8 +107,8 @@ class TESSTrainer(EligibilityTrainer):
         out = []
         for s, b, a in zip(st.net.layers, self.projections, self.pool_sizes):
             if not a:
-                out.append((tess_signal(s.y.flatten(1), b, onehot, self.params.f) * scale)
-                           .reshape(s.y.shape))
+                m = tess_signal(s.y.flatten(1), b, onehot, self.params.f)
+                out.append((m if scale == 1.0 else m * scale).reshape(s.y.shape))
                 continue
             y = s.y.detach().requires_grad_()
             with torch.enable_grad():

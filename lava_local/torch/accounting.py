@@ -154,6 +154,15 @@ class StepCost:
         return self.macs / self.batch
 
 
+def _addmm_inplace_flops(acc, a, b, *args, out=None, **kwargs) -> int:
+    """FLOPs of ``acc.addmm_(a, b)`` (the trainers' fused gradient accumulation), which
+    torch's FlopCounterMode does not count by itself."""
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1]
+
+
+_addmm_inplace_flops._get_raw = True
+
+
 def measure_step(trainer, x: torch.Tensor, labels: torch.Tensor) -> StepCost:
     """Run one real training step of ``trainer`` on ``(x, labels)`` and measure it.
 
@@ -190,7 +199,8 @@ def measure_step(trainer, x: torch.Tensor, labels: torch.Tensor) -> StepCost:
         torch.cuda.synchronize()
         cuda_peak = torch.cuda.max_memory_allocated(x.device) - base
     restore()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False,
+                              custom_mapping={torch.ops.aten.addmm_: _addmm_inplace_flops})
     with counter:
         trainer.train_batch(x, labels)
     restore()

@@ -201,6 +201,11 @@ class ConvSNN(ReadoutPrediction, nn.Module):
             return torch.nn.grad.conv2d_weight(a, w.shape, g, padding=1)
         return g.T @ a
 
+    def add_weight_grad(self, l: int, acc: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+                        alpha: float = 1.0) -> None:
+        """``acc += alpha · weight_grad(l, a, g)`` in place."""
+        acc.add_(self.weight_grad(l, a, g), alpha=alpha)
+
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         if self._ro_pool > 1:
             y = F.avg_pool2d(y, self._ro_pool)

@@ -9,8 +9,9 @@ window, and applies gradient estimates (an optimiser *subtracts* them).
    step t-1 detached (explicit, typed state in, new state out; no graph across steps);
 2. reports the explicit learning state to a meter (the measured memory);
 3. in the learning window (t >= T_l), asks the rule for the step's loss and gradient
-   estimates (``learn``) and accumulates them, applying them every step (online rules)
-   or once per batch;
+   estimates (``learn``, or ``learn_into``, which adds them to the accumulators in
+   place) and accumulates them, applying them every step (online rules) or once per
+   batch;
 4. ``finish``\\ es the step (traces that need this step's values, freeing its graph).
 
 BPTT and TTL-BPTT differentiate through time with autograd and have their own loops.
@@ -163,6 +164,19 @@ class LocalTrainer(Trainer):
         None for no update this step)."""
         raise NotImplementedError
 
+    def learn_into(self, state: Any, t: int, b: Batch, acc: list[torch.Tensor]
+                   ) -> tuple[Any, bool]:
+        """:meth:`learn`, adding the step's gradient estimates to ``acc`` in place;
+        returns (the step's loss, whether there were any). A rule may override it to
+        accumulate without temporaries."""
+        loss, grads = self.learn(state, t, b)
+        if grads is None:
+            return loss, False
+        for a, g in zip(acc, grads):
+            if g is not None:
+                a += g
+        return loss, True
+
     def finish(self, state: Any) -> Any:
         """End of step t (default: nothing)."""
         return state
@@ -179,12 +193,9 @@ class LocalTrainer(Trainer):
             if meter is not None:
                 meter.set_state(self.state_name, self.traces(state))
             if t >= b.t_l:
-                loss, grads = self.learn(state, t, b)
+                loss, any_grad = self.learn_into(state, t, b, acc)
                 total += loss
-                if grads is not None:
-                    for a, g in zip(acc, grads):
-                        if g is not None:
-                            a += g
+                if any_grad:
                     pending = True
                     if self.update_every_step:
                         self.apply(acc)

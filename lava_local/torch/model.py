@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..functional._backend import outer_batched
+from ..functional._backend import add_outer_, outer_batched
 from ..functional.lif import LIFState, leaky_readout_step, lif_step
 from ..functional.surrogates import SURROGATES
 
@@ -140,6 +140,11 @@ class DenseSNN(ReadoutPrediction, nn.Module):
     def weight_grad(self, l: int, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Σ_batch g ⊗ a: the weight gradient of a dense layer."""
         return outer_batched(g, a)
+
+    def add_weight_grad(self, l: int, acc: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+                        alpha: float = 1.0) -> None:
+        """``acc += alpha · Σ_batch g ⊗ a`` in place (one fused matrix product)."""
+        add_outer_(acc, g, a, alpha)
 
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         return y

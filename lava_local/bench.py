@@ -187,14 +187,14 @@ def synthetic_net(n_in: int, hidden: tuple[int, ...], n_out: int, n_steps: int,
     from .networks.export import export_model
     from .torch.train import TrainConfig, build
 
-    cfg = TrainConfig(rule="stllr", dataset="synthetic", hidden=tuple(hidden),
+    cfg = TrainConfig(rule="stllr", dataset="nmnist", hidden=tuple(hidden),
                       n_steps=n_steps, seed=seed, init_gain=gain,
                       params={"signal": "dfa"})
     model, _, trainer = build(cfg, n_in, n_out, torch.device("cpu"))
     net = export_model(cfg, model.state_dict(), trainer.state_dict())
     rng = np.random.default_rng(seed)
     spikes = (rng.random((n_samples, n_steps, n_in)) < rate).astype(np.uint8)
-    data = SpikeDataset(spikes, rng.integers(0, n_out, n_samples), n_out, "synthetic")
+    data = SpikeDataset(spikes, rng.integers(0, n_out, n_samples), n_out, "random spikes")
     return net, data
 
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional.lif import LIFState, leaky_readout_step, lif_step
+from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
 from ..functional.surrogates import get_surrogate
 from ..functional.tp import (
     tp_contrastive_loss,
@@ -77,17 +77,37 @@ class TPParams(RuleParams):
 
 class TPState(NamedTuple):
     """Both paths' LIF states and β-traces per hidden layer, the label trace, the readout
-    and the step's per-layer one-step gradients. The target path runs one row per sample
-    (batch contrast) or one row per class (prototype contrast: its traces are the
-    prototypes)."""
+    and the step's per-layer one-step gradients. The two paths run as one batch: rows
+    ``[:n]`` are the input path (one per sample), rows ``[n:]`` the target path (one per
+    sample for the batch contrast, one per class for the prototype contrast: its traces
+    are the prototypes)."""
 
-    inp: list
-    tgt: list
-    eps: list
-    eps_t: list
+    lif: list
+    eps_all: list
+    n: int
     eps0_t: torch.Tensor
     o: torch.Tensor
     grads: list | None
+
+    @property
+    def inp(self) -> list:
+        """The input path's LIF states."""
+        return [LIFState(s.u[:self.n], s.y[:self.n]) for s in self.lif]
+
+    @property
+    def tgt(self) -> list:
+        """The target path's LIF states."""
+        return [LIFState(s.u[self.n:], s.y[self.n:]) for s in self.lif]
+
+    @property
+    def eps(self) -> list:
+        """The input path's traces ε_l (n rows)."""
+        return [e[:self.n] for e in self.eps_all]
+
+    @property
+    def eps_t(self) -> list:
+        """The target path's traces ε̃_l (the prototypes with the prototype contrast)."""
+        return [e[self.n:] for e in self.eps_all]
 
 
 class TPTrainer(LocalTrainer):
@@ -159,137 +179,85 @@ class TPTrainer(LocalTrainer):
             raise ValueError("Traces Propagation contrasts the samples of a batch and needs "
                              "a batch size >= 2; use --batch-size 2 or more (or "
                              "--tp-contrast prototype, which learns from one sample)")
-        zeros = [torch.zeros_like(s.u) for s in self.model.init_state(b.size).layers]
         n_t = self.target_onehot(b).shape[0]
-        zt = [torch.zeros_like(s.u) for s in self.model.init_state(n_t).layers]
+        zeros = [torch.zeros_like(s.u) for s in self.model.init_state(b.size + n_t).layers]
         c = self.model.cfg.n_out
-        return TPState([LIFState(z, z) for z in zeros], [LIFState(z, z) for z in zt],
-                       list(zeros), list(zt), x.new_zeros(n_t, c), x.new_zeros(b.size, c),
-                       None)
+        return TPState([LIFState(z, z) for z in zeros], list(zeros), b.size,
+                       x.new_zeros(n_t, c), x.new_zeros(b.size, c), None)
 
     def advance(self, s: TPState, x_t: torch.Tensor, learn: bool, b: Batch) -> TPState:
-        """One step of both paths through every layer (with each layer's one-step
-        gradient when learning), then the readout."""
-        model, cfg, beta = self.model, self.model.cfg, self.params.beta
+        """One step of both paths (one batch) through every layer, with each layer's
+        one-step gradient when learning, then the readout."""
+        model, cfg, beta, n = self.model, self.model.cfg, self.params.beta, s.n
         onehot_t = self.target_onehot(b)
         eps0_t = beta * s.eps0_t + onehot_t
-        below, inp, inp_t = eps0_t, x_t, None
+        below, y = eps0_t, None
         grads = [] if learn else None
-        new_inp, new_tgt, new_eps, new_eps_t = [], [], [], []
-        for l, w in enumerate(model.hidden):
-            if self.prototype or self.closed_form:
-                layer = self._prototype_layer if self.prototype else self._batch_layer
-                s_in, s_tg, e, e_t = layer(s, l, inp, inp_t, onehot_t, below, learn, b,
-                                           grads)
-                new_inp.append(s_in)
-                new_tgt.append(s_tg)
-                new_eps.append(e)
-                new_eps_t.append(e_t)
-                below, inp, inp_t = e_t, s_in.y, s_tg.y
-                continue
-            with torch.set_grad_enabled(learn):
-                cur = model.layer_current(l, model.layer_input(l, inp.detach()))
+        autograd = learn and not (self.prototype or self.closed_form)
+        lifs, epss = [], []
+        for l in range(len(model.hidden)):
+            prev = s.lif[l]
+            with torch.set_grad_enabled(autograd):
                 if l == 0:
-                    cur_t = (b.onehot @ self.label_proj).reshape(cur.shape)
+                    a = model.layer_input(0, x_t)
+                    cur = model.layer_current(0, a)
+                    cur_t = (onehot_t @ self.label_proj).reshape(onehot_t.shape[0],
+                                                                  *cur.shape[1:])
+                    cur = torch.cat([cur, cur_t])
                 else:
-                    cur_t = model.layer_current(l, model.layer_input(l, inp_t.detach()))
+                    a = model.layer_input(l, y)
+                    cur = model.layer_current(l, a)
                 if self.rec:
-                    v = model.recurrent[l]
-                    cur = cur + s.inp[l].y.detach() @ v.T
-                    cur_t = cur_t + s.tgt[l].y.detach() @ v.T
-                s_in = lif_step(detach_lif(s.inp[l]), cur, cfg.gamma, cfg.v_th, self.spike_fn)
-                s_tg = lif_step(detach_lif(s.tgt[l]), cur_t, cfg.gamma, cfg.v_th,
-                                self.spike_fn)
-                e = beta * s.eps[l] + s_in.y
-                e_t = beta * s.eps_t[l] + s_tg.y
+                    cur = cur + prev.y @ model.recurrent[l].T
+                new = lif_step(prev, cur, cfg.gamma, cfg.v_th,
+                               self.spike_fn if autograd else heaviside)
+                e = beta * s.eps_all[l] + new.y
                 if learn:
-                    loss = tp_contrastive_loss(e, e_t,
-                                               tp_soft_targets(below.detach().flatten(1)))
-                    params = [w, model.recurrent[l]] if self.rec else [w]
-                    grads.append(torch.autograd.grad(loss, params))
-            new_inp.append(detach_lif(s_in))
-            new_tgt.append(detach_lif(s_tg))
-            new_eps.append(e.detach())
-            new_eps_t.append(e_t.detach())
-            below, inp, inp_t = e_t.detach(), s_in.y.detach(), s_tg.y.detach()
+                    grads.append(self._layer_grads(l, a, prev, new, e, below, b, autograd))
+            lifs.append(detach_lif(new))
+            epss.append(e.detach())
+            below, y = e[n:].detach(), new.y.detach()
         with torch.no_grad():
-            o = leaky_readout_step(s.o, model.readout_input(inp) @ model.readout.T, cfg.kappa)
-        return TPState(new_inp, new_tgt, new_eps, new_eps_t, eps0_t, o, grads)
+            o = leaky_readout_step(s.o, model.readout_input(y[:n]) @ model.readout.T,
+                                   cfg.kappa)
+        return TPState(lifs, epss, n, eps0_t, o, grads)
 
-    @torch.no_grad()
-    def _batch_layer(self, s: TPState, l: int, inp, inp_t, onehot_t, below, learn: bool,
-                     b: Batch, grads):
-        """Layer l of both paths with the batch contrast (dense layers); appends the
-        layer's one-layer, one-step gradients in closed form: with
-        :math:`m, \tilde m` = ∂E_l/∂ε, ∂E_l/∂ε̃
-        (:func:`~lava_local.functional.tp.tp_contrastive_signal`),
+    def _layer_grads(self, l: int, a, prev: LIFState, new: LIFState, e, below, b: Batch,
+                     autograd: bool) -> tuple:
+        """Layer l's one-layer, one-step gradient (W, and V for recurrent layers).
+
+        Batch contrast, dense layers, in closed form: with :math:`m, \tilde m` =
+        ∂E_l/∂ε, ∂E_l/∂ε̃ (:func:`~lava_local.functional.tp.tp_contrastive_signal`),
         :math:`ΔW = (m ⊙ Ψ(u))^T x + (\tilde m ⊙ Ψ(\tilde u))^T \tilde x` (the second
-        term from layer 2 on: layer 1's target path goes through S, not W)."""
-        model, cfg, beta = self.model, self.model.cfg, self.params.beta
-        a = model.layer_input(l, inp)
-        cur = model.layer_current(l, a)
-        if l == 0:
-            cur_t = onehot_t @ self.label_proj
-        else:
-            a_t = model.layer_input(l, inp_t)
-            cur_t = model.layer_current(l, a_t)
-        if self.rec:
-            v = model.recurrent[l]
-            cur = cur + s.inp[l].y @ v.T
-            cur_t = cur_t + s.tgt[l].y @ v.T
-        s_in = lif_step(s.inp[l], cur, cfg.gamma, cfg.v_th)
-        s_tg = lif_step(s.tgt[l], cur_t, cfg.gamma, cfg.v_th)
-        e = beta * s.eps[l] + s_in.y
-        e_t = beta * s.eps_t[l] + s_tg.y
-        if learn:
-            m, m_t = tp_contrastive_signal(e, e_t, tp_soft_targets(below.flatten(1)))
-            g = m * self.psi(s_in.u, cfg.v_th)
-            g_t = m_t * self.psi(s_tg.u, cfg.v_th)
-            gw = model.weight_grad(l, a, g)
-            if l > 0:
-                gw = gw + model.weight_grad(l, a_t, g_t)
-            if self.rec:
-                grads.append((gw, g.T @ s.inp[l].y + g_t.T @ s.tgt[l].y))
-            else:
-                grads.append((gw,))
-        return s_in, s_tg, e, e_t
-
-    @torch.no_grad()
-    def _prototype_layer(self, s: TPState, l: int, inp, inp_t, onehot_t, below,
-                         learn: bool, b: Batch, grads):
-        """Layer l of both paths with the prototype contrast; appends the layer's
-        closed-form one-step gradients to ``grads`` when learning."""
-        model, cfg, beta = self.model, self.model.cfg, self.params.beta
-        a = model.layer_input(l, inp)
-        cur = model.layer_current(l, a)
-        if l == 0:
-            shape = (onehot_t.shape[0], *cur.shape[1:])
-            cur_t = (onehot_t @ self.label_proj).reshape(shape)
-        else:
-            cur_t = model.layer_current(l, model.layer_input(l, inp_t))
-        if self.rec:
-            v = model.recurrent[l]
-            cur = cur + s.inp[l].y @ v.T
-            cur_t = cur_t + s.tgt[l].y @ v.T
-        s_in = lif_step(s.inp[l], cur, cfg.gamma, cfg.v_th)
-        s_tg = lif_step(s.tgt[l], cur_t, cfg.gamma, cfg.v_th)
-        e = beta * s.eps[l] + s_in.y
-        e_t = beta * s.eps_t[l] + s_tg.y
-        if learn:
-            m = tp_prototype_signal(e, e_t, tp_prototype_targets(below, b.labels))
-            g = m * self.psi(s_in.u, cfg.v_th)
-            gw = model.weight_grad(l, a, g)
-            grads.append((gw, g.T @ s.inp[l].y) if self.rec else (gw,))
-        return s_in, s_tg, e, e_t
+        term from layer 2 on: layer 1's target path goes through S, not W), i.e. one
+        product over both paths' rows. Prototype contrast: the input path only, with
+        :func:`~lava_local.functional.tp.tp_prototype_signal`. Conv maps with the batch
+        contrast (contrasted per location): autograd of the layer's loss.
+        """
+        model, cfg, n = self.model, self.model.cfg, b.size
+        if autograd:
+            loss = tp_contrastive_loss(e[:n], e[n:], tp_soft_targets(below.flatten(1)))
+            params = [model.hidden[l], model.recurrent[l]] if self.rec else \
+                [model.hidden[l]]
+            return torch.autograd.grad(loss, params)
+        if self.prototype:
+            m = tp_prototype_signal(e[:n], e[n:], tp_prototype_targets(below, b.labels))
+            g = m * self.psi(new.u[:n], cfg.v_th)
+            gw = model.weight_grad(l, a[:n], g)
+            return (gw, g.T @ prev.y[:n]) if self.rec else (gw,)
+        m, m_t = tp_contrastive_signal(e[:n], e[n:], tp_soft_targets(below.flatten(1)))
+        g = torch.cat([m, m_t]) * self.psi(new.u, cfg.v_th)
+        gw = model.weight_grad(l, a, g) if l > 0 else model.weight_grad(0, a, g[:n])
+        return (gw, g.T @ prev.y) if self.rec else (gw,)
 
     def traces(self, s: TPState) -> list[torch.Tensor]:
-        return [*s.eps, *s.eps_t, s.eps0_t]
+        return [*s.eps_all, s.eps0_t]
 
     def learn(self, s: TPState, t: int, b: Batch):
         model = self.model
         loss = F.cross_entropy(s.o.detach(), b.labels) / b.n_win   # no host sync per step
         err = torch.softmax(s.o, -1) - b.onehot
-        g_out = err.T @ model.readout_input(s.eps[-1]) / b.size
+        g_out = err.T @ model.readout_input(s.eps_all[-1][:s.n]) / b.size
         ordered = [g[0] for g in s.grads] + [g[1] for g in s.grads if len(g) > 1]
         return loss, [*ordered, g_out]
 

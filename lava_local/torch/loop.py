@@ -199,7 +199,8 @@ class LocalTrainer(Trainer):
                     pending = True
                     if self.update_every_step:
                         self.apply(acc)
-                        acc = [torch.zeros_like(w) for w in self.learned()]
+                        for a in acc:           # the optimiser has let go of them
+                            a.zero_()
                         pending = False
             state = self.finish(state)
         if pending or not self.update_every_step:

@@ -167,7 +167,7 @@ class LavaRun:
     predictions: np.ndarray
     labels: np.ndarray
     n_steps_run: int
-    seconds: float
+    seconds: float                    # running the steps (compile and start-up excluded)
     # all weights after online learning (real units); a layer that does not learn on the
     # graph (graded inputs, conv, behind a pooling) comes back exactly as exported, not as
     # the fixed backend's quantised copy of it
@@ -175,6 +175,7 @@ class LavaRun:
     learning: dict | None = None      # what learned on the graph (mode, options, params)
     filters: list | None = None       # cuba nets: (α, β) per layer after online learning
     extra: dict = field(default_factory=dict)   # other learned ExportedNet fields
+    startup_seconds: float = 0.0      # Lava's compiler and process start-up
 
     @property
     def learned(self) -> dict:
@@ -227,6 +228,9 @@ class LavaGraph:
         chunk = 10 * interval if progress else n_run
         try:
             t0 = time.perf_counter()
+            readout.create_runtime(run_cfg=run_cfg)        # compile, start the processes
+            startup = time.perf_counter() - t0
+            t0 = time.perf_counter()
             with tqdm(total=n, desc=f"lava {ctx.backend}", unit="sample",
                       disable=not progress) as bar:
                 done = 0
@@ -262,7 +266,7 @@ class LavaGraph:
             readout.stop()
         return LavaRun(predictions=preds, labels=self.labels, n_steps_run=n_run,
                        seconds=seconds, weights=weights, learning=self.learning,
-                       filters=filters, extra=extra or {})
+                       filters=filters, extra=extra or {}, startup_seconds=startup)
 
 
 def idle_steps(decays: list[float], resolution: int = 127) -> int:

@@ -1,0 +1,71 @@
+"""The speed benchmarks (``lava-local bench speed`` / ``bench lava-speed``): they run,
+write what they say, and their numbers are consistent (no timing is asserted)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lava_local.bench import SpeedSetup, VARIANTS, trainer_speed
+from lava_local.cli import main
+
+
+def test_trainer_speed_rows_are_consistent():
+    setup = SpeedSetup(n_in=12, hidden=(16, 8), n_out=4, n_steps=4, batch_size=6)
+    res = trainer_speed(setup, "cpu", repeats=2, warmup=1, progress=False)
+    rows = res["rows"]
+    assert [r["variant"] for r in rows] == [v[0] for v in VARIANTS.values()]
+    assert rows[0]["ratio_to_bptt"] == 1.0 and res["matmul_flops_per_s"] > 0
+    for r in rows:
+        assert len(r["seconds_per_batch_all"]) == 2
+        assert r["seconds_per_batch"] == pytest.approx(np.median(r["seconds_per_batch_all"]))
+        assert r["ratio_to_bptt"] == pytest.approx(r["seconds_per_batch"]
+                                                   / rows[0]["seconds_per_batch"])
+        assert r["memory_ratio"] == pytest.approx(r["memory_measured_bytes_per_sample"]
+                                                  / r["memory_analytic_bytes_per_sample"])
+    # BPTT keeps every step's graph: far more learning state than the local rules
+    by = {r["variant"]: r for r in rows}
+    assert by["BPTT"]["memory_measured_bytes_per_sample"] > \
+        2 * by["S-TLLR (bp)"]["memory_measured_bytes_per_sample"]
+    # S-TLLR (bp) keeps no step graph any more: its measured state is its traces
+    assert by["S-TLLR (bp)"]["memory_ratio"] < 1.3
+
+
+def test_bench_speed_command_writes_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "speed"
+    assert main(["bench", "speed", "--n-in", "10", "--hidden", "8", "--n-out", "3",
+                 "--steps", "3", "--batch-size", "4", "--repeats", "1", "--warmup", "0",
+                 "--rules", "tess", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ratio to BPTT" in text and "TESS" in text
+    res = json.loads((out / "speed.json").read_text())
+    assert [r["variant"] for r in res["rows"]] == ["BPTT", "TESS"]
+    assert (out / "speed.png").stat().st_size > 0
+    assert main(["bench", "speed", "--rules", "nope", "--no-progress"]) == 2
+    assert "unknown variant" in capsys.readouterr().err
+    assert main(["bench", "speed", "--batch-size", "1", "--no-progress"]) == 2
+
+
+def test_bench_lava_speed_command(tmp_path, capsys):
+    from lava_local.torch.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(epochs=1, n_steps=6, hidden=(12,), params={"signal": "dfa"}), run,
+          progress=False)
+    out = tmp_path / "lava"
+    assert main(["bench", "lava-speed", "--run", str(run), "--samples", "2", "--learn",
+                 "stllr-dfa", "--no-progress", "--out", str(out)]) == 0
+    assert "ratio to inference" in capsys.readouterr().out
+    (res,) = json.loads((out / "lava-speed.json").read_text())
+    got = {(r["backend"], r["mode"], r["models"]) for r in res["rows"]}
+    assert got == {(b, m, "lava-local") for b in ("sim-float", "sim-fixed")
+                   for m in ("none", "stllr-dfa")} | \
+        {(b, "stllr-dfa", "Lava's stock") for b in ("sim-float", "sim-fixed")}
+    for r in res["rows"]:
+        assert r["steps_per_second"] > 0
+        if r["models"] != "lava-local":
+            assert r["fast_over_stock"] > 0
+    assert (out / "lava-speed.png").stat().st_size > 0
+    assert main(["bench", "lava-speed", "--run", str(run), "--learn", "nope",
+                 "--no-progress"]) == 2

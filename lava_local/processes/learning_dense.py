@@ -35,8 +35,10 @@ import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.learning.constants import (
     FACTOR_TO_WIDTH_DICT,
+    W_ACCUMULATOR_S,
     W_ACCUMULATOR_U,
     W_S_MANT,
+    W_SYN_VAR_S,
 )
 from lava.magma.core.learning.learning_rule_applier import (
     LearningRuleApplierBitApprox,
@@ -59,16 +61,24 @@ class _FastTraces:
         out = {}
         pre = np.arange(x_hist.shape[-1])
         post = np.arange(y_hist.shape[-1])
+        # t_epoch = 1: a dependency's spike time is step 1 of the epoch wherever the
+        # dependency is set, and the product is 0 wherever it is not; so the trace of the
+        # other side at that time is one row (column), not an N_post x N_pre gather
+        one_step = self._learning_rule.t_epoch == 1
         for dep, traces in self._learning_rule.active_traces_per_dependency.items():
             for tr in traces:
                 key = f"{tr}_{dep}"
                 if dep == "x0":
                     if tr in _X:   # x trace of each pre neuron at its own spike time
                         out[key] = x_hist[self.tx, _X[tr], pre][np.newaxis, :]
+                    elif one_step:  # only spiking pres' columns count: t = 1
+                        out[key] = y_hist[1, _Y[tr]][:, np.newaxis]
                     else:          # y trace of each post neuron at each pre spike time
                         out[key] = y_hist[self.tx, _Y[tr]].T
                 elif dep == "y0":
-                    if tr in _X:
+                    if tr in _X and one_step:   # only spiking posts' rows count: t = 1
+                        out[key] = x_hist[1, _X[tr]][np.newaxis, :]
+                    elif tr in _X:
                         out[key] = x_hist[self.ty, _X[tr]]
                     else:
                         out[key] = y_hist[self.ty, _Y[tr], post][:, np.newaxis]
@@ -120,6 +130,111 @@ class _LearnInSpikingPhase:
             self.run_lrn()
 
 
+def _factor_value(dep: str, factor, args: dict):
+    """A product's factor as the engine evaluates it (before any clipping)."""
+    from lava.magma.core.learning import string_symbols as sym
+
+    const = factor.const if factor.has_const() else 0
+    name = factor.state_var
+    if name == sym.C:
+        return np.asarray(factor.const)
+    if name in sym.DEPENDENCIES:
+        v = args[name]
+    elif name in sym.TRACES:
+        v = args[f"{name}_{dep}"]
+    else:
+        v = args[sym.SYNAPTIC_VARIABLE_VAR_MAPPING[name]]
+    v = np.asarray(v) + const
+    return np.sign(v) if factor.is_sgn else v
+
+
+def active_block(products, args: dict, shape: tuple[int, int]):
+    """Rows and columns outside of which every product of the series is zero.
+
+    Each product is its dependency (x0: one value per pre neuron, y0: per post neuron,
+    u: one value) times its factors (per pre, per post or per synapse); it is zero
+    outside (posts where every per-post piece is non-zero) x (pres where every per-pre
+    piece is non-zero). The union over products bounds the synapses a step can change.
+    """
+    n_post, n_pre = shape
+    rows = np.zeros(n_post, dtype=bool)
+    cols = np.zeros(n_pre, dtype=bool)
+    for prod in products:
+        r = np.ones(n_post, dtype=bool)
+        c = np.ones(n_pre, dtype=bool)
+        pieces = [np.asarray(args[prod.dependency])]
+        pieces += [_factor_value(prod.dependency, f, args) for f in prod.factors]
+        for v in pieces:
+            if v.size == 1:
+                if v.reshape(-1)[0] == 0:
+                    r[:] = False
+            elif v.shape == (1, n_pre):
+                c &= v[0] != 0
+            elif v.shape == (n_post, 1):
+                r &= v[:, 0] != 0
+            else:
+                nz = np.broadcast_to(v, shape) != 0
+                r &= nz.any(1)
+                c &= nz.any(0)
+        if r.any() and c.any():
+            rows |= r
+            cols |= c
+    return np.flatnonzero(rows), np.flatnonzero(cols)
+
+
+def _block_args(args: dict, shape: tuple[int, int], rows, cols) -> dict:
+    """The applier's arguments restricted to the synapses (rows x cols)."""
+    n_post, n_pre = shape
+    out = {}
+    for k, v in args.items():
+        if isinstance(v, np.ndarray) and v.ndim == 2:
+            if v.shape == shape:
+                v = v[np.ix_(rows, cols)]
+            elif v.shape == (1, n_pre):
+                v = v[:, cols]
+            elif v.shape == (n_post, 1):
+                v = v[rows, :]
+        out[k] = v
+    out["shape"] = (rows.size, cols.size)
+    return out
+
+
+class _ActiveBlock:
+    """Apply a weight rule only to the block of synapses it can change this step.
+
+    The engine evaluates every product over all N_post x N_pre synapses and then
+    accumulates, (stochastically) rounds and saturates them all. Outside the block of
+    :func:`active_block` every product is 0, so there the accumulator holds the weight
+    itself: exact rounding (no fraction) and saturation (the weight is in range) leave it
+    unchanged. Here the same applier and the same rounding and saturation run on the
+    block only, with the same scalar random number: the same weights, bit for bit. The
+    first update runs over all synapses (it saturates weights given out of range), and
+    rules that also learn tags or delays always do.
+    """
+
+    _full_pass_done = False
+
+    def _apply_learning_rules(self, x_traces_history, y_traces_history) -> None:
+        from scipy.sparse import csr_matrix
+
+        w = self.weights
+        if (list(self._learning_rule_appliers) != ["weights"] or not self._full_pass_done
+                or isinstance(w, csr_matrix) or min(w.shape) < 2):
+            super()._apply_learning_rules(x_traces_history, y_traces_history)
+            self._full_pass_done = True
+            return
+        args = self._extract_applier_args(x_traces_history, y_traces_history)
+        applier = self._learning_rule_appliers["weights"]
+        rows, cols = active_block(applier._product_series.products, args, w.shape)
+        if rows.size == 0 or cols.size == 0:
+            return
+        block = np.ix_(rows, cols)
+        w = w.copy()
+        w[block] = self._update_block(applier, w[block], _block_args(args, w.shape, rows,
+                                                                    cols))
+        self.weights = w
+
+
 class _EvalApplierFloat(LearningRuleApplierFloat):
     """Lava's float applier, evaluating its compiled expression with ``eval``."""
 
@@ -154,7 +269,7 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _FastTraces,
+class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _FastTraces,
                              PyLearningDenseModelFloat):
     """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``, learning
     in the spiking phase."""
@@ -162,17 +277,34 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _FastTraces,
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
 
+    def _update_block(self, applier, w, args):
+        """The float engine's update of a block of weights."""
+        return self._saturate_synaptic_variable("weights", applier.apply(w, **args))
+
 
 @implements(proc=LearningDense, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_approximate_loihi", "fixed_pt")
-class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _FastTraces,
+class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _ActiveBlock,
+                                      _FastTraces,
                                       PyLearningDenseModelBitApproximate):
     """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
     factor products, learning in the spiking phase."""
 
     def _create_learning_rule_applier(self, product_series):
         return _BroadcastApplierBitApprox(product_series)
+
+    def _update_block(self, applier, w, args):
+        """The bit-approximate engine's update of a block of weights: accumulate in the
+        accumulator's units, saturate, round stochastically, back to weight units,
+        saturate."""
+        name = "weights"
+        shift = W_ACCUMULATOR_S - W_SYN_VAR_S[name]
+        v = applier.apply(w << shift, **args)
+        v = self._saturate_synaptic_variable_accumulator(name, v)
+        v = self._stochastic_round_synaptic_variable(
+            name, v, self._conn_var_random.random_stochastic_round)
+        return self._saturate_synaptic_variable(name, v >> shift)
 
 
 def fast_learning_models(backend: str) -> dict:

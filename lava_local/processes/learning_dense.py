@@ -182,11 +182,31 @@ def active_block(products, args: dict, shape: tuple[int, int]):
     return np.flatnonzero(rows), np.flatnonzero(cols)
 
 
-def _block_args(args: dict, shape: tuple[int, int], rows, cols) -> dict:
-    """The applier's arguments restricted to the synapses (rows x cols)."""
+def _referenced(products) -> set[str]:
+    """The applier arguments a product series reads."""
+    from lava.magma.core.learning import string_symbols as sym
+
+    names = set()
+    for prod in products:
+        names.add(prod.dependency)
+        for f in prod.factors:
+            if f.state_var in sym.TRACES:
+                names.add(f"{f.state_var}_{prod.dependency}")
+            elif f.state_var in sym.DEPENDENCIES:
+                names.add(f.state_var)
+            elif f.state_var in sym.SYNAPTIC_VARIABLE_VAR_MAPPING:
+                names.add(sym.SYNAPTIC_VARIABLE_VAR_MAPPING[f.state_var])
+    return names
+
+
+def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str]) -> dict:
+    """The arguments ``names`` of the applier restricted to the synapses (rows x cols);
+    every other argument as it is, except per-synapse ones, which no product reads."""
     n_post, n_pre = shape
     out = {}
     for k, v in args.items():
+        if k not in names and isinstance(v, np.ndarray) and v.shape == shape:
+            continue
         if isinstance(v, np.ndarray) and v.ndim == 2:
             if v.shape == shape:
                 v = v[np.ix_(rows, cols)]
@@ -225,14 +245,17 @@ class _ActiveBlock:
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
         applier = self._learning_rule_appliers["weights"]
-        rows, cols = active_block(applier._product_series.products, args, w.shape)
+        products = applier._product_series.products
+        rows, cols = active_block(products, args, w.shape)
         if rows.size == 0 or cols.size == 0:
             return
+        if rows.size * cols.size > 0.5 * w.size:    # gathering would cost more: all of it
+            self.weights = self._update_block(applier, w, args)
+            return
         block = np.ix_(rows, cols)
-        w = w.copy()
-        w[block] = self._update_block(applier, w[block], _block_args(args, w.shape, rows,
-                                                                    cols))
-        self.weights = w
+        w[block] = self._update_block(applier, w[block],
+                                      _block_args(args, w.shape, rows, cols,
+                                                  _referenced(products)))
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):

@@ -75,6 +75,10 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     opt("--dataset", "dataset", "data set", choices=DATASETS)
     opt("--root", "root", "folder of the event data sets (see `lava-local data list`)",
         type=str)
+    p.add_argument("--data", dest="data_file", default=S, type=str, metavar="FILE.npz",
+                   help="your own spikes: an .npz with x (N, T, F) of 0/1, y (N,) and "
+                        "optionally x_test, y_test (else 20%% held out); sets --dataset npz "
+                        "and T from the file")
     opt("--workers", "workers", "DataLoader worker processes for event data", type=int)
     opt("--holdout-speaker", "holdout_speaker", "gsc: leave this speaker (or auto: the one "
         "with the most clips) out of pre-training, for `lava-local finetune`", type=str)
@@ -110,7 +114,27 @@ def _given(args: argparse.Namespace) -> dict:
     from .torch.train import TrainConfig
 
     names = ({f.name for f in fields(TrainConfig)} - {"params"}) | rules.option_keys()
-    return {k: v for k, v in vars(args).items() if k in names}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    data_file = vars(args).get("data_file")
+    if data_file is not None:
+        given.update(_npz_options(data_file, given))
+    return given
+
+
+def _npz_options(path: str, given: dict) -> dict:
+    """``--data FILE``: the npz data set, its file, and T from the file."""
+    from .data import load_npz
+    from .torch.train import RunError
+
+    if given.get("dataset", "npz") != "npz":
+        raise RunError(f"--data reads your own file; drop --dataset {given['dataset']}")
+    try:
+        t = load_npz(path, "train").n_steps
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    if given.get("n_steps", t) != t:
+        raise RunError(f"{path} has T = {t} time steps; drop --steps or give --steps {t}")
+    return {"dataset": "npz", "root": str(Path(path).expanduser().resolve()), "n_steps": t}
 
 
 def _config(args: argparse.Namespace, strict: bool = True, **override):

@@ -20,7 +20,7 @@ from lava_local.cli import main
     (["train", "--hidden", "12,x"], "comma-separated"),
     (["train", "--window", "50", "--steps", "20"], "learning window"),
     (["train", "--resume", "--out", "{tmp}/missing"], "no checkpoint"),
-    (["bench", "speed"], "invalid choice"),
+    (["bench", "nope"], "invalid choice"),
 ])
 def test_bad_input_is_a_clear_error(argv, match, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path) for a in argv]

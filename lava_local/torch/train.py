@@ -88,6 +88,12 @@ class TrainConfig:
             raise RunError(f"params of rule {self.rule} must be a {rule.Params.__name__}, "
                            f"got {type(params).__name__}")
         object.__setattr__(self, "params", params)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RunError(f"{f.name} must be a finite number, got {v}")
+        if not self.init_gain > 0:
+            raise RunError(f"init_gain must be > 0, got {self.init_gain}")
         if self.dataset not in DATASETS:
             raise RunError(
                 f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}"
@@ -259,6 +265,16 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
         ck = torch.load(path, map_location=device)
     except FileNotFoundError:
         raise RunError(f"no checkpoint at {path}") from None
+    except Exception as e:     # truncated, garbage, not a torch file
+        raise RunError(f"{path} is not a readable lava-local checkpoint ({type(e).__name__}: "
+                       f"{str(e)[:120]}); retrain, or restore the file") from None
+    if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
+        raise RunError(f"{path} is not a lava-local checkpoint (no model and config); "
+                       "retrain, or restore the file")
+    bad = non_finite(ck["model"])
+    if bad:
+        raise RunError(f"{path} holds NaN/inf weights ({', '.join(bad)}): it cannot be "
+                       "resumed, exported or run; retrain (with a smaller --lr)")
     fmt = ck.get("format", 1)
     if fmt > CHECKPOINT_FORMAT:
         raise RunError(f"{path} has checkpoint format {fmt}, newer than this lava-local "
@@ -270,6 +286,12 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
         ck["trainer"] = trainer
         ck["format"] = CHECKPOINT_FORMAT
     return ck
+
+
+def non_finite(state: Mapping) -> list[str]:
+    """Names of the floating tensors of a state dict that hold NaN or inf."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
 
 
 def load_weights(ck: dict, cfg: TrainConfig, model, trainer, device: torch.device) -> None:
@@ -327,9 +349,11 @@ def cost_report(cfg: TrainConfig, trainer, x: torch.Tensor, labels: torch.Tensor
 
 
 def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
-          overwrite: bool = False, progress: bool = True) -> dict:
+          overwrite: bool = False, progress: bool = True, data: tuple | None = None) -> dict:
     """Train ``cfg``; write a checkpoint each epoch and ``results.json`` into ``out``.
 
+    ``data``: (train, test) data sets to use instead of loading ``cfg.dataset`` (e.g.
+    :func:`lava_local.data.from_arrays`; ``cfg.dataset`` then only names them).
     Returns the results dictionary (also written to ``out/results.json``).
     """
     from tqdm.auto import tqdm
@@ -350,10 +374,14 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     device = resolve_device(cfg.device)
     extra = {} if cfg.holdout_speaker is None else {"exclude_speaker": cfg.holdout_speaker}
     try:
-        train_ds = load_dataset(cfg.dataset, "train", cfg.root, n_steps=cfg.n_steps,
-                                encoding=cfg.encoding, seed=cfg.seed, **extra)
-        test_ds = load_dataset(cfg.dataset, "test", cfg.root, n_steps=cfg.n_steps,
-                               encoding=cfg.encoding, seed=cfg.seed, **extra)
+        if data is not None:
+            train_ds, test_ds = data
+            _check_given_data(cfg, train_ds, test_ds)
+        else:
+            train_ds = load_dataset(cfg.dataset, "train", cfg.root, n_steps=cfg.n_steps,
+                                    encoding=cfg.encoding, seed=cfg.seed, **extra)
+            test_ds = load_dataset(cfg.dataset, "test", cfg.root, n_steps=cfg.n_steps,
+                                   encoding=cfg.encoding, seed=cfg.seed, **extra)
     except (ValueError, DatasetError) as e:
         raise RunError(str(e)) from None
     for split, ds in (("train", train_ds), ("test", test_ds)):
@@ -392,7 +420,16 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
                    leave=True, dynamic_ncols=True)
         for x, y in bar:
             losses.append(trainer.train_batch(x, y))
+            if not math.isfinite(losses[-1]):
+                bar.close()
+                raise RunError(_diverged(epoch, len(losses), f"the loss is {losses[-1]}",
+                                         ckpt_path, start, history))
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+        bad = non_finite(model.state_dict())
+        if bad:
+            bar.close()
+            raise RunError(_diverged(epoch, len(losses), f"{', '.join(bad)} hold NaN/inf",
+                                     ckpt_path, start, history))
         train_time = time.perf_counter() - t0
         acc, _ = evaluate(model, test_ds, t_l, device)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", test_acc=f"{acc:.3f}")
@@ -424,6 +461,31 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     if out is not None:
         _write_json(results, out / RESULTS)
     return results
+
+
+def _diverged(epoch: int, batch: int, what: str, ckpt_path, start: int, history) -> str:
+    """The message of a run that stopped on a non-finite loss or weight."""
+    kept = (f"the checkpoint of epoch {len(history)} in {ckpt_path} is kept"
+            if ckpt_path is not None and history else "no checkpoint was written")
+    return (f"training diverged in epoch {epoch + 1}, batch {batch}: {what}; {kept}. "
+            "Lower --lr, check the neuron options (--v-th, --gamma, --init-gain), or "
+            "--resume from the kept checkpoint")
+
+
+def _check_given_data(cfg: TrainConfig, train_ds, test_ds) -> None:
+    """Data sets given in Python fit each other and the run's T."""
+    for split, ds in (("train", train_ds), ("test", test_ds)):
+        for attr in ("n_steps", "n_inputs", "n_classes", "labels"):
+            if not hasattr(ds, attr):
+                raise ValueError(f"the {split} data has no {attr}; make it with "
+                                 "lava_local.data.from_arrays(x, y)")
+        if ds.n_steps != cfg.n_steps:
+            raise ValueError(f"the {split} data has T = {ds.n_steps} steps but the run "
+                             f"n_steps = {cfg.n_steps}; give n_steps={ds.n_steps}")
+    if (train_ds.n_inputs, train_ds.n_classes) != (test_ds.n_inputs, test_ds.n_classes):
+        raise ValueError(f"train and test data differ: {train_ds.n_inputs} vs "
+                         f"{test_ds.n_inputs} inputs, {train_ds.n_classes} vs "
+                         f"{test_ds.n_classes} classes (give n_classes= to from_arrays)")
 
 
 def memory_sweep(cfg: TrainConfig, steps: list[int], rules: tuple[str, ...] = registry.RULES,

@@ -136,3 +136,51 @@ def test_checkpoints_of_format_1_still_load(tmp_path):
     torch.save({**ck, "format": 99}, run / "checkpoint.pt")
     with pytest.raises(RunError, match="format 99.*reads \\(format 2\\)"):
         train(small(signal="dfa", epochs=3), run, resume=True, progress=False)
+
+
+# -- faults: non-finite options, diverging runs, broken checkpoints --------------------------
+
+@pytest.mark.parametrize("field", ["v_th", "init_gain", "gamma", "kappa", "lr", "width"])
+def test_non_finite_options_are_refused_before_any_work(field):
+    with pytest.raises(RunError, match="finite|must|positive"):
+        TrainConfig(**{field: float("nan")})
+    with pytest.raises(RunError):
+        TrainConfig.from_flat(rule="solsa", solsa_sigma=float("nan"))
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cfg = TrainConfig(rule="bptt", epochs=1, hidden=(16,), n_steps=5)
+    train(cfg, out, progress=False)
+    # epoch 2 runs with a learning rate of 1e38 (set in the saved optimiser state, so the
+    # run's options stay the same): its weights cannot stay finite
+    ck = torch.load(out / "checkpoint.pt")
+    for g in ck["optimizer"]["param_groups"]:
+        g["lr"] = 1e38
+    torch.save(ck, out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(RunError, match="diverged in epoch 2.*epoch 1 .* is kept"):
+        train(TrainConfig(rule="bptt", epochs=2, hidden=(16,), n_steps=5), out, resume=True,
+              progress=False)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    # a checkpoint holding NaN weights is refused, and left as it is
+    ck["model"]["hidden.0"][0, :2] = float("nan")
+    torch.save(ck, out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(RunError, match="NaN/inf weights .*hidden.0"):
+        train(TrainConfig(rule="bptt", epochs=2, hidden=(16,), n_steps=5), out, resume=True,
+              progress=False)
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\x00\x01", None])
+def test_broken_checkpoints_are_named(tmp_path, content):
+    from lava_local.torch.train import read_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    if content is None:
+        torch.save({"weights": [1, 2]}, path)        # a torch file, not a checkpoint
+    else:
+        path.write_bytes(content)
+    with pytest.raises(RunError, match="checkpoint"):
+        read_checkpoint(path)

@@ -877,9 +877,13 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\nlava-local: interrupted; a training run continues with --resume",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:
+        from .networks.guard import Interrupted
+
+        what = ("the Lava graph and its processes were stopped; nothing was written"
+                if isinstance(e, Interrupted) else
+                "a training run continues from its last epoch with --resume")
+        print(f"\nlava-local: interrupted ({e or 'SIGINT'}): {what}", file=sys.stderr)
         return 130
 
 

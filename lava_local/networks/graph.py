@@ -48,6 +48,7 @@ from .. import rules
 from ..fixed import IN_BITS, W_WEIGHT_MAX, quantize_input, quantize_weights, weight_precision
 from .conv_layers import dense_from_map, dense_to_torch, frames_to_lava, lava_conv, lava_shape
 from .export import ExportedNet
+from .guard import LavaGuard
 
 BACKENDS = ("sim-float", "sim-fixed", "loihi2")
 #: ``run --learn`` values: none, or a rule's on-graph learning mode.
@@ -226,9 +227,10 @@ class LavaGraph:
         run_cfg = _run_cfg(ctx.backend, self.stock_models)
         n, n_run, interval = self.n_samples, self.n_steps_run, ctx.interval
         chunk = 10 * interval if progress else n_run
-        try:
+        with LavaGuard() as guard:
             t0 = time.perf_counter()
-            readout.create_runtime(run_cfg=run_cfg)        # compile, start the processes
+            guard.start(lambda: readout.create_runtime(run_cfg=run_cfg),   # compile, fork
+                        readout.stop)
             startup = time.perf_counter() - t0
             t0 = time.perf_counter()
             with tqdm(total=n, desc=f"lava {ctx.backend}", unit="sample",
@@ -262,8 +264,6 @@ class LavaGraph:
                         for l, d in enumerate(ctx.rec_denses)]}
                 if self.filters is not None:
                     filters = [f.learned_filter() for f in self.filters]
-        finally:
-            readout.stop()
         return LavaRun(predictions=preds, labels=self.labels, n_steps_run=n_run,
                        seconds=seconds, weights=weights, learning=self.learning,
                        filters=filters, extra=extra or {}, startup_seconds=startup)

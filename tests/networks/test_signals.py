@@ -1,0 +1,63 @@
+"""A signal during a Lava run stops every worker process and leaves no shared memory
+behind; the user sees one line, not a traceback per worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lava_local.torch.train import TrainConfig, train
+
+
+def _session(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (the run and every worker it forked; exited
+    ones waiting to be reaped do not count)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True,
+                         text=True, check=True).stdout
+    return [int(p) for p, s, st in (line.split() for line in out.splitlines())
+            if int(s) == sid and not st.startswith("Z")]
+
+
+def _psm() -> set[str]:
+    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("signals") / "run"
+    train(TrainConfig(epochs=1, n_steps=10, hidden=(16,)), out, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig):
+    shm_before = _psm()
+    p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
+                          "--backend", "sim-float", "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and len(_session(p.pid)) < 6 and p.poll() is None:
+            time.sleep(0.2)
+        assert p.poll() is None and len(_session(p.pid)) >= 6, "the graph did not start"
+        time.sleep(1.5)                         # the graph is stepping
+        os.kill(p.pid, sig)                     # the Python process alone, not its group
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            pytest.fail("the run did not exit within 30 s of the signal")
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "processes were stopped" in err
+    assert "Traceback" not in err
+    for _ in range(20):                         # give exiting workers a moment
+        if not _session(p.pid):
+            break
+        time.sleep(0.25)
+    assert _session(p.pid) == [], "worker processes were left behind"
+    assert _psm() - shm_before == set(), "shared-memory segments were left behind"
+    assert not list(run_dir.glob("lava-*.json")), "an interrupted run wrote results"

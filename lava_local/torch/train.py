@@ -354,22 +354,63 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
 
     ``data``: (train, test) data sets to use instead of loading ``cfg.dataset`` (e.g.
     :func:`lava_local.data.from_arrays`; ``cfg.dataset`` then only names them).
+    ``overwrite`` replaces a run in ``out`` atomically: the new run is trained in a
+    folder beside it and swapped in when it is complete; until then, and if it fails,
+    the old run stays as it was. Every problem with ``out`` is found before any work.
     Returns the results dictionary (also written to ``out/results.json``).
     """
-    from tqdm.auto import tqdm
+    import shutil
+    import tempfile
 
     out = Path(out) if out is not None else None
+    if out is None:
+        if resume:
+            raise RunError("--resume needs --out, the folder of the run to continue")
+        return _train(cfg, None, False, progress, data)
+    _check_out(out, resume, overwrite)
+    if not (overwrite and not resume and out.is_dir() and any(out.iterdir())):
+        return _train(cfg, out, resume, progress, data)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        results = _train(cfg, work, False, progress, data, replacing=out)
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)      # the old run aside, the new one in its place
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return results
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """``out`` can take this run (see :func:`train`)."""
+    ckpt_path = out / CHECKPOINT
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file; give a folder for the run")
+    if resume and not ckpt_path.is_file():
+        raise RunError(f"cannot resume: no checkpoint at {ckpt_path}; "
+                       "start a new run without --resume")
+    if resume and overwrite:
+        raise RunError("--resume continues a run and --overwrite replaces it; give one")
+    if not resume and not overwrite and (ckpt_path.exists() or (out / RESULTS).exists()):
+        raise RunError(f"{out} already holds a run; pass --resume to continue it, "
+                       "--overwrite to replace it, or choose another --out")
+    where = out
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        raise RunError(f"cannot write the run into {out}: {where} is not a writable folder")
+    if out.is_dir() and not os.access(out.parent, os.W_OK | os.X_OK) and overwrite:
+        raise RunError(f"cannot replace {out}: its folder {out.parent} is not writable")
+
+
+def _train(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool, data,
+           replacing: Path | None = None) -> dict:
+    """:func:`train` into ``out`` (checked)."""
+    from tqdm.auto import tqdm
+
     ckpt_path = out / CHECKPOINT if out is not None else None
-    if out is not None:
-        if resume and not ckpt_path.is_file():
-            raise RunError(f"cannot resume: no checkpoint at {ckpt_path}; "
-                           "start a new run without --resume")
-        if not resume and not overwrite and (ckpt_path.exists() or (out / RESULTS).exists()):
-            raise RunError(f"{out} already holds a run; pass --resume to continue it, "
-                           "--overwrite to replace it, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-    elif resume:
-        raise RunError("--resume needs --out, the folder of the run to continue")
 
     device = resolve_device(cfg.device)
     extra = {} if cfg.holdout_speaker is None else {"exclude_speaker": cfg.holdout_speaker}
@@ -404,6 +445,12 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
         load_weights(ck, cfg, model, trainer, device)
         opt.load_state_dict(ck["optimizer"])
         history, start = ck["history"], ck["epoch"]
+        if cfg.epochs < start:
+            raise RunError(f"the run in {out} has trained {start} epochs already; "
+                           f"--epochs {cfg.epochs} would contradict it: give --epochs "
+                           f"{start} or more")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
 
     for epoch in range(start, cfg.epochs):
         trainer.start_epoch(epoch, cfg.epochs)
@@ -423,13 +470,13 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
             if not math.isfinite(losses[-1]):
                 bar.close()
                 raise RunError(_diverged(epoch, len(losses), f"the loss is {losses[-1]}",
-                                         ckpt_path, start, history))
+                                         ckpt_path, history, replacing))
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
         bad = non_finite(model.state_dict())
         if bad:
             bar.close()
             raise RunError(_diverged(epoch, len(losses), f"{', '.join(bad)} hold NaN/inf",
-                                     ckpt_path, start, history))
+                                     ckpt_path, history, replacing))
         train_time = time.perf_counter() - t0
         acc, _ = evaluate(model, test_ds, t_l, device)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", test_acc=f"{acc:.3f}")
@@ -463,10 +510,15 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     return results
 
 
-def _diverged(epoch: int, batch: int, what: str, ckpt_path, start: int, history) -> str:
+def _diverged(epoch: int, batch: int, what: str, ckpt_path, history,
+              replacing: Path | None = None) -> str:
     """The message of a run that stopped on a non-finite loss or weight."""
-    kept = (f"the checkpoint of epoch {len(history)} in {ckpt_path} is kept"
-            if ckpt_path is not None and history else "no checkpoint was written")
+    if replacing is not None:
+        kept = f"the run in {replacing} was not replaced"
+    elif ckpt_path is not None and history:
+        kept = f"the checkpoint of epoch {len(history)} in {ckpt_path} is kept"
+    else:
+        kept = "no checkpoint was written"
     return (f"training diverged in epoch {epoch + 1}, batch {batch}: {what}; {kept}. "
             "Lower --lr, check the neuron options (--v-th, --gamma, --init-gain), or "
             "--resume from the kept checkpoint")

@@ -184,3 +184,43 @@ def test_broken_checkpoints_are_named(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(RunError, match="checkpoint"):
         read_checkpoint(path)
+
+
+def test_overwrite_replaces_a_run_atomically(tmp_path):
+    out = tmp_path / "run"
+    cfg = TrainConfig(rule="bptt", epochs=1, hidden=(8,), n_steps=4)
+    train(cfg, out, progress=False)
+    (out / "net.h5").write_bytes(b"old export")
+    (out / "lava-sim-float.json").write_text("{}")
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    # a replacement that fails (its data set cannot be read) leaves the old run as it was
+    bad = TrainConfig(rule="bptt", epochs=1, hidden=(8,), n_steps=4, dataset="nmnist",
+                      root=str(tmp_path / "nowhere"))
+    with pytest.raises(RunError):
+        train(bad, out, overwrite=True, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]      # no leftovers
+    # a replacement that succeeds leaves only the new run: no export of the old one
+    train(TrainConfig(rule="tess", epochs=1, hidden=(8,), n_steps=4), out, overwrite=True,
+          progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "results.json"]
+    assert json.loads((out / "results.json").read_text())["config"]["rule"] == "tess"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_out_and_resume_problems_are_found_before_any_work(tmp_path):
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    with pytest.raises(RunError, match="is a file"):
+        train(TrainConfig(epochs=1), f, progress=False)
+    assert f.read_text() == "mine"
+    out = tmp_path / "run"
+    train(TrainConfig(rule="bptt", epochs=2, hidden=(8,), n_steps=4), out, progress=False)
+    before = (out / "results.json").read_bytes()
+    with pytest.raises(RunError, match="trained 2 epochs already.*--epochs 2 or more"):
+        train(TrainConfig(rule="bptt", epochs=1, hidden=(8,), n_steps=4), out, resume=True,
+              progress=False)
+    with pytest.raises(RunError, match="give one"):
+        train(TrainConfig(rule="bptt", epochs=3, hidden=(8,), n_steps=4), out, resume=True,
+              overwrite=True, progress=False)
+    assert (out / "results.json").read_bytes() == before

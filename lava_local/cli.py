@@ -712,6 +712,11 @@ def cmd_data(args) -> int:
     from .torch.train import RunError
 
     if args.data_command == "list":
+        if args.root is not None and not Path(args.root).is_dir():
+            raise RunError(f"--root {args.root} is not a folder"
+                           + (" (it does not exist; create it, or fetch a data set into "
+                              "it with `lava-local data fetch NAME --root DIR`)"
+                              if not Path(args.root).exists() else ""))
         rows = dataset_status(args.root)
         print(format_table(["data set", "download", "present splits", "expected layout"],
                            [[r["name"], r["size"], ",".join(r["present"]) or "-", r["layout"]]
@@ -876,6 +881,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("lava-local: error: out of memory; lower --steps, --batch-size, --hidden or "
+              "--samples", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         from .networks.guard import Interrupted

@@ -143,3 +143,17 @@ def test_run_learn_measures_test_accuracy_before_and_after(tmp_path, capsys):
     assert main(["train", "--rule", "tess", "--signal", "dfa", "--no-progress",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--signal does not apply to rule tess" in capsys.readouterr().err
+
+
+def test_data_list_names_a_missing_root(tmp_path, capsys):
+    assert main(["data", "list", "--root", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_on_data_of_another_input_size_is_a_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--rule", "bptt", "--dataset", "temporal", "--epochs", "1",
+                 "--hidden", "8", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--dataset", "digits", "--no-progress"]) == 2
+    assert "inputs but the data" in capsys.readouterr().err

@@ -538,6 +538,11 @@ def _prepare(net: ExportedNet, dataset, backend: str, learn: str, eta, rng_seed:
     if dataset.n_steps != net.n_steps:
         raise ValueError(f"the network was trained with T={net.n_steps} but the data has "
                          f"T={dataset.n_steps}; encode the data with T={net.n_steps}")
+    n_in = getattr(dataset, "n_inputs", None)
+    if n_in is not None and n_in != net.layer_sizes[0]:
+        raise ValueError(f"the network takes {net.layer_sizes[0]} inputs but the data "
+                         f"{getattr(dataset, 'name', '')} has {n_in}; run it on the data "
+                         f"set it was trained on ({net.dataset})")
     learning = learn != "none"
     if not learning:
         if options:

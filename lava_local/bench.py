@@ -6,10 +6,10 @@ Both print tables and return plain rows (JSON-ready); none of this is a timed te
 Trainers (:func:`trainer_speed`): every rule variant trains on the same net, the same
 random input spikes and labels, from the same seed, in one process; the variants take
 turns batch by batch (``warmup`` untimed rounds, then ``repeats`` timed ones, CUDA
-synchronised around each batch) and each reports its median time per batch. Beside the time per batch: the ratio to BPTT's,
-the achieved rate of the matrix products (2 × the measured MACs of a batch / its time),
-the device's own fp32 matmul rate measured in the same run (a 2048³ product; the
-"arithmetic bound" is the batch's products at that rate), and the measured learning
+synchronised around each batch) and each reports its median time per batch. Beside it:
+the ratio to BPTT's, the achieved rate of the matrix products (2 × the measured MACs of
+a batch / its time), the device's own fp32 matmul rate measured in the same run (a 2048³
+product; the "arithmetic bound" is the batch's products at that rate), and the measured learning
 state per sample against the rule's analytic formula.
 
 Lava (:func:`lava_speed`): steps per second of the inference graph and of every
@@ -83,7 +83,7 @@ def matmul_rate(device, n: int = 2048, repeats: int = 5) -> float:
 
 
 def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warmup: int = 2,
-                  variants=tuple(VARIANTS.values()), progress: bool = True) -> dict:
+                  variants=None, progress: bool = True) -> dict:
     """Time one training batch of every trainer variant on ``setup`` (see module doc);
     ratios are to the first variant (BPTT in :data:`VARIANTS`).
 
@@ -97,6 +97,7 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
 
     from .torch.train import TrainConfig, build, cost_report, resolve_device
 
+    variants = tuple(VARIANTS.values()) if variants is None else variants
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(setup.seed)
     x = (torch.rand(setup.n_steps, setup.batch_size, setup.n_in, generator=gen)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from lava_local.bench import SpeedSetup, VARIANTS, trainer_speed
+from lava_local.bench import VARIANTS, SpeedSetup, trainer_speed
 from lava_local.cli import main
 
 

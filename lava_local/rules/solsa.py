@@ -23,7 +23,6 @@ from ..torch.loop import Batch, LocalTrainer
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option, positive_int
 from .stllr_loihi import series_string
 
-
 #: Fixed point: the filtered input psp travels as 8-bit payloads in units of 2^-PSP_BITS
 #: (and the synapses' eligibility tag counts in the same units).
 PSP_BITS = 6

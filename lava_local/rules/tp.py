@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..fixed import TRACE_MAX
 from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
 from ..functional.surrogates import get_surrogate
 from ..functional.tp import (
@@ -36,10 +37,8 @@ from ..functional.tp import (
 )
 from ..torch.loop import Batch, LocalTrainer, detach_lif
 from ..torch.spike import make_spike_fn
-from ..fixed import TRACE_MAX
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
 from .stllr_loihi import series_string
-
 
 CONTRASTS = ("batch", "prototype")
 
@@ -495,7 +494,7 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
     for t in range(n_steps):
         eps0 = beta * eps0 + np.eye(c)
         cur, below = np.asarray(label_proj, dtype=np.float64), eps0
-        for l, w in enumerate(hidden):
+        for l in range(len(hidden)):
             if l < len(rec):
                 cur = cur + states[l].y @ rec[l].T
             states[l] = lif_step(states[l], cur, net.gamma, net.v_th)

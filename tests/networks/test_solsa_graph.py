@@ -64,7 +64,7 @@ def test_float_solsa_graph_equals_numpy_resimulation(solsa_run):
     for a, b, w0 in zip(r.weights, w, net.weights):
         assert np.abs(b - w0).max() > 1e-6          # every layer learned
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
-    for (a1, b1), (a2, b2), (a0, b0) in zip(r.filters, filters, net.filters):
+    for (a1, b1), (a2, b2), (a0, _b0) in zip(r.filters, filters, net.filters):
         assert np.abs(a2 - a0).max() > 0                # α adapted in every layer
         np.testing.assert_allclose(a1, a2, rtol=0, atol=1e-9)
         np.testing.assert_allclose(b1, b2, rtol=0, atol=1e-9)

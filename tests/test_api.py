@@ -102,3 +102,30 @@ def test_in_memory_runs_say_how_to_run_them_in_lava(tmp_path):
     with pytest.raises(RunError, match="n_steps = 4"):
         ll.train("bptt", ds, ll.data.from_arrays(x[:, :3], y, n_classes=2), hidden=(6,),
                  epochs=1, progress=False)
+
+
+def test_from_tonic_bins_a_real_tonic_data_set(tmp_path):
+    """N-MNIST files in their real format, read by tonic's own class: raw events are
+    binned with tonic's ToFrame, counts become spikes; frames from a transform pass."""
+    import tonic
+
+    from lava_local.data.events import open_tonic
+    from lava_local.data.fixtures import synthetic_samples, write_nmnist
+
+    samples = synthetic_samples("nmnist", 6, events=300)
+    write_nmnist(tmp_path, "train", samples)
+    write_nmnist(tmp_path, "test", samples[:1])
+    raw = open_tonic("nmnist", tmp_path, "train")
+    ds = ll.data.from_tonic(raw, n_steps=5, progress=False)
+    assert (len(ds), ds.n_steps, ds.n_inputs, ds.n_classes) == (6, 5, 2 * 34 * 34, 10)
+    events, label = raw[2]
+    want = tonic.transforms.ToFrame(sensor_size=raw.sensor_size, n_time_bins=5)(events)
+    np.testing.assert_array_equal(ds.spikes[2], (want.reshape(5, -1) > 0))
+    assert ds.labels[2] == label and ds.spikes.sum() > 0
+    framed = [(want, label)]
+    np.testing.assert_array_equal(ll.data.from_tonic(framed, 5, n_classes=10,
+                                                     progress=False).spikes[0], ds.spikes[2])
+    with pytest.raises(ValueError, match="T=7"):
+        ll.data.from_tonic(framed, 7, n_classes=10, progress=False)
+    with pytest.raises(ValueError, match="sensor_size"):
+        ll.data.from_tonic([(events, label)], 5, n_classes=10, progress=False)

@@ -57,9 +57,9 @@ def load_dataset(name: str, split: str, root=None, **options):
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
 
 
-from .arrays import from_arrays, load_npz  # noqa: E402
+from .arrays import from_arrays, from_tonic, load_npz  # noqa: E402
 from .digits import encode_latency, encode_rate  # noqa: E402
 
 __all__ = ["DATASETS", "ENCODINGS", "SpikeDataset", "encode_latency", "encode_rate",
-           "from_arrays", "load_dataset", "load_digits_spikes", "load_npz",
+           "from_arrays", "from_tonic", "load_dataset", "load_digits_spikes", "load_npz",
            "load_temporal_spikes"]

@@ -123,3 +123,69 @@ def load_npz(path, split: str, n_steps: int | None = None) -> SpikeDataset:
         raise ValueError(f"{path} has T = {ds.n_steps} time steps; drop --steps or give "
                          f"--steps {ds.n_steps}")
     return ds
+
+
+def from_tonic(dataset, n_steps: int, n_classes: int | None = None,
+               name: str | None = None, progress: bool = True) -> SpikeDataset:
+    """A spike data set from any tonic data set (or anything indexable like one).
+
+    Each item ``(data, label)`` is either raw events (a structured array with fields
+    ``x``, ``t``, ``p`` and, for 2-D sensors, ``y``: binned into ``n_steps`` frames with
+    ``tonic.transforms.ToFrame(dataset.sensor_size, n_time_bins=n_steps)``) or frames
+    already (an array ``(T, ...)`` from the data set's own transform, with T =
+    ``n_steps``). A frame's counts become spikes (count > 0), flattened to features.
+
+    Parameters
+    ----------
+    dataset : tonic.Dataset or sequence of (data, label)
+        Raw events need ``dataset.sensor_size``.
+    n_steps : int
+        Time steps T per sample.
+    n_classes : int, optional
+        Default: ``len(dataset.classes)`` if the data set has it, else max label + 1.
+    name : str, optional
+        Default: the data set's class name.
+
+    Returns
+    -------
+    SpikeDataset
+        Every sample in memory (N × T × features bytes); for the large event data sets
+        use the built-in lazy loaders (``lava-local data list``).
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    to_frame = None
+    xs, ys = [], []
+    for i in tqdm(range(len(dataset)), desc="tonic → spikes", disable=not progress):
+        data, label = dataset[i]
+        data = np.asarray(data)
+        if data.dtype.names is not None:            # raw events
+            if to_frame is None:
+                sensor = getattr(dataset, "sensor_size", None)
+                if sensor is None:
+                    raise ValueError("raw events need the data set's sensor_size (tonic "
+                                     "data sets have it); or give frames with a transform")
+                from tonic.transforms import ToFrame
+
+                to_frame = ToFrame(sensor_size=tuple(sensor), n_time_bins=n_steps)
+            missing = {"x", "t", "p"} - set(data.dtype.names)
+            if missing:
+                raise ValueError(f"sample {i}: events without field(s) {sorted(missing)}")
+            data = to_frame(data)
+        if data.ndim < 2 or data.shape[0] != n_steps:
+            raise ValueError(f"sample {i} has shape {data.shape}; frames must be (T={n_steps}, "
+                             "...) — let tonic bin the raw events, or use ToFrame("
+                             f"n_time_bins={n_steps})")
+        xs.append((data.reshape(n_steps, -1) > 0).astype(np.uint8))
+        ys.append(int(np.asarray(label).reshape(-1)[0]))
+    if not xs:
+        raise ValueError("the data set is empty")
+    if len({x.shape[1] for x in xs}) > 1:
+        raise ValueError("the samples have different numbers of features; give every "
+                         "sample the same sensor size")
+    if n_classes is None and getattr(dataset, "classes", None) is not None:
+        n_classes = len(dataset.classes)
+    return from_arrays(np.stack(xs), np.asarray(ys), n_classes,
+                       name or type(dataset).__name__)

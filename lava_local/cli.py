@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_flag(grp, spec, f"{spec.help} (default: {spec.default})")
     p.add_argument("--samples", type=_positive_int, default=None,
                    help="first N test samples (default: the whole test split)")
+    p.add_argument("--learned-out", type=Path, default=None, metavar="DIR",
+                   help="with --learn: the new run folder for the learned net (default: "
+                        "RUN_DIR-lava-BACKEND-MODE beside the run); `run`, `finetune` and "
+                        "`train --resume` accept it")
     p.add_argument("--learn-samples", type=_positive_int, default=200,
                    help="with --learn: training samples streamed through the learning "
                    "graph (a seeded shuffle of the train split; default: 200); the test "
@@ -746,6 +750,37 @@ def _write_json_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_learned_run(run_dir: Path, out: Path, net, record: dict) -> None:
+    """A run folder holding the net learned on the graph: the trained run's checkpoint
+    with the learned layers put in (its config, history, optimiser and trainer state as
+    they were) and ``learned-on-graph.json`` saying what was learned from; written aside,
+    then renamed into place."""
+    import os
+    import shutil
+    import tempfile
+
+    import torch
+
+    from .torch.train import CHECKPOINT, TrainConfig, read_checkpoint
+
+    ck = read_checkpoint(run_dir / CHECKPOINT)
+    spec = TrainConfig.from_dict(ck["config"]).spec
+    ck["model"] = spec.import_layers(ck["model"], net)
+    ck["learned_on_graph"] = {"from_run": str(run_dir), **{k: v for k, v in record.items()
+                                                           if k != "predictions"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        torch.save(ck, work / CHECKPOINT)
+        _write_json_atomic(ck["learned_on_graph"], work / "learned-on-graph.json")
+        if out.exists():
+            out.rmdir()                       # checked empty before any work
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
 def cmd_run(args) -> int:
     import os
 
@@ -806,6 +841,10 @@ def cmd_run(args) -> int:
         print(f"\nresults: {path}")
         return 0
 
+    learned_run = args.learned_out or args.run_dir.parent / f"{args.run_dir.name}-{tag}"
+    if learned_run.exists() and (not learned_run.is_dir() or any(learned_run.iterdir())):
+        raise RunError(f"{learned_run} exists; give another --learned-out for the learned "
+                       "run (or remove it)")
     train = split("train")
     m = min(args.learn_samples, len(train))
     print(f"online learning on the Lava graph ({args.backend}, --learn {args.learn}): "
@@ -823,7 +862,8 @@ def cmd_run(args) -> int:
     os.replace(tmp, learned)
     eta = args.eta if args.eta is not None else rules.graph_mode(args.learn).default_eta
     res = {"backend": args.backend, "learn": args.learn, "eta": eta, "seed": args.seed,
-           **r.to_dict(), "learned_net": str(learned)}
+           **r.to_dict(), "learned_net": str(learned), "learned_run": str(learned_run)}
+    _write_learned_run(args.run_dir, learned_run, r.learned, res)
     _write_json_atomic(res, path)
     print(format_table(
         ["backend", "learning", "stream (train)", "test samples", "test acc before",
@@ -832,7 +872,8 @@ def cmd_run(args) -> int:
           if options else args.learn, str(m), str(n), f"{100 * r.before.accuracy:.2f}%",
           f"{100 * r.after.accuracy:.2f}%", f"{r.stream.steps_per_second:.0f}"]]))
     print(f"\nresults: {path}\nlearned weights: {learned} (load with "
-          "lava_local.networks.load_exported)")
+          f"lava_local.networks.load_exported)\nlearned run: {learned_run} (`lava-local run`, "
+          "`finetune` and `train --resume` take it)")
     return 0
 
 

@@ -136,6 +136,25 @@ def test_run_learn_measures_test_accuracy_before_and_after(tmp_path, capsys):
     original = load_exported(out / "net.h5")
     assert any(np.abs(a - b).max() > 0 for a, b in zip(learned.weights, original.weights))
     assert max(res["weight_change_norm"]) > 0
+    # the learned net is also a run folder that run, finetune and train --resume take
+    lr = tmp_path / "t-lava-sim-fixed-tess"
+    assert res["learned_run"] == str(lr)
+    rec = json.loads((lr / "learned-on-graph.json").read_text())
+    assert rec["from_run"] == str(out) and rec["stream"]["split"] == "train"
+    assert main(["run", str(lr), "--backend", "sim-fixed", "--samples", "3",
+                 "--no-progress"]) == 0
+    from lava_local.networks import export_run
+
+    again = load_exported(export_run(lr))
+    for a, b in zip(again.weights, learned.weights):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)   # float32 checkpoint
+    assert main(["train", "--rule", "tess", "--epochs", "2", "--steps", "5", "--hidden",
+                 "12", "--out", str(lr), "--resume", "--no-progress"]) == 0
+    # a second --learn into the same folder is refused before any work
+    capsys.readouterr()
+    assert main(["run", str(out), "--backend", "sim-fixed", "--learn", "tess", "--samples",
+                 "2", "--learn-samples", "2", "--no-progress"]) == 2
+    assert "give another --learned-out" in capsys.readouterr().err
     # an option of another learning mode is refused before anything runs
     assert main(["run", str(out), "--learn", "stllr-dfa", "--tess-f", "identity",
                  "--no-progress"]) == 2

@@ -244,6 +244,19 @@ class Rule:
                                 for i in range(n_hidden)]
         return out
 
+    def import_layers(self, state: Mapping, net) -> dict:
+        """The inverse of :meth:`export_layers`: the model ``state`` with the layers of
+        ``net`` (an ``ExportedNet``, e.g. learned on the Lava graph) put in, each keeping
+        its shape and dtype."""
+        n_hidden = len(net.weights) - 1
+        out = dict(state)
+        _put(out, state, "readout", net.weights[-1])
+        for i in range(n_hidden):
+            _put(out, state, f"hidden.{i}", net.weights[i])
+        for i, v in enumerate(net.recurrent or []):
+            _put(out, state, f"recurrent.{i}", v)
+        return out
+
     # -- analytic costs (per sample, batch 1) ----------------------------------------------
     def memory_values(self, c: Costs, params) -> int:
         """Learning-state values per sample (the paper's formula)."""
@@ -374,3 +387,12 @@ class GraphLearning:
         ``backend``, the seed of anything drawn at random, and the mode's options; raise
         ``ValueError`` naming the fix if they do not fit."""
         raise NotImplementedError
+
+
+def _put(out: dict, state: Mapping, key: str, value) -> None:
+    """``out[key]`` = ``value`` in the shape and dtype of ``state[key]``."""
+    import numpy as np
+    import torch
+
+    ref = state[key]
+    out[key] = torch.as_tensor(np.asarray(value)).to(ref.dtype).reshape(ref.shape).clone()

@@ -246,6 +246,17 @@ class SOLSARule(Rule):
                 "filters": [(state[f"alpha.{i}"].double().cpu().numpy(),
                              state[f"beta.{i}"].double().cpu().numpy()) for i in range(n)]}
 
+    def import_layers(self, state, net) -> dict:
+        """The inverse of :meth:`export_layers`: weights and synaptic filters."""
+        from .base import _put
+
+        out = dict(state)
+        for i, (w, (alpha, beta)) in enumerate(zip(net.weights, net.filters)):
+            _put(out, state, f"layers.{i}", w)
+            _put(out, state, f"alpha.{i}", alpha)
+            _put(out, state, f"beta.{i}", beta)
+        return out
+
     def build_model(self, cfg, n_in, n_out, frame_shape, generator):
         """Its own current-based, all-spiking network."""
         from ..torch.solsa import SOLSANet

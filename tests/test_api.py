@@ -129,3 +129,16 @@ def test_from_tonic_bins_a_real_tonic_data_set(tmp_path):
         ll.data.from_tonic(framed, 7, n_classes=10, progress=False)
     with pytest.raises(ValueError, match="sensor_size"):
         ll.data.from_tonic([(events, label)], 5, n_classes=10, progress=False)
+
+
+def test_a_torch_dataset_of_frames_is_taken_too():
+    import torch
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((5, 3, 2, 4)) < 0.4).astype(np.float32)
+    y = np.array([0, 1, 2, 1, 0])
+    ds = ll.data.from_tonic(torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y)),
+                            n_steps=3, progress=False)
+    assert (ds.n_inputs, ds.n_classes) == (8, 3)
+    np.testing.assert_array_equal(ds.spikes, x.reshape(5, 3, 8))
+    np.testing.assert_array_equal(ds.labels, y)

@@ -2,6 +2,7 @@
 their results."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -176,3 +177,17 @@ def test_run_on_data_of_another_input_size_is_a_clear_error(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(out), "--dataset", "digits", "--no-progress"]) == 2
     assert "inputs but the data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--lr", "1e38"], "use e.g. --lr 1e-3"),
+    (["--steps", "1000000000"], "out of memory|lower --steps"),
+    (["--alpha-pre", "nan"], "finite"),
+    (["--v-th", "nan"], "finite"),
+])
+def test_options_that_cannot_train_end_in_one_line(argv, match, tmp_path, capsys):
+    code = main(["train", "--rule", "stllr", "--epochs", "1", "--hidden", "8",
+                 "--no-progress", "--out", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(match, err) and "Traceback" not in err
+    assert not (tmp_path / "r" / "results.json").exists()

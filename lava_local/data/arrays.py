@@ -137,8 +137,9 @@ def from_tonic(dataset, n_steps: int, n_classes: int | None = None,
 
     Parameters
     ----------
-    dataset : tonic.Dataset or sequence of (data, label)
-        Raw events need ``dataset.sensor_size``.
+    dataset : tonic.Dataset, torch Dataset or any sequence of (data, label)
+        Raw events need ``dataset.sensor_size``; frames may be numpy arrays or torch
+        tensors (e.g. a ``torch.utils.data.TensorDataset`` of (N, T, F) spikes).
     n_steps : int
         Time steps T per sample.
     n_classes : int, optional

@@ -104,6 +104,10 @@ class TrainConfig:
                 raise RunError(f"{name} must be a positive integer, got {v!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise RunError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.lr > 1e3:       # Adam moves each weight by about lr per step
+            raise RunError(f"a learning rate of {self.lr:g} moves every weight by about that "
+                           "much per Adam step (and overflows float32 beyond ~3e37); use "
+                           "e.g. --lr 1e-3")
         if self.window is not None and not 1 <= self.window <= self.n_steps:
             raise RunError(
                 f"the learning window must be between 1 and T={self.n_steps}, got {self.window}"

@@ -387,7 +387,7 @@ def sweep_ratio(sweep: list[dict], a: str = "bptt", b: str = "stllr") -> tuple[i
 
 def cmd_train(args) -> int:
     from . import rules
-    from .plots import plot_training
+    from .plots import caption, plot_training
     from .torch.train import RunError, TrainConfig, train
 
     base = {"rule": "stllr", "epochs": 10}
@@ -408,7 +408,8 @@ def cmd_train(args) -> int:
                                       else f"{cfg.rule}-{cfg.dataset}-seed{cfg.seed}")
     res = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
                 progress=not args.no_progress)
-    plot_training({cfg.rule: res["history"]}, out / "training.png")
+    plot_training({cfg.rule: res["history"]}, out / "training.png",
+                  f"{cfg.spec.title}: {caption(res)}")
     print(results_table({cfg.rule: res}))
     print(f"\nresults: {out / 'results.json'}  checkpoint: {out / 'checkpoint.pt'}")
     return 0
@@ -428,7 +429,7 @@ def _new_folder(path: Path | None, prefix: str) -> Path:
 def cmd_demo(args) -> int:
     import json
 
-    from .plots import plot_demo
+    from .plots import caption, plot_demo
     from .torch.train import memory_sweep, train
 
     out = _new_folder(args.out, "demo")
@@ -446,7 +447,8 @@ def cmd_demo(args) -> int:
     summary = {"results": results, "memory_vs_steps": sweep,
                "bptt_over_stllr_memory_at_max_T": {"n_steps": t_max, "ratio": ratio}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot_demo({k: v["history"] for k, v in results.items()}, sweep, out / "summary.png")
+    plot_demo({k: v["history"] for k, v in results.items()}, sweep, out / "summary.png",
+              f"S-TLLR vs BPTT: {caption(results['stllr'])}; memory: one batch")
     cfg = results["stllr"]["config"]
     print(f"\nS-TLLR vs BPTT on digits ({cfg['encoding']} code, T={cfg['n_steps']}, "
           f"net {'-'.join(map(str, results['stllr']['layer_sizes']))}, "
@@ -576,7 +578,10 @@ def _bench_memory(args) -> int:
     if args.out is not None:
         out = _new_folder(args.out, "bench")
         (out / "memory.json").write_text(json.dumps(sweep, indent=2) + "\n")
-        plot_memory(sweep, out / "memory.png")
+        c = _config(args, strict=False)
+        plot_memory(sweep, out / "memory.png",
+                    f"{c.dataset}, hidden {'-'.join(map(str, c.hidden))}, batch "
+                    f"{c.batch_size}, seed {c.seed}: one training batch per T")
         print(f"written: {out / 'memory.json'}, {out / 'memory.png'}")
     return 0
 
@@ -596,7 +601,7 @@ def _parse_rules(text: str) -> list[str]:
 def cmd_compare(args) -> int:
     import json
 
-    from .plots import plot_compare
+    from .plots import caption, plot_compare
     from .torch.train import train
 
     rules = _parse_rules(args.rules)
@@ -608,7 +613,8 @@ def cmd_compare(args) -> int:
     for r in results.values():
         r["epoch_time_s"] = r["train_time_s"] / max(1, len(r["history"]))
     (out / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_compare(results, out / "compare.png")
+    plot_compare(results, out / "compare.png",
+                 f"every rule, same net, data and seed: {caption(next(iter(results.values())))}")
     cfg = next(iter(results.values()))["config"]
     print(f"\n{cfg['dataset']}, T={cfg['n_steps']}, net "
           f"{'-'.join(map(str, next(iter(results.values()))['layer_sizes']))}, "
@@ -621,7 +627,7 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     import json
 
-    from .plots import plot_sweep
+    from .plots import caption, plot_sweep
     from .torch.train import RunError, train
 
     base = _config(args, rule="ttlbptt", epochs=args.epochs)
@@ -651,7 +657,8 @@ def cmd_sweep(args) -> int:
         rows.append({"K": w, "block": b, "test_acc": r["test_acc"], **r["cost"],
                      "train_time_s": r["train_time_s"]})
     (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
-    plot_sweep(rows, out / "sweep.png")
+    plot_sweep(rows, out / "sweep.png",
+               f"TTL-BPTT: window K × block size b; {caption(r)}")
     print(format_table(["K", "block", "test acc", "mem/sample measured",
                         "mem/sample analytic", "MACs/sample measured", "train time"],
                        [[str(r["K"]), str(r["block"]), f"{100 * r['test_acc']:.2f}%",

@@ -22,16 +22,48 @@ def _plt():
     return plt
 
 
+def caption(results: dict) -> str:
+    """What a run's plot shows: data set, net, T, batch, epochs, seed (from a results
+    dictionary of :func:`lava_local.torch.train.train`)."""
+    c = results["config"]
+    sizes = "-".join(map(str, results.get("layer_sizes", [])))
+    return (f"{results.get('dataset', {}).get('name') or c['dataset']}, net {sizes}, "
+            f"T={c['n_steps']}, batch {c['batch_size']}, {len(results.get('history', []))} "
+            f"epochs, lr {c['lr']:g}, seed {c['seed']}")
+
+
 def _accuracy(ax, histories: dict[str, list[dict]], title: str | None = None) -> None:
     for name, hist in histories.items():
         ax.plot([h["epoch"] for h in hist], [100 * h["test_acc"] for h in hist], "o-",
                 label=name, color=_color(name))
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("test accuracy (%)")
-    if title:
-        ax.set_title(title)
+    ax.set_title(title or "test accuracy (held-out split)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best", fontsize=8)
+
+
+def _loss(ax, histories: dict[str, list[dict]]) -> None:
+    for name, hist in histories.items():
+        ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], "o-",
+                label=name, color=_color(name))
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("training loss (mean per batch)")
+    ax.set_title("training loss", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+
+
+def _bars(ax, names, values, colors, fmt: str) -> None:
+    """Bars with their values on them, the axis zoomed to the values."""
+    bars = ax.bar(names, values, color=colors)
+    ax.bar_label(bars, fmt=fmt, fontsize=8, padding=2)
+    lo, hi = min(values), max(values)
+    if lo > 0 and ax.get_yscale() == "linear":
+        span = max(hi - lo, 0.05 * hi)
+        ax.set_ylim(max(0.0, lo - 0.6 * span), hi + 0.35 * span)
 
 
 def _memory(ax, sweep: list[dict]) -> None:
@@ -45,9 +77,9 @@ def _memory(ax, sweep: list[dict]) -> None:
     ax.set_xlabel("time steps T")
     ax.set_ylabel("learning state per sample (KiB)")
     ax.set_yscale("log")
-    ax.set_title("learning-state memory vs T")
+    ax.set_title("learning-state memory vs T", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
 
 
 def _save(fig, plt, path: Path) -> Path:
@@ -57,55 +89,68 @@ def _save(fig, plt, path: Path) -> Path:
     return path
 
 
-def plot_training(histories: dict[str, list[dict]], path: Path) -> Path:
-    """Test accuracy per epoch, one line per run."""
+def plot_training(histories: dict[str, list[dict]], path: Path, title: str = "") -> Path:
+    """Test accuracy and training loss per epoch, one line per run; ``title`` says what
+    was trained (see :func:`caption`)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    _accuracy(ax, histories)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    _accuracy(a1, histories)
+    _loss(a2, histories)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
 
 
-def plot_memory(sweep: list[dict], path: Path) -> Path:
+def plot_memory(sweep: list[dict], path: Path, title: str = "") -> Path:
     """Learning-state memory per sample vs T, measured (solid) and analytic (dashed)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     _memory(ax, sweep)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
 
 
-def plot_demo(histories: dict[str, list[dict]], sweep: list[dict], path: Path) -> Path:
-    """Left: test accuracy per epoch. Right: learning-state memory per sample vs T."""
+def plot_demo(histories: dict[str, list[dict]], sweep: list[dict], path: Path,
+              title: str = "") -> Path:
+    """Test accuracy and training loss per epoch; learning-state memory per sample vs T."""
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    _accuracy(a1, histories, "digits, same network and data")
-    _memory(a2, sweep)
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.9))
+    _accuracy(a1, histories)
+    _loss(a2, histories)
+    _memory(a3, sweep)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
 
 
-def plot_compare(results: dict[str, dict], path: Path) -> Path:
-    """Bars: test accuracy, learning-state memory per sample (measured, log) and MACs."""
+def plot_compare(results: dict[str, dict], path: Path, title: str = "") -> Path:
+    """Bars with their values: test accuracy, learning-state memory per sample
+    (measured, log) and MACs per sample; every rule on the same net, data and seed."""
     plt = _plt()
     names = list(results)
     colors = [_color(n) for n in names]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
     vals = [
-        ([100 * results[n]["test_acc"] for n in names], "test accuracy (%)", False),
+        ([100 * results[n]["test_acc"] for n in names], "test accuracy (%)", False, "%.1f"),
         ([results[n]["cost"]["memory_measured_bytes_per_sample"] / 1024 for n in names],
-         "learning state / sample (KiB)", True),
+         "learning state / sample (KiB, measured)", True, "%.1f"),
         ([results[n]["cost"]["macs_measured_per_sample"] / 1e6 for n in names],
-         "MACs / sample (M, measured)", False),
+         "MACs / sample (M, measured)", False, "%.2f"),
     ]
-    for ax, (v, label, log) in zip(axes, vals):
-        ax.bar(names, v, color=colors)
-        ax.set_ylabel(label)
+    for ax, (v, label, log, fmt) in zip(axes, vals):
         if log:
             ax.set_yscale("log")
+        _bars(ax, names, v, colors, fmt)
+        ax.set_ylabel(label)
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
 
 
-def plot_sweep(rows: list[dict], path: Path) -> Path:
+def plot_sweep(rows: list[dict], path: Path, title: str = "") -> Path:
     """TTL-BPTT design space: accuracy and measured memory against K, one line per b."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -121,7 +166,9 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
     a2.set_ylabel("learning state / sample (KiB)")
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
 
 

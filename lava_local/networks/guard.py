@@ -10,7 +10,9 @@ SIGTERM leaves ~10 orphan workers and their shared-memory segments in /dev/shm
 - turns SIGINT and SIGTERM in the parent into :class:`Interrupted` while the graph runs;
 - stops the runtime in a thread with a deadline, and if it does not stop in time kills
   the worker processes and removes the shared-memory segments that appeared during the
-  run and are still there.
+  run and are still there;
+- on Linux, has each worker killed by the kernel when the Python process dies
+  (PR_SET_PDEATHSIG), so that a SIGKILL of the run leaves no worker behind either.
 """
 
 from __future__ import annotations
@@ -30,6 +32,27 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+_FORKING = threading.local()
+
+
+def _die_with_parent() -> None:
+    """In a worker forked by :meth:`LavaGuard.start`: ask Linux to SIGKILL it when the
+    process that forked it dies (PR_SET_PDEATHSIG), so that even a SIGKILL of the run
+    leaves no worker behind."""
+    if not getattr(_FORKING, "on", False):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the signal handlers still stop the run
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_die_with_parent)
 
 
 def _shm_names() -> set[str]:
@@ -67,9 +90,11 @@ class LavaGuard:
             create()
             return
         old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _FORKING.on = True
         try:
             create()
         finally:
+            _FORKING.on = False
             signal.signal(signal.SIGINT, old_int)
         for s in (signal.SIGINT, signal.SIGTERM):
             self._old[s] = signal.signal(s, self._raise)

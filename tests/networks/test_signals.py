@@ -25,6 +25,21 @@ def _psm() -> set[str]:
     return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
 
 
+def _mapped_psm(pids: list[int]) -> set[str]:
+    """The shared-memory segments these processes have mapped (the run's own, whatever
+    other Lava runs on the machine do meanwhile)."""
+    names = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    if "/dev/shm/psm_" in line:
+                        names.add(line.rsplit("/", 1)[-1].split()[0])
+        except OSError:
+            pass
+    return names
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("signals") / "run"
@@ -34,7 +49,6 @@ def run_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig):
-    shm_before = _psm()
     p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
                           "--backend", "sim-float", "--no-progress"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -45,6 +59,8 @@ def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig)
             time.sleep(0.2)
         assert p.poll() is None and len(_session(p.pid)) >= 6, "the graph did not start"
         time.sleep(1.5)                         # the graph is stepping
+        own = _mapped_psm(_session(p.pid))
+        assert own, "the run maps no shared memory: nothing to check"
         os.kill(p.pid, sig)                     # the Python process alone, not its group
         out, err = p.communicate(timeout=30)
     finally:
@@ -59,5 +75,37 @@ def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig)
             break
         time.sleep(0.25)
     assert _session(p.pid) == [], "worker processes were left behind"
-    assert _psm() - shm_before == set(), "shared-memory segments were left behind"
+    assert own & _psm() == set(), "shared-memory segments were left behind"
     assert not list(run_dir.glob("lava-*.json")), "an interrupted run wrote results"
+
+
+def test_a_killed_run_leaves_no_worker_behind(run_dir):
+    """SIGKILL cannot be handled; the workers die with the process that forked them
+    (PR_SET_PDEATHSIG) and the run's shared memory is released."""
+    p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
+                          "--backend", "sim-float", "--no-progress"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and len(_session(p.pid)) < 6 and p.poll() is None:
+            time.sleep(0.2)
+        assert p.poll() is None and len(_session(p.pid)) >= 6, "the graph did not start"
+        time.sleep(1.0)
+        own = _mapped_psm(_session(p.pid))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=10)
+        for _ in range(40):
+            if not _session(p.pid):
+                break
+            time.sleep(0.25)
+        assert _session(p.pid) == [], "worker processes outlived a killed run"
+        for _ in range(20):                     # multiprocessing's resource tracker
+            if not own & _psm():
+                break
+            time.sleep(0.25)
+        assert own and own & _psm() == set(), "shared-memory segments were left behind"
+    finally:
+        if _session(p.pid):
+            os.killpg(p.pid, signal.SIGKILL)
+

@@ -133,6 +133,15 @@ def test_run_learn_measures_test_accuracy_before_and_after(tmp_path, capsys):
     assert res["learning"]["mode"] == "tess" and res["learning"]["f"] == "identity"
     assert res["stream"]["split"] == "train" and res["stream"]["n_samples"] == 4
     assert res["test"]["n_samples"] == 6 and len(res["test"]["predictions_after"]) == 6
+    # the images it learned from and the images it reports accuracy on are disjoint
+    from sklearn.datasets import load_digits
+
+    from lava_local.data.digits import _split_indices
+
+    split = _split_indices(load_digits().target)
+    learned_from = set(split["train"][res["stream"]["indices"]])
+    evaluated_on = set(split["test"][:6])
+    assert len(learned_from) == 4 and not learned_from & evaluated_on
     learned = load_exported(out / "lava-sim-fixed-tess.h5")
     original = load_exported(out / "net.h5")
     assert any(np.abs(a - b).max() > 0 for a, b in zip(learned.weights, original.weights))

@@ -213,6 +213,8 @@ def test_out_and_resume_problems_are_found_before_any_work(tmp_path):
     f.write_text("mine")
     with pytest.raises(RunError, match="is a file"):
         train(TrainConfig(epochs=1), f, progress=False)
+    with pytest.raises(RunError, match="not a writable folder"):   # read-only: same check
+        train(TrainConfig(epochs=1), f / "run", progress=False)    # (untestable as root)
     assert f.read_text() == "mine"
     out = tmp_path / "run"
     train(TrainConfig(rule="bptt", epochs=2, hidden=(8,), n_steps=4), out, progress=False)

@@ -427,3 +427,18 @@ def test_solsa_recurrent_trains():
     x, y = batch(8, p=0.6)
     tr.train_batch(x.float(), y)
     assert not torch.equal(before, model.recurrent[0].detach())
+
+
+def test_tp_soft_targets_are_exact_at_batch_128_in_float32():
+    """The distances of TP's soft targets by direct differences at every batch size:
+    float32 at batch 128 (where cdist's matrix-product form is ~0.05 off on the
+    diagonal) equals a float64 computation to float32 precision."""
+    from lava_local.functional import tp_soft_targets
+
+    rng = np.random.default_rng(5)
+    e = rng.random((128, 200)) * 5.0                  # β-traces of spikes, up to ~1/(1-β)
+    want = tp_soft_targets(e)                         # numpy, float64, direct differences
+    got = tp_soft_targets(torch.tensor(e, dtype=torch.float32)).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+    mm = torch.cdist(torch.tensor(e, dtype=torch.float32), torch.tensor(e, dtype=torch.float32))
+    assert mm.diagonal().abs().max() > 1e-3           # what the default form would give

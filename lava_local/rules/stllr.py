@@ -27,6 +27,8 @@ from ..torch.spike import make_spike_fn
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
 
 SIGNALS = ("bp", "dfa")
+#: Bounds of the DFA matrices' uniform draw: sqrt(6/C) or sqrt(6/N_l).
+DFA_BOUNDS = ("classes", "layer")
 
 #: Paper presets (λ_post, λ_pre, α_post, α_pre) from S-TLLR Table/Section 5.
 PRESETS = {
@@ -87,11 +89,17 @@ class STLLRParams(EligibilityParams):
 
     signal: str = option("bp", "S-TLLR learning signal: same-step back-propagation or "
                          "direct feedback alignment", choices=SIGNALS)
+    dfa_bound: str = option("classes", "S-TLLR DFA matrices B^l ~ U(-a, a) with a = "
+                            "sqrt(6/C) (classes) or sqrt(6/N_l) (layer: the public code's)",
+                            choices=DFA_BOUNDS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.signal not in SIGNALS:
             raise ValueError(f"unknown learning signal {self.signal!r}; use one of {SIGNALS}")
+        if self.dfa_bound not in DFA_BOUNDS:
+            raise ValueError(f"dfa_bound must be one of {', '.join(DFA_BOUNDS)}, got "
+                             f"{self.dfa_bound!r}")
 
 
 # -- batched trainer -----------------------------------------------------------------------
@@ -240,11 +248,13 @@ class STLLRTrainer(EligibilityTrainer):
         super().__init__(model, optimizer, params, window)
         self.feedback: list[torch.Tensor] = []
         if params.signal == "dfa":
-            # Fixed random feedback B^l (N_l x C), Kaiming-uniform, never trained.
+            # Fixed random feedback B^l (N_l x C), Kaiming-uniform, never trained; bound
+            # sqrt(6/C) (default) or sqrt(6/N_l) (the public code's)
             w = model.readout
             for n in model.cfg.layer_sizes[1:-1]:
                 fb = torch.empty(n, model.cfg.n_out)
-                bound = (6.0 / model.cfg.n_out) ** 0.5
+                fan = model.cfg.n_out if params.dfa_bound == "classes" else n
+                bound = (6.0 / fan) ** 0.5
                 fb.uniform_(-bound, bound, generator=generator)
                 self.feedback.append(fb.to(w.device, w.dtype))
 

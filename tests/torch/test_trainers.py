@@ -240,3 +240,20 @@ def test_tp_closed_form_gradient_equals_autograd_of_the_layer_loss(recurrent, mo
     np.testing.assert_allclose(a[1], b[1], rtol=1e-5)
     for u, v in zip(a[0], b[0]):
         torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
+
+
+def test_dfa_bound_classes_by_default_or_the_layer_width():
+    """B^l ~ U(-a, a): a = sqrt(6/C) by default (the draws are those of before), a =
+    sqrt(6/N_l) with dfa_bound="layer" (the public S-TLLR code's Kaiming bound)."""
+    cfg = NetConfig(12, 4, hidden=(400, 300))
+    got = {}
+    for bound in ("classes", "layer"):
+        model = DenseSNN(cfg, generator=torch.Generator().manual_seed(0))
+        tr = STLLRTrainer(model, None, STLLRParams(signal="dfa", dfa_bound=bound),
+                          generator=torch.Generator().manual_seed(1))
+        got[bound] = tr.feedback
+    for fb_c, fb_l, n in zip(got["classes"], got["layer"], (400, 300)):
+        a_c, a_l = (6 / 4) ** 0.5, (6 / n) ** 0.5
+        assert 0.97 * a_c < fb_c.abs().max() <= a_c
+        assert 0.97 * a_l < fb_l.abs().max() <= a_l
+        torch.testing.assert_close(fb_l / a_l, fb_c / a_c)     # same draws, rescaled

@@ -762,30 +762,18 @@ def _write_learned_run(run_dir: Path, out: Path, net, record: dict) -> None:
     with the learned layers put in (its config, history, optimiser and trainer state as
     they were) and ``learned-on-graph.json`` saying what was learned from; written aside,
     then renamed into place."""
-    import os
-    import shutil
-    import tempfile
-
     import torch
 
-    from .torch.train import CHECKPOINT, TrainConfig, read_checkpoint
+    from .torch.train import CHECKPOINT, TrainConfig, folder_swap, read_checkpoint
 
     ck = read_checkpoint(run_dir / CHECKPOINT)
     spec = TrainConfig.from_dict(ck["config"]).spec
     ck["model"] = spec.import_layers(ck["model"], net)
     ck["learned_on_graph"] = {"from_run": str(run_dir), **{k: v for k, v in record.items()
                                                            if k != "predictions"}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
+    with folder_swap(out) as work:             # `out` was checked empty before any work
         torch.save(ck, work / CHECKPOINT)
         _write_json_atomic(ck["learned_on_graph"], work / "learned-on-graph.json")
-        if out.exists():
-            out.rmdir()                       # checked empty before any work
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
 
 
 def cmd_run(args) -> int:

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -363,9 +364,6 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     the old run stays as it was. Every problem with ``out`` is found before any work.
     Returns the results dictionary (also written to ``out/results.json``).
     """
-    import shutil
-    import tempfile
-
     out = Path(out) if out is not None else None
     if out is None:
         if resume:
@@ -374,17 +372,33 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     _check_out(out, resume, overwrite)
     if not (overwrite and not resume and out.is_dir() and any(out.iterdir())):
         return _train(cfg, out, resume, progress, data)
+    with folder_swap(out) as work:
+        return _train(cfg, work, False, progress, data, replacing=out)
+
+
+@contextmanager
+def folder_swap(out: Path):
+    """Build a folder aside and put it in place of ``out`` only when complete: yields a
+    new empty folder beside ``out``; on success ``out`` (if any) is moved aside and
+    removed and the new folder renamed to ``out``; on any error the new folder is removed
+    and ``out`` stays as it was."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        results = _train(cfg, work, False, progress, data, replacing=out)
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)      # the old run aside, the new one in its place
+        yield work
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
         os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return results
 
 
 def _check_out(out: Path, resume: bool, overwrite: bool) -> None:

@@ -40,6 +40,27 @@ def _mapped_psm(pids: list[int]) -> set[str]:
     return names
 
 
+def _wait(done, tries: int, pause: float = 0.25) -> None:
+    for _ in range(tries):
+        if done():
+            return
+        time.sleep(pause)
+
+
+def _start_graph(run_dir, **pipes) -> tuple[subprocess.Popen, set[str]]:
+    """`lava-local run` in its own session, once its graph is stepping; with the shared
+    memory its processes have mapped."""
+    p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
+                          "--backend", "sim-float", "--no-progress"],
+                         start_new_session=True, **pipes)
+    _wait(lambda: len(_session(p.pid)) >= 6 or p.poll() is not None, 450, 0.2)
+    if p.poll() is not None or len(_session(p.pid)) < 6:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail("the graph did not start")
+    time.sleep(1.5)                             # the graph is stepping
+    return p, _mapped_psm(_session(p.pid))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("signals") / "run"
@@ -49,17 +70,9 @@ def run_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig):
-    p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
-                          "--backend", "sim-float", "--no-progress"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p, own = _start_graph(run_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and len(_session(p.pid)) < 6 and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None and len(_session(p.pid)) >= 6, "the graph did not start"
-        time.sleep(1.5)                         # the graph is stepping
-        own = _mapped_psm(_session(p.pid))
         assert own, "the run maps no shared memory: nothing to check"
         os.kill(p.pid, sig)                     # the Python process alone, not its group
         out, err = p.communicate(timeout=30)
@@ -70,10 +83,7 @@ def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig)
     assert p.returncode == 130, err
     assert "interrupted" in err and "processes were stopped" in err
     assert "Traceback" not in err
-    for _ in range(20):                         # give exiting workers a moment
-        if not _session(p.pid):
-            break
-        time.sleep(0.25)
+    _wait(lambda: not _session(p.pid), 20)      # give exiting workers a moment
     assert _session(p.pid) == [], "worker processes were left behind"
     assert own & _psm() == set(), "shared-memory segments were left behind"
     assert not list(run_dir.glob("lava-*.json")), "an interrupted run wrote results"
@@ -82,28 +92,13 @@ def test_a_signal_to_the_python_process_stops_the_lava_run_cleanly(run_dir, sig)
 def test_a_killed_run_leaves_no_worker_behind(run_dir):
     """SIGKILL cannot be handled; the workers die with the process that forked them
     (PR_SET_PDEATHSIG) and the run's shared memory is released."""
-    p = subprocess.Popen([sys.executable, "-m", "lava_local.cli", "run", str(run_dir),
-                          "--backend", "sim-float", "--no-progress"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p, own = _start_graph(run_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and len(_session(p.pid)) < 6 and p.poll() is None:
-            time.sleep(0.2)
-        assert p.poll() is None and len(_session(p.pid)) >= 6, "the graph did not start"
-        time.sleep(1.0)
-        own = _mapped_psm(_session(p.pid))
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=10)
-        for _ in range(40):
-            if not _session(p.pid):
-                break
-            time.sleep(0.25)
+        _wait(lambda: not _session(p.pid), 40)
         assert _session(p.pid) == [], "worker processes outlived a killed run"
-        for _ in range(20):                     # multiprocessing's resource tracker
-            if not own & _psm():
-                break
-            time.sleep(0.25)
+        _wait(lambda: not own & _psm(), 20)     # multiprocessing's resource tracker
         assert own and own & _psm() == set(), "shared-memory segments were left behind"
     finally:
         if _session(p.pid):

@@ -18,6 +18,17 @@ from .rules.base import positive_int as _positive_int
 DEFAULT_SWEEP_STEPS = (10, 50, 100, 200)
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(v < 0 for v in vals):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated seeds (integers >= 0) such as 0,1,2, got {text!r}")
+    return vals
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
@@ -184,7 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a run already in --out")
     _add_run_options(p)
 
-    sub.add_parser("recipes", help="the papers' setups, with their reported numbers")
+    p = sub.add_parser("recipes", help="the papers' setups, with their reported numbers; "
+                       "`recipes show NAME`: every setting and where it comes from")
+    p.add_argument("action", nargs="?", choices=["show"], help="show one recipe's card")
+    p.add_argument("name", nargs="?", help="the recipe to show")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("reproduce", help="run a recipe once per seed (resumable) and print "
+                       "mean ± std beside the paper's number")
+    p.add_argument("recipe", help="a recipe from `lava-local recipes`")
+    p.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], metavar="S,S",
+                   help="seeds, one run each (default: 0,1,2)")
+    p.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
+                   help="epochs per seed (default: the recipe's)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder of the reproduction (default: runs/reproduce-RECIPE); run "
+                        "the same command again to continue it")
+    _add_run_options(p)
 
     p = sub.add_parser("rules", help="every learning rule: layers, costs, what runs on the "
                        "Lava graph (or why not)")
@@ -683,6 +710,43 @@ def cmd_recipes(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .plots import plot_reproduce
+    from .recipes import get_recipe
+    from .reproduce import REPRODUCE, reproduce
+    from .torch.train import RunError
+
+    try:
+        recipe = get_recipe(args.recipe)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    given = _given(args)
+    if "epochs" in vars(args):
+        given["epochs"] = args.epochs
+    out = args.out or Path("runs") / f"reproduce-{recipe.name}"
+
+    def seed_done(s: dict) -> None:
+        print(f"seed {s['seed']}: last epoch {100 * s['final_test_acc']:.2f} %, best "
+              f"{100 * s['best_test_acc']:.2f} % (epoch {s['best_epoch']}/{s['epochs']})",
+              flush=True)
+
+    summary = reproduce(recipe, args.seeds, out, given, progress=not args.no_progress,
+                        on_seed=seed_done)
+    plot_reproduce(summary, out / "reproduce.png")
+    rows = [[str(s["seed"]), f"{100 * s['final_test_acc']:.2f}",
+             f"{100 * s['best_test_acc']:.2f}", str(s["epochs"])] for s in summary["seeds"]]
+    print(format_table(["seed", "last epoch (%)", "best epoch (%)", "epochs"], rows))
+    paper = ("not reported as a number" if summary["paper_mean"] is None else
+             f"{summary['paper_mean']:.2f}" + (f" ± {summary['paper_std']:.2f}"
+                                              if summary["paper_std"] is not None else ""))
+    diff = ("" if summary["difference"] is None else
+            f"   difference {summary['difference']:+.2f} points")
+    print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['std']:.2f} over "
+          f"{summary['n_seeds']} seeds   paper ({summary['paper']}): {paper}{diff}")
+    print(f"\nresults: {out / REPRODUCE}  plot: {out / 'reproduce.png'}")
+    return 0
+
+
 def cmd_rules(args) -> int:
     import json
 
@@ -913,7 +977,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "demo": cmd_demo, "bench": cmd_bench, "run": cmd_run,
                     "compare": cmd_compare, "sweep": cmd_sweep, "data": cmd_data,
-                    "recipes": cmd_recipes, "finetune": cmd_finetune, "rules": cmd_rules}
+                    "recipes": cmd_recipes, "finetune": cmd_finetune, "rules": cmd_rules,
+                    "reproduce": cmd_reproduce}
         return commands[args.command](args)
     except RunError as e:
         print(f"lava-local: error: {e}", file=sys.stderr)

@@ -235,3 +235,35 @@ def plot_lava_speed(results: list[dict], path: Path) -> Path:
         ax.tick_params(axis="x", rotation=90, labelsize=7)
         ax.grid(alpha=0.3, axis="y")
     return _save(fig, plt, path)
+
+
+def plot_reproduce(summary: dict, path: Path) -> Path:
+    """A reproduction: each seed's test accuracy by epoch (left) and the metric per seed
+    with its mean ± std beside the paper's mean ± std (right)."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for s in summary["seeds"]:
+        a1.plot(s["history_epochs"], [100 * a for a in s["history_acc"]], "o-", ms=3,
+                label=f"seed {s['seed']}")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("test accuracy (%)")
+    a1.xaxis.get_major_locator().set_params(integer=True)
+    a1.legend(fontsize=8)
+    key = "best_test_acc" if summary["metric"].startswith("best") else "final_test_acc"
+    vals = [100 * s[key] for s in summary["seeds"]]
+    a2.plot([0] * len(vals), vals, "o", color="C0", alpha=0.6, label="seeds")
+    a2.errorbar([0], [summary["mean"]], [summary["std"]], fmt="s", color="C0", capsize=6,
+                label=f"here: {summary['mean']:.2f} ± {summary['std']:.2f}")
+    if summary.get("paper_mean") is not None:
+        a2.errorbar([1], [summary["paper_mean"]], [summary.get("paper_std") or 0.0], fmt="s",
+                    color="C3", capsize=6, label=f"paper: {summary['paper_mean']:.2f}"
+                    + (f" ± {summary['paper_std']:.2f}" if summary.get("paper_std") else ""))
+    a2.set_xticks([0, 1], ["this reproduction", "paper"])
+    a2.set_xlim(-0.6, 1.6)
+    a2.set_ylabel(summary["metric"])
+    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{summary['recipe']} ({summary['paper']}): {summary['n_seeds']} seeds, "
+                 f"{summary['metric']}", fontsize=10)
+    return _save(fig, plt, path)

@@ -108,6 +108,16 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
     opt("--init-gain", "init_gain", "hidden weight init gain", type=float)
     p.add_argument("--recurrent", dest="recurrent", action="store_true", default=S,
                    help="recurrent hidden layers (rules that train them: `lava-local rules`)")
+    for flag, dest, text in (
+            ("--weight-std", "weight_std", "weight standardisation with a learned gain per "
+             "neuron in every hidden layer (the public S-TLLR/TESS code's)"),
+            ("--bias", "bias", "a learned bias per neuron (per conv channel) and readout unit"),
+            ("--learn-leak", "learn_leak", "learn each layer's leak γ = σ(ℓ)"),
+            ("--learn-threshold", "learn_threshold", "learn each layer's threshold θ")):
+        p.add_argument(flag, dest=dest, action="store_true", default=S,
+                       help=f"{text} (S-TLLR, TESS, BPTT)")
+    opt("--v-th-min", "v_th_min", "threshold clamp: firing, reset and Ψ use max(θ, this)",
+        type=float)
     opt("--preset", "preset", "architecture: mlp/rec-mlp (dense, --hidden) or the conv "
         "presets vgg9/alexnet-snn", choices=PRESETS)
     opt("--width", "width", "channel multiplier of the conv presets", type=float)
@@ -867,6 +877,14 @@ def cmd_run(args) -> int:
         options.update(given)
 
     net = load_exported(export_run(args.run_dir))
+    if args.learn != "none":
+        from .torch.train import CHECKPOINT, TrainConfig, read_checkpoint
+
+        if TrainConfig.from_dict(read_checkpoint(args.run_dir / CHECKPOINT)["config"]).weight_std:
+            raise RunError("a net trained with --weight-std runs in Lava (its standardised "
+                           "weights are exported) but cannot learn there: the graph learns "
+                           "the weights as used, which a standardised layer cannot take back; "
+                           "train without --weight-std to learn on the graph")
     name = args.dataset or net.dataset
 
     def split(which):

@@ -64,6 +64,36 @@ def lif_step(
     return LIFState(u, y)
 
 
+def standardise_weight(w, gain, eps: float = 1e-4):
+    r"""Weight standardisation with a per-neuron gain (the public S-TLLR/TESS code's).
+
+    For every output neuron (row / output channel) i of ``w`` with fan-in
+    :math:`n = \prod` of the other dimensions,
+
+    .. math::
+
+        \hat w_{i\cdot} = g_i\, \frac{w_{i\cdot} - \mu_i}{\sqrt{n\, s_i^2 + ε}}, \qquad
+        μ_i = \frac1n \sum_j w_{ij}, \quad s_i^2 = \frac1{n-1} \sum_j (w_{ij} - μ_i)^2
+
+    (unbiased variance), so every row has zero mean and norm ≈ :math:`g_i`.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        (N_out, ...) weights (dense (N_out, N_in) or conv (C_out, C_in, k, k)).
+    gain : torch.Tensor
+        (N_out,) gains g.
+    eps : float
+        ε, as in the public code.
+    """
+    flat = w.reshape(w.shape[0], -1)
+    n = flat.shape[1]
+    mean = flat.mean(1, keepdim=True)
+    var = flat.var(1, keepdim=True)
+    out = (flat - mean) / (var * n + eps) ** 0.5 * gain.reshape(-1, 1)
+    return out.reshape(w.shape)
+
+
 def leaky_readout_step(o_prev: Array, current: Array, kappa: float) -> Array:
     r"""Non-spiking leaky integrator readout: :math:`o[t] = \kappa\, o[t-1] + I[t]`."""
     return kappa * o_prev + current

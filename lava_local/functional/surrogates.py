@@ -32,6 +32,13 @@ def sigmoid_prime(u: Array, v_th: float, slope: float = 1.0) -> Array:
     return 4.0 * e / (1.0 + e) ** 2
 
 
+def sigmoid_prime4(u: Array, v_th: float) -> Array:
+    r"""The public S-TLLR code's sigmoid derivative (DVS CIFAR10):
+    :math:`Ψ(u) = 4 σ(4x)(1 - σ(4x))`, :math:`x = u - v_{th}` (:func:`sigmoid_prime`
+    with slope 4)."""
+    return sigmoid_prime(u, v_th, slope=4.0)
+
+
 def arctan(u: Array, v_th: float, slope: float = 10.0) -> Array:
     r"""Arctan-like: :math:`Ψ(u) = 1 / (1 + (10 (u - v_{th}))^2)` (optical flow)."""
     return 1.0 / (1.0 + (slope * (u - v_th)) ** 2)
@@ -46,6 +53,7 @@ SURROGATES: dict[str, Callable[..., Array]] = {
     "triangle": triangle,
     "fast_sigmoid_sq": fast_sigmoid_sq,
     "sigmoid_prime": sigmoid_prime,
+    "sigmoid_prime4": sigmoid_prime4,
     "arctan": arctan,
     "arctan_pi": arctan_pi,
 }

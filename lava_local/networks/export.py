@@ -253,7 +253,15 @@ def export_model(cfg, state: dict, trainer: dict | None = None) -> ExportedNet:
     import torch
 
     from ..torch.loop import first_learning_step
+    from ..torch.train import RunError
 
+    learned = [f for f in ("bias", "learn_leak", "learn_threshold") if getattr(cfg, f, False)]
+    if learned:
+        flags = ", ".join("--" + f.replace("_", "-") for f in learned)
+        raise RunError(f"a net trained with {flags} does not run in Lava yet: the graph's LIF "
+                       "neurons have no bias and one leak and threshold for the whole net; "
+                       "train without "
+                       f"{'it' if len(learned) == 1 else 'them'} to run the net in Lava")
     trainer = trainer or {}
     feedback = trainer.get("feedback")
     matrices = {k: v.double().cpu().numpy() for k, v in trainer.items() if torch.is_tensor(v)}
@@ -265,7 +273,8 @@ def export_model(cfg, state: dict, trainer: dict | None = None) -> ExportedNet:
             matrices.update({f"{k}.{kk}": vv.double().cpu().numpy() for kk, vv in v.items()
                              if torch.is_tensor(vv)})
     fields = dict(
-        gamma=cfg.gamma, v_th=cfg.v_th, kappa=cfg.kappa, surrogate=cfg.surrogate,
+        gamma=cfg.gamma, v_th=max(cfg.v_th, getattr(cfg, "v_th_min", 0.0)), kappa=cfg.kappa,
+        surrogate=cfg.surrogate,
         n_steps=cfg.n_steps, window_start=first_learning_step(cfg.n_steps, cfg.window),
         dataset=cfg.dataset, encoding=cfg.encoding, seed=cfg.seed, root=cfg.root,
         rule=cfg.rule, params=cfg.params.to_flat(),

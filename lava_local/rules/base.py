@@ -158,6 +158,10 @@ class Costs:
         return self.n_steps - self.t_l
 
 
+#: Every optional layer feature (:class:`~lava_local.torch.model.LayerFeatures`).
+ALL_FEATURES = frozenset({"weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min"})
+
+
 class Rule:
     """A learning rule (subclass per rule; one instance in the registry).
 
@@ -172,6 +176,9 @@ class Rule:
     min_batch : int
         Smallest batch its update is defined for (Traces Propagation contrasts pairs);
         :meth:`min_batch_of` may lower it for some options.
+    features : frozenset of str
+        The optional layer features its trainer learns (weight standardisation, bias,
+        learnable leak and threshold; the clamp works with every rule that has them).
     lava_inference : str
         "" when a trained net of this rule runs in Lava, else why not.
     graph : GraphLearning or None
@@ -186,6 +193,7 @@ class Rule:
     Params: ClassVar[type]
     layers: ClassVar[frozenset] = frozenset({"dense"})
     min_batch: ClassVar[int] = 1
+    features: ClassVar[frozenset] = frozenset()
     lava_inference: ClassVar[str] = ""
     no_graph_reason: ClassVar[str] = ""
 
@@ -202,6 +210,18 @@ class Rule:
             fit = [k for k in LAYER_KINDS if k in self.layers]
             raise ValueError(f"{self.name} does not train {'/'.join(missing)} layers "
                              f"(it trains {', '.join(fit)}); see `lava-local rules`")
+        used = [k for k in ("weight_std", "bias", "learn_leak", "learn_threshold")
+                if getattr(cfg, k, False) and k not in self.features]
+        if getattr(cfg, "v_th_min", 0) and "v_th_min" not in self.features:
+            used.append("v_th_min")
+        if used:
+            from . import RULES, get
+
+            flags = ", ".join("--" + k.replace("_", "-") for k in used)
+            fit = [r for r in RULES if set(used) <= get(r).features]
+            raise ValueError(f"{flags} {'is' if len(used) == 1 else 'are'} not an option of "
+                             f"{self.name}'s trainer; the rules that learn "
+                             f"{'it' if len(used) == 1 else 'them'}: {', '.join(fit)}")
         need = self.min_batch_of(cfg.params)
         if cfg.batch_size < need:
             raise ValueError(f"{self.title} needs a batch size >= {need}; use "
@@ -234,14 +254,22 @@ class Rule:
     def export_layers(self, state: Mapping) -> dict:
         """The net's layers for :class:`~lava_local.networks.export.ExportedNet` from a
         checkpoint's model state (default: the dense net's ``hidden.i``, ``recurrent.i``
-        and ``readout``; soft-reset LIF layers and a leaky readout)."""
+        and ``readout``; soft-reset LIF layers and a leaky readout). Standardised layers
+        (``gain.i``, ``gain_rec.i``) are exported as the weights they use."""
+        from ..functional.lif import standardise_weight
+
+        def used(name: str, gain: str, i: int):
+            w = state[f"{name}.{i}"]
+            if f"{gain}.{i}" in state:
+                w = standardise_weight(w.double(), state[f"{gain}.{i}"].double())
+            return w.double().cpu().numpy()
+
         n_hidden = len([k for k in state if k.startswith("hidden.")])
-        weights = [state[f"hidden.{i}"].double().cpu().numpy() for i in range(n_hidden)]
+        weights = [used("hidden", "gain", i) for i in range(n_hidden)]
         weights.append(state["readout"].double().cpu().numpy())
         out = {"weights": weights}
         if "recurrent.0" in state:
-            out["recurrent"] = [state[f"recurrent.{i}"].double().cpu().numpy()
-                                for i in range(n_hidden)]
+            out["recurrent"] = [used("recurrent", "gain_rec", i) for i in range(n_hidden)]
         return out
 
     def import_layers(self, state: Mapping, net) -> dict:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..torch.loop import Trainer
 from ..torch.spike import make_spike_fn
-from .base import Costs, Rule, RuleParams
+from .base import ALL_FEATURES, Costs, Rule, RuleParams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +55,7 @@ class BPTTRule(Rule):
     title = "BPTT (baseline)"
     paper = "surrogate-gradient back-propagation through time"
     Params = BPTTParams
+    features = ALL_FEATURES
     layers = frozenset({"dense", "recurrent", "conv"})
     no_graph_reason = ("back-propagation through time needs the whole history of every "
                        "neuron: it has no local, forward-in-time form (the baseline)")

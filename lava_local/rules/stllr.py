@@ -24,7 +24,7 @@ from ..functional.traces import post_trace_step, pre_trace_step
 from ..torch.loop import Batch, LocalTrainer
 from ..torch.model import NetState
 from ..torch.spike import make_spike_fn
-from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
+from .base import ALL_FEATURES, Costs, GraphLearning, GraphParts, Rule, RuleParams, option
 
 SIGNALS = ("bp", "dfa")
 #: Bounds of the DFA matrices' uniform draw: sqrt(6/C) or sqrt(6/N_l).
@@ -122,6 +122,7 @@ class EligibilityState(NamedTuple):
     inputs: list
     rec_in: list
     psi: list
+    prev: list = []
 
 
 class EligibilityTrainer(LocalTrainer):
@@ -181,6 +182,7 @@ class EligibilityTrainer(LocalTrainer):
     def advance(self, s: EligibilityState, x_t, learn: bool, b: Batch) -> EligibilityState:
         p, model, cfg = self.params, self.model, self.model.cfg
         rec_in = [l.y.detach() for l in s.net.layers] if len(model.recurrent) else []
+        prev = s.net.layers
         net = self.step(s.net, x_t, learn)
         with torch.no_grad():
             inputs = [model.layer_input(l, a) for l, a in
@@ -190,8 +192,19 @@ class EligibilityTrainer(LocalTrainer):
             q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
             q_out = pre_trace_step(s.q_out, model.readout_input(net.layers[-1].y.detach()),
                                    cfg.kappa)
-            psi = [self.psi(l.u.detach(), cfg.v_th) for l in net.layers]
-        return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi)
+            psi = [self.psi(l.u.detach(), self._v_th(i)) for i, l in enumerate(net.layers)]
+        return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev)
+
+    def _v_th(self, l: int):
+        """Layer l's threshold as Ψ sees it (the net's own, e.g. clamped or learned)."""
+        v = self.model.v_th_of(l) if hasattr(self.model, "v_th_of") else self.model.cfg.v_th
+        return v.detach() if isinstance(v, torch.Tensor) else v
+
+    def learned(self) -> list[torch.Tensor]:
+        """The weights, then the net's learnable feature parameters (biases, leaks,
+        thresholds; :meth:`~lava_local.torch.model.LayerFeatures.extras`)."""
+        extras = self.model.extras() if hasattr(self.model, "extras") else []
+        return [*self.model.weights, *extras]
 
     def traces(self, s: EligibilityState) -> list[torch.Tensor]:
         return [*s.q, *s.h, *s.q_rec, s.q_out]
@@ -227,7 +240,12 @@ class EligibilityTrainer(LocalTrainer):
                     add_outer_(acc[n_hidden + l], dp, s.q_rec[l], c_pre)
                     if dh is not None:
                         add_outer_(acc[n_hidden + l], dh, s.rec_in[l], c_post)
-            add_outer_(acc[-1], err, s.q_out, scale)
+            n_w = len(model.weights)
+            add_outer_(acc[n_w - 1], err, s.q_out, scale)
+            if len(acc) > n_w:      # biases, leaks, thresholds: one-step gradients
+                dpsi = [d * ps for d, ps in zip(deltas, s.psi)]
+                for a, g in zip(acc[n_w:], model.extra_grads(s.prev, err, dpsi)):
+                    a.add_(g, alpha=scale)
         return loss, True
 
     def finish(self, s: EligibilityState) -> EligibilityState:
@@ -374,6 +392,7 @@ class STLLRRule(Rule):
     title = "S-TLLR"
     paper = "Apolinario & Roy, TMLR (arXiv 2306.15220)"
     Params = STLLRParams
+    features = ALL_FEATURES
     layers = frozenset({"dense", "recurrent", "conv"})
 
     def trainer_class(self):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..functional.tess import TESS_F, square_wave_projection, tess_signal
-from .base import Costs, GraphLearning, Rule, RuleParams, option
+from .base import ALL_FEATURES, Costs, GraphLearning, Rule, RuleParams, option
 from .stllr import EligibilityParams, EligibilityParts, EligibilityTrainer, eligibility_memory
 
 
@@ -211,6 +211,7 @@ class TESSRule(Rule):
     title = "TESS"
     paper = "Apolinario & Roy (arXiv 2502.01837)"
     Params = TESSParams
+    features = ALL_FEATURES
     layers = frozenset({"dense", "recurrent", "conv"})
 
     def trainer_class(self):

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional.lif import LIFState, leaky_readout_step, lif_step
+from ..functional.lif import LIFState, leaky_readout_step
 from ..functional.surrogates import SURROGATES
-from .model import NetState, ReadoutPrediction, uniform_weight
+from .model import LayerFeatures, NetState, ReadoutPrediction, check_features, uniform_weight
 
 PRESETS = ("mlp", "rec-mlp", "vgg9", "alexnet-snn")
 CONV_SPECS = {
@@ -51,6 +51,7 @@ class ConvNetConfig:
         Conv layers (int: output channels, 3×3, padding 1), "P" (2×2 average pooling of
         the spikes before the next layer) and "F<n>" (dense LIF layer of n neurons).
     gamma, v_th, kappa, surrogate, init_gain
+    weight_std, bias, learn_leak, learn_threshold, v_th_min
         As in :class:`~lava_local.torch.model.NetConfig`.
     """
 
@@ -62,9 +63,15 @@ class ConvNetConfig:
     kappa: float = 0.9
     surrogate: str = "triangle"
     init_gain: float = 1.0
+    weight_std: bool = False
+    bias: bool = False
+    learn_leak: bool = False
+    learn_threshold: bool = False
+    v_th_min: float = 0.0
     recurrent: bool = False
 
     def __post_init__(self) -> None:
+        check_features(self)
         if self.surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {self.surrogate!r}")
         self.plan()  # validates the shapes
@@ -149,7 +156,7 @@ def conv_spec(preset: str, width: float = 1.0) -> tuple:
     return tuple(out)
 
 
-class ConvSNN(ReadoutPrediction, nn.Module):
+class ConvSNN(LayerFeatures, ReadoutPrediction, nn.Module):
     """Spiking conv net with a leaky readout (see module doc)."""
 
     def __init__(self, cfg: ConvNetConfig, generator: torch.Generator | None = None):
@@ -166,6 +173,7 @@ class ConvSNN(ReadoutPrediction, nn.Module):
         self._ro_pool, n_ro = cfg.readout_in()
         self.readout = uniform_weight((cfg.n_out, n_ro), math.sqrt(1.0 / n_ro), generator)
         self.recurrent = nn.ParameterList()
+        self._init_features(cfg)
 
     @property
     def weights(self) -> list[nn.Parameter]:
@@ -191,7 +199,7 @@ class ConvSNN(ReadoutPrediction, nn.Module):
         return a
 
     def layer_current(self, l: int, a: torch.Tensor) -> torch.Tensor:
-        w = self.hidden[l]
+        w = self.w(l)
         return F.conv2d(a, w, padding=1) if self.plan[l]["kind"] == "conv" else a @ w.T
 
     def weight_grad(self, l: int, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -217,8 +225,8 @@ class ConvSNN(ReadoutPrediction, nn.Module):
         inp, layers = x_t, []
         for l, s in enumerate(state.layers):
             cur = self.layer_current(l, self.layer_input(l, inp))
-            s = lif_step(LIFState(s.u, s.y.detach()), cur, cfg.gamma, cfg.v_th, spike_fn)
+            s = self.lif(l, s, cur, spike_fn)
             layers.append(s)
             inp = s.y
-        o = leaky_readout_step(state.o, self.readout_input(inp) @ self.readout.T, cfg.kappa)
+        o = leaky_readout_step(state.o, self.readout_current(inp), cfg.kappa)
         return NetState(layers, o)

@@ -116,8 +116,12 @@ class Trainer:
         return Batch(labels, onehot, size, n_steps, t_l, n_steps - t_l)
 
     def apply(self, grads: list[torch.Tensor]) -> None:
-        """Set the gradient estimates of :meth:`learned` and take an optimiser step."""
-        for w, g in zip(self.learned(), grads):
+        """Set the gradient estimates of :meth:`learned` and take an optimiser step
+        (estimates for standardised weights are chained into the raw weights and gains,
+        ``model.param_grads``)."""
+        pairs = (self.model.param_grads(self.learned(), grads)
+                 if hasattr(self.model, "param_grads") else zip(self.learned(), grads))
+        for w, g in pairs:
             w.grad = g.reshape(w.shape)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -38,6 +38,10 @@ class RunError(Exception):
     """A problem with the user's request (bad option, missing checkpoint, ...)."""
 
 
+#: The optional layer features of a run (:class:`~lava_local.torch.model.LayerFeatures`).
+FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (saved in checkpoints and results).
@@ -64,6 +68,11 @@ class TrainConfig:
     surrogate: str = "triangle"
     init_gain: float = 1.0
     recurrent: bool = False
+    weight_std: bool = False
+    bias: bool = False
+    learn_leak: bool = False
+    learn_threshold: bool = False
+    v_th_min: float = 0.0
     preset: str = "mlp"
     width: float = 1.0
     root: str | None = None
@@ -148,9 +157,14 @@ class TrainConfig:
     def is_recurrent(self) -> bool:
         return self.recurrent or self.preset == "rec-mlp"
 
+    @property
+    def features(self) -> dict:
+        """The optional layer features (:class:`~lava_local.torch.model.LayerFeatures`)."""
+        return {k: getattr(self, k) for k in FEATURES}
+
     def net_config(self, n_in: int, n_out: int) -> NetConfig:
         return NetConfig(n_in, n_out, tuple(self.hidden), self.gamma, self.v_th, self.kappa,
-                         self.surrogate, self.init_gain, self.is_recurrent)
+                         self.surrogate, self.init_gain, self.is_recurrent, **self.features)
 
     def to_dict(self) -> dict:
         """Flat: the run's fields and the rule's options by their flat keys."""

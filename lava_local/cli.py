@@ -116,10 +116,13 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
             ("--learn-threshold", "learn_threshold", "learn each layer's threshold θ")):
         p.add_argument(flag, dest=dest, action="store_true", default=S,
                        help=f"{text} (S-TLLR, TESS, BPTT)")
+    opt("--pooling", "pooling", "what the conv presets' 2×2 pooling P does", choices=["avg", "max"])
+    opt("--lr-schedule", "lr_schedule", "learning rate over the epochs: constant or cosine "
+        "annealing to 0", choices=["none", "cosine"])
     opt("--v-th-min", "v_th_min", "threshold clamp: firing, reset and Ψ use max(θ, this)",
         type=float)
     opt("--preset", "preset", "architecture: mlp/rec-mlp (dense, --hidden) or the conv "
-        "presets vgg9/alexnet-snn", choices=PRESETS)
+        "presets vgg9/alexnet-snn/vgg9-gap/vgg9-gap2", choices=PRESETS)
     opt("--width", "width", "channel multiplier of the conv presets", type=float)
     opt("--device", "device", "torch device", choices=("auto", "cpu", "cuda"))
     g = p.add_argument_group("rule options (each applies to the rules named)")

@@ -65,7 +65,9 @@ class ExportedNet:
     recurrent: list | None = None  # recurrent weights V^l (N_l, N_l) per hidden layer
     #: conv nets: {"input_shape": [C, H, W], "layers": [{"kind": "conv"|"fc", "pool": k,
     #: "in": [...], "out": [...]}, ...] (torch shapes, pooling before each layer),
-    #: "readout_pool": k}; conv kernels are (C_out, C_in, 3, 3) in ``weights``
+    #: "readout_pool": k}, with "pool_op" / "readout_pool_op" "avg" (else "max" or
+    #: "adaptive": nets the Lava graph does not build); conv kernels are (C_out, C_in, 3,
+    #: 3) in ``weights``
     conv: dict | None = None
 
     def __post_init__(self) -> None:
@@ -299,8 +301,10 @@ def _conv_plan(cfg, state) -> dict:
         raise RunError(f"exporting a conv net needs its data set's frame shape: {e}") from None
     ccfg = ConvNetConfig(tuple(ds.frame_shape), int(state["readout"].shape[0]),
                          conv_spec(cfg.preset, cfg.width), cfg.gamma, cfg.v_th, cfg.kappa,
-                         cfg.surrogate, cfg.init_gain)
-    layers = [{"kind": p["kind"], "pool": int(p["pool"]), "in": [int(v) for v in p["in"]],
-               "out": [int(v) for v in p["out"]]} for p in ccfg.plan()]
+                         cfg.surrogate, cfg.init_gain, pooling=cfg.pooling)
+    layers = [{"kind": p["kind"], "pool": int(p["pool"]), "pool_op": p["pool_op"],
+               "in": [int(v) for v in p["in"]], "out": [int(v) for v in p["out"]]}
+              for p in ccfg.plan()]
     return {"input_shape": [int(v) for v in ds.frame_shape], "layers": layers,
-            "readout_pool": int(ccfg.readout_in()[0])}
+            "readout_pool": int(ccfg.readout_in()[0]),
+            "readout_pool_op": ccfg.readout_pooling()[0]}

@@ -500,6 +500,12 @@ def graph_layers(net: ExportedNet) -> list[dict]:
                for w in net.weights]
         return out
     plan, layers = net.conv["layers"], []
+    ops = {p.get("pool_op", "avg") for p in plan} | {net.conv.get("readout_pool_op", "avg")}
+    if ops - {"avg"}:
+        raise ValueError(f"this conv net pools its spikes by {'/'.join(sorted(ops - {'avg'}))}"
+                         " pooling; the Lava graph pools k×k by averaging (a fixed synaptic "
+                         "layer) only: train with --pooling avg and a preset without G<k> "
+                         "(vgg9, alexnet-snn) to run it in Lava")
     shape = tuple(net.conv["input_shape"])          # the unpooled map feeding layer l
     for l, p in enumerate(plan):
         w, pool = net.weights[l], p["pool"]

@@ -179,6 +179,9 @@ class Rule:
     features : frozenset of str
         The optional layer features its trainer learns (weight standardisation, bias,
         learnable leak and threshold; the clamp works with every rule that has them).
+    own_lr_schedule : str
+        The learning-rate schedule its trainer applies itself ("" for none; then
+        ``--lr-schedule`` chooses one).
     lava_inference : str
         "" when a trained net of this rule runs in Lava, else why not.
     graph : GraphLearning or None
@@ -194,6 +197,7 @@ class Rule:
     layers: ClassVar[frozenset] = frozenset({"dense"})
     min_batch: ClassVar[int] = 1
     features: ClassVar[frozenset] = frozenset()
+    own_lr_schedule: ClassVar[str] = ""
     lava_inference: ClassVar[str] = ""
     no_graph_reason: ClassVar[str] = ""
 
@@ -222,6 +226,9 @@ class Rule:
             raise ValueError(f"{flags} {'is' if len(used) == 1 else 'are'} not an option of "
                              f"{self.name}'s trainer; the rules that learn "
                              f"{'it' if len(used) == 1 else 'them'}: {', '.join(fit)}")
+        if getattr(cfg, "lr_schedule", "none") != "none" and self.own_lr_schedule:
+            raise ValueError(f"{self.title} has its own learning-rate schedule "
+                             f"({self.own_lr_schedule}); leave out --lr-schedule")
         need = self.min_batch_of(cfg.params)
         if cfg.batch_size < need:
             raise ValueError(f"{self.title} needs a batch size >= {need}; use "

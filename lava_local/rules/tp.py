@@ -266,6 +266,7 @@ class TPRule(Rule):
     title = "Traces Propagation"
     paper = "Pes, Yin, Stuijk, Corradi (arXiv 2509.13053)"
     Params = TPParams
+    own_lr_schedule = "cosine annealing from lr to 0.25·lr over the epochs, as the paper"
     layers = frozenset({"dense", "recurrent", "conv"})
     min_batch = 2
 

@@ -380,6 +380,6 @@ def build_net(cfg, n_in: int, n_out: int, frame_shape: tuple[int, ...] | None = 
                              "this data set has none")
         ccfg = ConvNetConfig(tuple(frame_shape), n_out, conv_spec(cfg.preset, cfg.width),
                              cfg.gamma, cfg.v_th, cfg.kappa, cfg.surrogate, cfg.init_gain,
-                             **cfg.features)
+                             **cfg.features, pooling=cfg.pooling)
         return ConvSNN(ccfg, generator=generator)
     return DenseSNN(cfg.net_config(n_in, n_out), generator=generator)

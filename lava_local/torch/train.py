@@ -38,6 +38,10 @@ class RunError(Exception):
     """A problem with the user's request (bad option, missing checkpoint, ...)."""
 
 
+#: Learning-rate schedules over the epochs: constant, or cosine annealing to 0 (stepped
+#: once per epoch, torch's CosineAnnealingLR with T_max = epochs).
+LR_SCHEDULES = ("none", "cosine")
+
 #: The optional layer features of a run (:class:`~lava_local.torch.model.LayerFeatures`).
 FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min")
 
@@ -75,6 +79,8 @@ class TrainConfig:
     v_th_min: float = 0.0
     preset: str = "mlp"
     width: float = 1.0
+    pooling: str = "avg"
+    lr_schedule: str = "none"
     root: str | None = None
     holdout_speaker: str | None = None
     workers: int = 0
@@ -130,6 +136,11 @@ class TrainConfig:
             raise RunError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if not self.width > 0:
             raise RunError(f"width must be > 0, got {self.width}")
+        if self.pooling not in ("avg", "max"):
+            raise RunError(f"pooling must be avg or max, got {self.pooling!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise RunError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got "
+                           f"{self.lr_schedule!r}")
         if self.preset in CONV_SPECS and self.recurrent:
             raise RunError("--recurrent applies to the dense presets (mlp, rec-mlp)")
         if self.holdout_speaker is not None and self.dataset != "gsc":
@@ -215,6 +226,14 @@ class TrainConfig:
     def with_rule(self, rule: str) -> TrainConfig:
         """The same run with another rule (options the two share are kept)."""
         return TrainConfig.from_flat(strict=False, **{**self.to_dict(), "rule": rule})
+
+
+def cosine_lr(trainer, epoch: int, n_epochs: int) -> None:
+    r"""Set the learning rates of epoch ``epoch`` (0-based):
+    :math:`η_e = η_0 (1 + \cos(π e / E)) / 2` over E = ``n_epochs``."""
+    f = 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, n_epochs)))
+    for g, lr in zip(trainer.optimizer.param_groups, trainer.base_lrs):
+        g["lr"] = lr * f
 
 
 def resolve_device(name: str) -> torch.device:
@@ -486,6 +505,8 @@ def _train(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool, dat
 
     for epoch in range(start, cfg.epochs):
         trainer.start_epoch(epoch, cfg.epochs)
+        if cfg.lr_schedule == "cosine":
+            cosine_lr(trainer, epoch, cfg.epochs)
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_ds))
         rest = len(order) % cfg.batch_size
         if 0 < rest < cfg.spec.min_batch_of(cfg.params) and len(order) > rest:

@@ -14,8 +14,8 @@ from lava_local.torch.conv import ConvNetConfig, ConvSNN, conv_spec
 from lava_local.torch.train import RunError, TrainConfig, train
 
 
-def small_conv(spec=(4, "P", 6, "F10"), shape=(2, 8, 8), seed=0):
-    cfg = ConvNetConfig(shape, 3, spec, gamma=0.6, v_th=0.4, init_gain=2.0)
+def small_conv(spec=(4, "P", 6, "F10"), shape=(2, 8, 8), seed=0, **kw):
+    cfg = ConvNetConfig(shape, 3, spec, gamma=0.6, v_th=0.4, init_gain=2.0, **kw)
     return ConvSNN(cfg, generator=torch.Generator().manual_seed(seed)).double()
 
 
@@ -39,13 +39,40 @@ def test_plan_shapes_and_macs():
     assert cfg.forward_macs == [4 * 64 * 2 * 9, 6 * 16 * 4 * 9, 10 * 96, 3 * 10]
     with pytest.raises(ValueError, match="pooling"):
         ConvNetConfig((1, 8, 8), 3, (4, "P", "P", "P", "P", 4))
+    with pytest.raises(ValueError, match="different kinds"):
+        ConvNetConfig((1, 8, 8), 3, (4, "P", "M", 4))
+    # the public codes' VGG-9s: global (S-TLLR/TESS) or 2×2 (TP) average pooling
+    for shape in ((2, 32, 32), (2, 48, 48)):
+        gap = ConvNetConfig(shape, 10, conv_spec("vgg9-gap"))
+        assert [p["kind"] for p in gap.plan()] == ["conv"] * 8
+        assert gap.readout_in() == (1, 512) and gap.layer_sizes[-2] == 512 * (shape[1] // 8) ** 2
+        assert ConvNetConfig(shape, 10, conv_spec("vgg9-gap2")).readout_in() == (2, 2048)
 
 
-def test_conv_stllr_equals_bptt_for_one_step():
+def test_pooling_by_hand():
+    """P pools 2×2 by averaging (or max with pooling="max"), G<k> adapts to k×k."""
+    y = torch.zeros(1, 1, 4, 4)
+    y[0, 0, 0, 0] = y[0, 0, 3, 3] = y[0, 0, 3, 2] = 1.0
+    for pooling, want in (("avg", [[0.25, 0], [0, 0.5]]), ("max", [[1, 0], [0, 1]])):
+        net = ConvSNN(ConvNetConfig((1, 4, 4), 2, (1, "P", "F3"), pooling=pooling))
+        np.testing.assert_array_equal(net.layer_input(1, y)[0].reshape(2, 2).numpy(), want)
+    net = ConvSNN(ConvNetConfig((1, 4, 4), 2, (1, "G1")))
+    np.testing.assert_array_equal(net.readout_input(y).numpy(), [[3 / 16]])
+    net = ConvSNN(ConvNetConfig((1, 4, 4), 2, (1, "M", "F3")))
+    assert net.layer_input(1, y)[0].tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("spec,kw", [
+    ((4, "P", 6, "F10"), {}),
+    ((4, "P", 6, "F10"), {"pooling": "max"}),
+    ((4, "M", 6, "G2"), {"weight_std": True, "bias": True}),
+    ((4, "P", 6, "G1"), {}),
+], ids=["avg", "max", "M-G2-ws-bias", "G1"])
+def test_conv_stllr_equals_bptt_for_one_step(spec, kw):
     """T = 1: S-TLLR's conv update (traces through conv2d_weight, same-step δ) equals the
-    autograd gradient for every layer, conv and dense."""
+    autograd gradient for every layer, conv and dense, whatever the pooling."""
     x, y = spikes(1, p=0.7)
-    a, b = small_conv(), small_conv()
+    a, b = small_conv(spec, **kw), small_conv(spec, **kw)
     g_s = applied(STLLRTrainer(a, torch.optim.SGD(a.parameters(), lr=1.0)), x, y)
     g_b = applied(BPTTTrainer(b, torch.optim.SGD(b.parameters(), lr=1.0)), x, y)
     assert all(np.abs(g).sum() > 0 for g in g_b)
@@ -68,7 +95,7 @@ def test_conv_stllr_trace_update_matches_unrolled_dense_equivalent():
         np.testing.assert_allclose(u, v, rtol=1e-12)
 
 
-@pytest.mark.parametrize("preset", ["vgg9", "alexnet-snn"])
+@pytest.mark.parametrize("preset", ["vgg9", "alexnet-snn", "vgg9-gap", "vgg9-gap2"])
 @pytest.mark.parametrize("make", [
     lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters())),
     lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters()), STLLRParams(signal="dfa")),

@@ -167,3 +167,41 @@ def test_bptt_learns_every_feature(tmp_path):
     assert {"gain.0", "bias.0", "readout_bias", "leak.0", "threshold.0"} <= set(ck["model"])
     assert ck["model"]["leak.0"] != math.log(0.5 / 0.5) or ck["model"]["threshold.0"] != 0.8
     assert 0 <= res["test_acc"] <= 1
+
+
+def test_export_uses_the_standardised_weights_and_refuses_what_lava_lacks():
+    from lava_local.networks.export import export_model
+
+    cfg = TrainConfig(rule="stllr", hidden=(5,), recurrent=True, weight_std=True,
+                      v_th_min=0.9)
+    model = DenseSNN(cfg.net_config(6, 3), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.gain[0].copy_(torch.linspace(0.5, 2.0, 5))
+    net = export_model(cfg, model.state_dict())
+    np.testing.assert_allclose(net.weights[0], model.w(0).detach().double().numpy(), atol=1e-6)
+    np.testing.assert_allclose(net.recurrent[0], model.v(0).detach().double().numpy(), atol=1e-6,
+                               rtol=0)
+    np.testing.assert_allclose(net.weights[0].mean(1), 0.0, atol=1e-7)
+    assert net.v_th == 0.9                  # the clamp: max(0.8, 0.9)
+    for feature in ("bias", "learn_leak", "learn_threshold"):
+        c = TrainConfig(rule="stllr", hidden=(5,), **{feature: True})
+        m = DenseSNN(c.net_config(6, 3))
+        with pytest.raises(RunError, match="does not run in Lava yet"):
+            export_model(c, m.state_dict())
+
+
+def test_cosine_lr_schedule(tmp_path):
+    """Epoch e runs at lr (1 + cos(π e / E)) / 2 (torch's CosineAnnealingLR stepped per
+    epoch); Traces Propagation keeps its own schedule and refuses another."""
+    from lava_local.torch.train import train
+
+    cfg = TrainConfig(rule="stllr", dataset="digits", epochs=3, hidden=(8,), n_steps=4,
+                      batch_size=256, lr=0.01, lr_schedule="cosine")
+    train(cfg, tmp_path / "r", progress=False)
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    lr_last = ck["optimizer"]["param_groups"][0]["lr"]
+    assert lr_last == pytest.approx(0.01 * (1 + math.cos(math.pi * 2 / 3)) / 2, rel=1e-12)
+    with pytest.raises(RunError, match="own learning-rate schedule"):
+        TrainConfig(rule="tp", lr_schedule="cosine")
+    with pytest.raises(RunError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")

@@ -711,15 +711,47 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_recipes(args) -> int:
-    from .recipes import RECIPES
+    import json
 
-    rows = []
-    for r in RECIPES.values():
-        c = r.config
-        rows.append([r.name, c.get("rule", ""), c.get("dataset", ""),
-                     c.get("preset", "mlp"), str(c.get("n_steps", "")), r.reported])
-    print(format_table(["recipe", "rule", "data set", "net", "T", "paper reports"], rows))
-    print("\nrun one: uv run lava-local train --recipe NAME --root DATA_DIR")
+    from .recipes import RECIPES, get_recipe
+    from .torch.train import RunError
+
+    if args.action is None:
+        if args.json:
+            print(json.dumps([r.to_dict() for r in RECIPES.values()], indent=2))
+            return 0
+        rows = []
+        for r in RECIPES.values():
+            c = r.config
+            rows.append([r.name, c.get("rule", ""), c.get("dataset", ""),
+                         c.get("preset", "mlp"), str(c.get("n_steps", "")), r.reported,
+                         r.code.split(" @")[0] or "none public"])
+        print(format_table(["recipe", "rule", "data set", "net", "T", "paper reports",
+                            "public code"], rows))
+        print("\nevery setting and its source: uv run lava-local recipes show NAME\n"
+              "run one: uv run lava-local train --recipe NAME --root DATA_DIR\n"
+              "reproduce over seeds: uv run lava-local reproduce NAME --seeds 0,1,2 "
+              "--root DATA_DIR")
+        return 0
+    if not args.name:
+        raise RunError("give the recipe to show: `lava-local recipes show NAME`")
+    try:
+        r = get_recipe(args.name)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    print(f"{r.name}: {r.paper}\npaper reports: {r.reported}\n"
+          f"statistic: {r.statistic.describe()}\n"
+          f"public code: {r.code or 'none (a reconstruction from the paper)'}\n{r.note}\n")
+    rows = [[k, "-" if s.value is None else str(s.value), s.source, s.other]
+            for k, s in r.card.items()]
+    print(format_table(["setting", "value", "source", "paper / other"], rows))
+    if r.departures:
+        print("\nwhere this recipe departs from the public code:")
+        for d in r.departures:
+            print(f"- {d.what}: the code: {d.code}\n  here: {d.here}")
     return 0
 
 
@@ -754,8 +786,9 @@ def cmd_reproduce(args) -> int:
                                               if summary["paper_std"] is not None else ""))
     diff = ("" if summary["difference"] is None else
             f"   difference {summary['difference']:+.2f} points")
-    print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['std']:.2f} over "
-          f"{summary['n_seeds']} seeds   paper ({summary['paper']}): {paper}{diff}")
+    print(f"\n{summary['statistic']} ({summary['n_aggregated']} of {summary['n_seeds']} "
+          f"seeds): {summary['mean']:.2f} ± {summary['std']:.2f}   paper "
+          f"({summary['paper']}): {paper}{diff}")
     print(f"\nresults: {out / REPRODUCE}  plot: {out / 'reproduce.png'}")
     return 0
 

@@ -264,6 +264,6 @@ def plot_reproduce(summary: dict, path: Path) -> Path:
     a2.legend(fontsize=8)
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{summary['recipe']} ({summary['paper']}): {summary['n_seeds']} seeds, "
-                 f"{summary['metric']}", fontsize=10)
+    fig.suptitle(f"{summary['recipe']} ({summary['paper']}): {summary['n_seeds']} seeds; "
+                 f"right: {summary['statistic']}", fontsize=9)
     return _save(fig, plt, path)

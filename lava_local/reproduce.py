@@ -7,9 +7,10 @@ epoch, a seed with neither starts. After every seed it writes ``OUT/reproduce.js
 (each seed's final and best test accuracy, the aggregate, the paper's number and the
 difference) so a killed reproduction loses at most the epoch in progress.
 
-The aggregate is the mean and the sample standard deviation (n − 1) over seeds of the
-metric the recipe's paper reports (``Recipe.metric``: the last epoch's test accuracy or
-the best epoch's).
+The aggregate is the statistic the recipe's paper reports (``Recipe.statistic``): per
+seed the last or the best epoch's test accuracy, the mean over every seed or over the best
+k of them (Traces Propagation: top 5 of 10), and the population or sample standard
+deviation. The mean ± sample std over every seed is written beside it.
 """
 
 from __future__ import annotations
@@ -87,24 +88,34 @@ def seed_summary(seed: int, res: dict) -> dict:
             "history_epochs": [h["epoch"] for h in res["history"]], "history_acc": accs}
 
 
-def aggregate(values: list[float]) -> dict:
-    """Mean and sample standard deviation (n − 1; 0 for one value) of ``values``."""
+def aggregate(values: list[float], ddof: int = 1, top: int | None = None) -> dict:
+    """Mean and standard deviation (n − ``ddof``; 0 for one value) of ``values``, or of
+    the ``top`` largest of them."""
+    if top is not None:
+        values = sorted(values)[-top:]
     n = len(values)
     mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - ddof)) if n > ddof else 0.0
     return {"mean": mean, "std": std, "n": n}
 
 
 def summarise(recipe: Recipe, seeds: list[dict]) -> dict:
-    """The reproduction's aggregate (percent) beside the paper's number."""
-    key = "best_test_acc" if recipe.metric == "best" else "final_test_acc"
-    agg = aggregate([100 * s[key] for s in seeds])
+    """The reproduction's aggregate (percent, the paper's statistic) beside the paper's
+    number, and the mean ± sample std over every seed."""
+    st = recipe.statistic
+    key = "best_test_acc" if st.metric == "best" else "final_test_acc"
+    vals = [100 * s[key] for s in seeds]
+    agg = aggregate(vals, st.ddof, st.top)
+    every = aggregate(vals, 1)
     paper = recipe.paper_acc
     return {
         "recipe": recipe.name, "paper": recipe.paper, "reported": recipe.reported,
-        "metric": f"{'best' if recipe.metric == 'best' else 'last'}-epoch test accuracy (%)",
+        "metric": f"{'best' if st.metric == 'best' else 'last'}-epoch test accuracy (%)",
+        "statistic": st.describe(),
         "seeds": seeds,
-        "mean": agg["mean"], "std": agg["std"], "n_seeds": agg["n"],
+        "mean": agg["mean"], "std": agg["std"], "n_seeds": len(seeds),
+        "n_aggregated": agg["n"],
+        "all_seeds_mean": every["mean"], "all_seeds_sample_std": every["std"],
         "paper_mean": None if paper is None else paper[0],
         "paper_std": None if paper is None else paper[1],
         "difference": None if paper is None else agg["mean"] - paper[0],

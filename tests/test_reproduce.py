@@ -40,6 +40,11 @@ def test_aggregate_is_mean_and_sample_std():
     assert agg["mean"] == pytest.approx(93.0)
     assert agg["std"] == pytest.approx(math.sqrt((9 + 1 + 16) / 2))
     assert aggregate([80.0]) == {"mean": 80.0, "std": 0.0, "n": 1}
+    # Traces Propagation's statistic: top 5 of the seeds, population std
+    vals = [91.0, 95.0, 90.0, 96.0, 94.0, 93.0, 97.0]
+    top = aggregate(vals, ddof=0, top=5)
+    assert top["n"] == 5 and top["mean"] == pytest.approx(95.0)
+    assert top["std"] == pytest.approx(np.std([93, 94, 95, 96, 97]))
 
 
 def test_seed_configs_refuse_bad_seeds():
@@ -88,9 +93,12 @@ def test_reproduce_resumes_after_a_kill_and_aggregates(tmp_path, capsys):
     assert per_seed[0]["history"][:len(killed)] == killed
     assert [len(r["history"]) for r in per_seed] == [3, 3]
     assert [r["config"]["seed"] for r in per_seed] == [0, 1]
+    best = [100 * max(h["test_acc"] for h in r["history"]) for r in per_seed]
+    assert summary["mean"] == pytest.approx(np.mean(best))       # tp: best epoch, top 5,
+    assert summary["std"] == pytest.approx(np.std(best, ddof=0))  # population std
     finals = [100 * r["history"][-1]["test_acc"] for r in per_seed]
-    assert summary["mean"] == pytest.approx(np.mean(finals))
-    assert summary["std"] == pytest.approx(np.std(finals, ddof=1))
+    assert [s["final_test_acc"] for s in summary["seeds"]] == [f / 100 for f in finals]
+    assert summary["all_seeds_sample_std"] == pytest.approx(np.std(best, ddof=1))
     assert summary["paper_mean"] == 97.33
     assert summary["difference"] == pytest.approx(summary["mean"] - 97.33)
     assert "97.33" in printed and (out / "reproduce.png").stat().st_size > 0

@@ -302,9 +302,20 @@ def _conv_plan(cfg, state) -> dict:
     ccfg = ConvNetConfig(tuple(ds.frame_shape), int(state["readout"].shape[0]),
                          conv_spec(cfg.preset, cfg.width), cfg.gamma, cfg.v_th, cfg.kappa,
                          cfg.surrogate, cfg.init_gain, pooling=cfg.pooling)
-    layers = [{"kind": p["kind"], "pool": int(p["pool"]), "pool_op": p["pool_op"],
-               "in": [int(v) for v in p["in"]], "out": [int(v) for v in p["out"]]}
-              for p in ccfg.plan()]
+    layers, before = [], tuple(ds.frame_shape)
+    for p in ccfg.plan():
+        op, k = _as_average(p["pool_op"], int(p["pool"]), before)
+        layers.append({"kind": p["kind"], "pool": k, "pool_op": op,
+                       "in": [int(v) for v in p["in"]], "out": [int(v) for v in p["out"]]})
+        before = tuple(p["out"])
+    op, k = _as_average(*ccfg.readout_pooling(), before)
     return {"input_shape": [int(v) for v in ds.frame_shape], "layers": layers,
-            "readout_pool": int(ccfg.readout_in()[0]),
-            "readout_pool_op": ccfg.readout_pooling()[0]}
+            "readout_pool": k, "readout_pool_op": op}
+
+
+def _as_average(op: str, k: int, shape: tuple) -> tuple[str, int]:
+    """An adaptive average pooling to k×k of a square map that k divides is a plain k'×k'
+    average pooling (k' = H / k); other poolings stay as they are."""
+    if op == "adaptive" and len(shape) == 3 and shape[1] == shape[2] and shape[1] % k == 0:
+        return "avg", shape[1] // k
+    return op, k

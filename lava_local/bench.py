@@ -253,3 +253,131 @@ def lava_speed_table(res: dict) -> tuple[list[str], list[list[str]]]:
                          f"{r['ratio_to_inference']:.2f}",
                          f"{r['fast_over_stock']:.2f}" if "fast_over_stock" in r else ""])
     return head, rows
+
+
+# -- the recipes at full size -----------------------------------------------------------
+
+#: Training-split sizes (samples) of the data sets, for the full-run estimate: the public
+#: figures of each set's training split as lava-local reads it (approximate where a split
+#: is ours: N-Caltech101 keeps 4 of every 5 recordings, CIFAR10-DVS 9 of 10).
+TRAIN_SIZES = {"nmnist": 60_000, "shd": 8_156, "ssc": 75_466, "dvsgesture": 1_077,
+               "ncaltech101": 6_942, "cifar10dvs": 9_000, "gsc": 84_843}
+
+
+def recipe_dims(dataset: str) -> tuple[int, int, tuple | None]:
+    """(inputs, classes, frame shape or None) of a recipe's data set, without the data."""
+    from .data.events import SPECS
+
+    if dataset == "gsc":
+        return 120, 35, None
+    spec = SPECS[dataset]
+    frame = spec.frame_shape if len(spec.frame_shape) == 3 else None
+    return spec.n_inputs, spec.n_classes, frame
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def recipe_cost(name: str, device: str = "cpu", repeats: int = 1, warmup: int = 1,
+                density: float = 0.1, seed: int = 0) -> dict:
+    """Time and memory of one training batch of recipe ``name`` at its full size (its net,
+    T and batch) on random input spikes of the data set's shape (``density``: fraction of
+    active inputs per step). Memory: the peak over the batch above what the model and the
+    input hold before it (CPU: peak resident set growth, so run one recipe per process;
+    CUDA: ``max_memory_allocated``)."""
+    import resource
+
+    import torch
+
+    from .recipes import get_recipe
+    from .torch.train import TrainConfig, build, resolve_device
+
+    rec = get_recipe(name)
+    cfg = TrainConfig.from_flat(**{**rec.config, "device": device})
+    dev = resolve_device(device)
+    n_in, n_cls, frame = recipe_dims(cfg.dataset)
+    torch.manual_seed(seed)
+    model, _, trainer = build(cfg, n_in, n_cls, dev, frame)
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(cfg.n_steps, cfg.batch_size, n_in, generator=g) < density).float().to(dev)
+    y = torch.randint(0, n_cls, (cfg.batch_size,), generator=g).to(dev)
+    _sync(dev)
+    base = _rss_bytes()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base_cuda = torch.cuda.memory_allocated(dev)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        trainer.train_batch(x, y)
+        _sync(dev)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) - base_cuda
+    per_batch = float(np.median(times))
+    n_train = TRAIN_SIZES.get(cfg.dataset)
+    batches = None if n_train is None else -(-n_train // cfg.batch_size)
+    return {"recipe": name, "rule": cfg.rule, "dataset": cfg.dataset, "preset": cfg.preset,
+            "layer_sizes": model.cfg.layer_sizes, "n_steps": cfg.n_steps,
+            "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "seconds_per_batch": per_batch, "memory_bytes_per_batch": int(max(peak, 0)),
+            "memory_kind": "CUDA peak allocated" if dev.type == "cuda" else
+            "peak resident set growth",
+            "batches_per_epoch": batches,
+            "full_run_hours": None if batches is None else
+            per_batch * batches * cfg.epochs / 3600,
+            "device": _device_name(dev), "threads": torch.get_num_threads()}
+
+
+def recipe_costs(names: list[str], device: str = "cpu", repeats: int = 1, warmup: int = 1,
+                 threads: int = 0, progress=None) -> list[dict]:
+    """:func:`recipe_cost` of every recipe, each in its own Python process (so the peak
+    memory of one does not hide the next); ``progress(name)`` is called before each."""
+    import json
+    import subprocess
+    import sys
+
+    rows = []
+    for name in names:
+        if progress is not None:
+            progress(name)
+        code = ("import json, sys, torch\n"
+                f"if {threads}: torch.set_num_threads({threads})\n"
+                "from lava_local.bench import recipe_cost\n"
+                f"print('@@' + json.dumps(recipe_cost({name!r}, {device!r}, {repeats}, "
+                f"{warmup})))\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        line = next((ln for ln in r.stdout.splitlines() if ln.startswith("@@")), None)
+        if r.returncode != 0 or line is None:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+            rows.append({"recipe": name, "error": tail[0]})
+            continue
+        rows.append(json.loads(line[2:]))
+    return rows
+
+
+def recipe_cost_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["recipe", "net", "T", "batch", "s / batch", "memory / batch", "batches / epoch",
+            "epochs", "full run (h)"]
+    out = []
+    for r in rows:
+        if "error" in r:
+            out.append([r["recipe"], "error: " + r["error"][:60], "", "", "", "", "", "", ""])
+            continue
+        sizes = r["layer_sizes"]
+        net = (f"{r['preset']} {sizes[0]}-…-{sizes[-1]} ({len(sizes) - 2} layers)"
+               if len(sizes) > 4 else "-".join(map(str, sizes)))
+        out.append([r["recipe"], net, str(r["n_steps"]), str(r["batch_size"]),
+                    f"{r['seconds_per_batch']:.2f}",
+                    f"{r['memory_bytes_per_batch'] / 2**20:.0f} MiB",
+                    str(r["batches_per_epoch"]), str(r["epochs"]),
+                    "-" if r["full_run_hours"] is None else f"{r['full_run_hours']:.1f}"])
+    return head, out

@@ -349,6 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "bptt, stllr-bp, stllr-dfa, tess, tp (BPTT is always timed)")
     b.add_argument("--out", type=Path, default=None, help="write speed.json/.png here")
     b.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    b = bsub.add_parser("recipes", help="time and memory of one training batch of every "
+                        "recipe at full size, and the full run they imply")
+    b.add_argument("--recipes", default="all", help="all or a comma list of recipe names")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    b.add_argument("--repeats", type=int, default=1, help="timed batches (default: 1)")
+    b.add_argument("--warmup", type=int, default=1, help="untimed batches first (default: 1)")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default 0: torch's own choice)")
+    b.add_argument("--out", type=Path, default=None, help="write recipes.json here")
+    b.add_argument("--no-progress", action="store_true", help="hide progress lines")
     b = bsub.add_parser("lava-speed", help="Lava steps/s: inference and every on-graph "
                         "learning mode, float and fixed (demo net and a 2312-200-10 net)")
     b.add_argument("--run", type=Path, default=None,
@@ -506,7 +516,37 @@ def cmd_bench(args) -> int:
         return _bench_speed(args)
     if args.bench == "lava-speed":
         return _bench_lava_speed(args)
+    if args.bench == "recipes":
+        return _bench_recipes(args)
     return _bench_memory(args)
+
+
+def _bench_recipes(args) -> int:
+    import json
+
+    from .bench import recipe_cost_table, recipe_costs
+    from .recipes import RECIPES
+    from .torch.train import RunError
+
+    names = list(RECIPES) if args.recipes == "all" else \
+        [n.strip() for n in args.recipes.split(",") if n.strip()]
+    bad = [n for n in names if n not in RECIPES]
+    if bad:
+        raise RunError(f"unknown recipe(s) {bad}; see `lava-local recipes`")
+    if args.repeats < 1 or args.warmup < 0 or args.threads < 0:
+        raise RunError("--repeats must be >= 1, --warmup >= 0 and --threads >= 0")
+    out = _new_folder(args.out, "bench-recipes") if args.out is not None else None
+    rows = recipe_costs(names, args.device, args.repeats, args.warmup, args.threads,
+                        progress=None if args.no_progress else
+                        lambda n: print(f"timing {n} ...", flush=True))
+    print(format_table(*recipe_cost_table(rows)))
+    print("\none training batch of each recipe at full size on random input spikes of its "
+          "data set's shape; memory: the batch's peak above the model and input; full run: "
+          "s/batch × batches/epoch × epochs (training only)")
+    if out is not None:
+        (out / "recipes.json").write_text(json.dumps(rows, indent=2) + "\n")
+        print(f"\nresults: {out / 'recipes.json'}")
+    return 0
 
 
 def _bench_speed(args) -> int:

@@ -69,3 +69,20 @@ def test_bench_lava_speed_command(tmp_path, capsys):
     assert (out / "lava-speed.png").stat().st_size > 0
     assert main(["bench", "lava-speed", "--run", str(run), "--learn", "nope",
                  "--no-progress"]) == 2
+
+
+def test_bench_recipes_times_a_recipe_at_full_size(tmp_path, capsys):
+    """One batch of tp-nmnist (2312-200-10, T = 100, batch 128) in its own process: the
+    row says what ran, and the full-run estimate is its own arithmetic."""
+    out = tmp_path / "r"
+    assert main(["bench", "recipes", "--recipes", "tp-nmnist", "--threads", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "tp-nmnist" in capsys.readouterr().out
+    (row,) = json.loads((out / "recipes.json").read_text())
+    assert row["layer_sizes"] == [2312, 200, 10] and row["n_steps"] == 100
+    assert row["batch_size"] == 128 and row["threads"] == 1
+    assert row["seconds_per_batch"] > 0 and row["memory_bytes_per_batch"] >= 0
+    assert row["batches_per_epoch"] == -(-60_000 // 128)
+    assert row["full_run_hours"] == pytest.approx(
+        row["seconds_per_batch"] * row["batches_per_epoch"] * 100 / 3600)
+    assert main(["bench", "recipes", "--recipes", "nope", "--no-progress"]) == 2

@@ -50,25 +50,6 @@ def add_outer_(acc, a, b, alpha: float = 1.0):
     return acc.addmm_(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]), alpha=alpha)
 
 
-def add_outers_(acc, terms):
-    """``acc += Σ_k alpha_k · outer_batched(a_k, b_k)`` in place for ``terms`` of
-    (a_k, b_k, alpha_k) (torch): one matrix product over the terms' batches stacked, which
-    runs faster than one product per term (the sum is the same up to float rounding)."""
-    if len(terms) == 1:
-        a, b, alpha = terms[0]
-        return add_outer_(acc, a, b, alpha)
-    a = _torch_cat([(t[0] if t[2] == 1.0 else t[0] * t[2]).reshape(-1, t[0].shape[-1])
-                   for t in terms])
-    b = _torch_cat([t[1].reshape(-1, t[1].shape[-1]) for t in terms])
-    return acc.addmm_(a.T, b)
-
-
-def _torch_cat(xs):
-    import torch
-
-    return torch.cat(xs)
-
-
 def outer_batched(a: Array, b: Array) -> Array:
     """Sum over leading (batch) axes of the outer products ``a[..., i] b[..., j]``.
 

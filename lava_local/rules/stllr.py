@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..functional._backend import add_outer_, add_outers_
+from ..functional._backend import add_outer_
 from ..functional.lif import heaviside
 from ..functional.stllr import POST_FORMS, noncausal_trace
 from ..functional.surrogates import get_surrogate
@@ -232,16 +232,14 @@ class EligibilityTrainer(LocalTrainer):
         with torch.no_grad():
             for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
                 dp = d * ps
-                if p.alpha_post == 0:
-                    model.add_weight_grad(l, acc[l], ql, dp, c_pre)
-                    if s.rec_in:
-                        add_outer_(acc[n_hidden + l], dp, s.q_rec[l], c_pre)
-                    continue
-                dh = d * hl     # causal and non-causal terms as one matrix product
-                model.add_weight_grads(l, acc[l], [(ql, dp, c_pre), (xl, dh, c_post)])
+                model.add_weight_grad(l, acc[l], ql, dp, c_pre)
+                dh = d * hl if p.alpha_post != 0 else None
+                if dh is not None:
+                    model.add_weight_grad(l, acc[l], xl, dh, c_post)
                 if s.rec_in:
-                    add_outers_(acc[n_hidden + l], [(dp, s.q_rec[l], c_pre),
-                                                    (dh, s.rec_in[l], c_post)])
+                    add_outer_(acc[n_hidden + l], dp, s.q_rec[l], c_pre)
+                    if dh is not None:
+                        add_outer_(acc[n_hidden + l], dh, s.rec_in[l], c_post)
             n_w = len(model.weights)
             add_outer_(acc[n_w - 1], err, s.q_out, scale)
             if len(acc) > n_w:      # biases, leaks, thresholds: one-step gradients

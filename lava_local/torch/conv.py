@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional._backend import add_outers_
 from ..functional.lif import LIFState, leaky_readout_step
 from ..functional.surrogates import SURROGATES
 from .model import LayerFeatures, NetState, ReadoutPrediction, check_features, uniform_weight
@@ -283,16 +282,6 @@ class ConvSNN(LayerFeatures, ReadoutPrediction, nn.Module):
                         alpha: float = 1.0) -> None:
         """``acc += alpha · weight_grad(l, a, g)`` in place."""
         acc.add_(self.weight_grad(l, a, g), alpha=alpha)
-
-    def add_weight_grads(self, l: int, acc: torch.Tensor, terms: list) -> None:
-        """``acc += Σ_k alpha_k weight_grad(l, a_k, g_k)`` for ``terms`` of (a, g, alpha):
-        dense layers as one matrix product, conv layers term by term."""
-        if self.plan[l]["kind"] == "fc":
-            add_outers_(acc, [(g, a.flatten(1) if a.dim() > 2 else a, alpha)
-                              for a, g, alpha in terms])
-            return
-        for a, g, alpha in terms:
-            self.add_weight_grad(l, acc, a, g, alpha)
 
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         if y.dim() == 4:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..functional._backend import add_outer_, add_outers_, outer_batched
+from ..functional._backend import add_outer_, outer_batched
 from ..functional.lif import LIFState, leaky_readout_step, lif_step, standardise_weight
 from ..functional.surrogates import SURROGATES
 
@@ -309,11 +309,6 @@ class DenseSNN(LayerFeatures, ReadoutPrediction, nn.Module):
                         alpha: float = 1.0) -> None:
         """``acc += alpha · Σ_batch g ⊗ a`` in place (one fused matrix product)."""
         add_outer_(acc, g, a, alpha)
-
-    def add_weight_grads(self, l: int, acc: torch.Tensor, terms: list) -> None:
-        """``acc += Σ_k alpha_k Σ_batch g_k ⊗ a_k`` for ``terms`` of (a_k, g_k, alpha_k),
-        as one matrix product."""
-        add_outers_(acc, [(g, a, alpha) for a, g, alpha in terms])
 
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         return y

@@ -451,6 +451,8 @@ def _tp_card(dataset: str, script: str, gamma: float, beta: float, v_th: float, 
                         "U(±1/√fan_in) (MLP) or kaiming_normal + 1.8·WS (CNN)",
                         "the MLP start scale is √3 larger here"),
         "tp_contrast": _s("batch", "paper: the batch contrast"),
+        "tp_label_bound": _s("linear", "[TP] neuron_layers.py:132-136: S = nn.Linear(C, H_1) "
+                             "default init U(±1/√C), fixed", "lava-local's default √(6/C)"),
         "weight_std": _s(False, "[TP] MLPs: --norm_type none", "its CNNs use 1.8·WS "
                          "(see departures)"),
         "bias": _s(False, "[TP] neuron_layers.py:79, 132-135, 246, 366: bias=False"),
@@ -473,13 +475,17 @@ def _tp_vgg() -> dict:
                          "max pooling after conv 2, 4, 6, adaptive 2×2 average pool, "
                          "readout over 2048"),
             "width": _s(1.0, "[TP] VGG_CONFIGS[9]"),
-            "pooling": _s("max", "[TP] tp_cnn.py:95-126: MaxPool2d")}
+            "pooling": _s("max", "[TP] tp_cnn.py:95-126: MaxPool2d"),
+            "tp_label_bound": _s("kaiming", "[TP] tp_cnn.py:136-145: the CNNs' S is "
+                                 "standardised to std 1.8/√C (0.54 for 11 classes); "
+                                 "U(±√(6/C)) has std √(2/C) (0.43), the closer of the two "
+                                 "bounds", "see departures")}
 
 
 _TP_DEPARTURES = (
-    Departure("label projection S", "[TP] neuron_layers.py:132-136: nn.Linear default "
-              "U(±1/√C) (MLP); CNN: 1.8·WS, threshold 1.0 whatever --l_vth",
-              "U(±√(6/C)), the layer's own threshold"),
+    Departure("label projection S in conv nets", "[TP] tp_cnn.py:136-145: a dense C → "
+              "64·H·W LIF layer, 1.8·WS, threshold 1.0 whatever --l_vth", "conv recipes: "
+              "U(±√(6/C)) onto layer 1's neurons, the layer's own threshold"),
     Departure("sequence length", "[TP] datasets/*/dataset_init.py: full recordings, padded "
               "per batch; prediction at the last padded step", "fixed T bins"),
     Departure("reported statistic", "[TP] utils.py:128-157: mean ± population std of the "

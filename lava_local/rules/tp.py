@@ -43,6 +43,10 @@ from .stllr_loihi import series_string
 CONTRASTS = ("batch", "prototype")
 
 
+#: Bounds of the label projection's uniform draw: √(6/C) or 1/√C.
+LABEL_BOUNDS = ("kaiming", "linear")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TPParams(RuleParams):
     """Hyper-parameters of Traces Propagation.
@@ -56,6 +60,10 @@ class TPParams(RuleParams):
         other samples of its batch (the paper; needs B >= 2) or the C per-class
         prototypes of the label path (the on-chip variant, any batch size; see
         :mod:`lava_local.functional.tp`).
+    label_bound : {"kaiming", "linear"}
+        The fixed label projection S ~ U(−a, a) with a = √(6/C) (kaiming; lava-local's
+        default) or 1/√C (linear: PyTorch's nn.Linear default, the public TP code's MLPs)
+        (flat key ``tp_label_bound``).
     """
 
     beta: float = option(0.9, "Traces Propagation trace decay β", key="tp_beta", type=float)
@@ -63,12 +71,19 @@ class TPParams(RuleParams):
                            "with the other samples of its batch (the paper) or with the "
                            "per-class prototypes of the label path (the on-chip variant)",
                            key="tp_contrast", choices=CONTRASTS)
+    label_bound: str = option("kaiming", "Traces Propagation: bound of the fixed label "
+                              "projection S ~ U(-a, a): sqrt(6/C) (kaiming) or 1/sqrt(C) "
+                              "(linear, the public code's)", key="tp_label_bound",
+                              choices=LABEL_BOUNDS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"tp_beta (the TP trace decay β) must lie in [0, 1], got "
                              f"{self.beta}")
+        if self.label_bound not in LABEL_BOUNDS:
+            raise ValueError(f"tp_label_bound must be one of {', '.join(LABEL_BOUNDS)}, got "
+                             f"{self.label_bound!r}")
         if self.contrast not in CONTRASTS:
             raise ValueError(f"tp_contrast must be one of {', '.join(CONTRASTS)}, got "
                              f"{self.contrast!r}")
@@ -140,7 +155,7 @@ class TPTrainer(LocalTrainer):
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
         w = model.readout
         c = model.cfg.n_out
-        bound = (6.0 / c) ** 0.5
+        bound = (6.0 / c) ** 0.5 if params.label_bound == "kaiming" else c ** -0.5
         n1 = model.cfg.layer_sizes[1]  # S projects the label onto every neuron of layer 1
         self.label_proj = ((torch.rand(c, n1, generator=generator) * 2 - 1) * bound
                            ).to(w.device, w.dtype)

@@ -257,3 +257,22 @@ def test_dfa_bound_classes_by_default_or_the_layer_width():
         assert 0.97 * a_c < fb_c.abs().max() <= a_c
         assert 0.97 * a_l < fb_l.abs().max() <= a_l
         torch.testing.assert_close(fb_l / a_l, fb_c / a_c)     # same draws, rescaled
+
+
+def test_tp_label_projection_bound():
+    """S ~ U(-a, a): a = sqrt(6/C) by default, 1/sqrt(C) with tp_label_bound="linear"
+    (PyTorch's nn.Linear default, the public TP code's); the same draws, rescaled."""
+    from lava_local.rules.tp import TPParams, TPTrainer
+
+    cfg = NetConfig(12, 10, hidden=(500,))
+    got = {}
+    for bound in ("kaiming", "linear"):
+        model = DenseSNN(cfg, generator=torch.Generator().manual_seed(0))
+        got[bound] = TPTrainer(model, None, TPParams(label_bound=bound),
+                               generator=torch.Generator().manual_seed(1)).label_proj
+    a_k, a_l = (6 / 10) ** 0.5, 10 ** -0.5
+    assert 0.99 * a_k < got["kaiming"].abs().max() <= a_k
+    assert 0.99 * a_l < got["linear"].abs().max() <= a_l
+    torch.testing.assert_close(got["linear"] / a_l, got["kaiming"] / a_k)
+    with pytest.raises(ValueError, match="tp_label_bound"):
+        TPParams(label_bound="nope")

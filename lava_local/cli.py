@@ -117,6 +117,9 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
         p.add_argument(flag, dest=dest, action="store_true", default=S,
                        help=f"{text} (S-TLLR, TESS, BPTT)")
     opt("--pooling", "pooling", "what the conv presets' 2×2 pooling P does", choices=["avg", "max"])
+    opt("--augment", "augment", "training-time augmentation of image-like frames: a "
+        "random crop after zero-padding 4 pixels (crop), and a left-right flip (crop-flip)",
+        choices=["none", "crop", "crop-flip"])
     opt("--lr-schedule", "lr_schedule", "learning rate over the epochs: constant or cosine "
         "annealing to 0", choices=["none", "cosine"])
     opt("--v-th-min", "v_th_min", "threshold clamp: firing, reset and Ψ use max(θ, this)",

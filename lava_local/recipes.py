@@ -218,14 +218,16 @@ def _stllr_recipes() -> list[Recipe]:
         _stllr_vgg("dvsgesture", 20, "max", tri, (0.2, 0.75, -1.0, 1.0), "[S] README.md:84",
                    window=_s(5, "[S] README.md:84 --delay-ls 5: the last 5 of 20 steps"),
                    epochs=_s(300, "[S] README.md:84"), batch_size=_s(16, "[S] README.md:84"),
-                   lr=_s(1e-3, "[S] main.py:27 (default; not given in README.md:84)")),
+                   lr=_s(1e-3, "[S] main.py:27 (default; not given in README.md:84)"),
+                   augment=_s("crop", "[S] utils/dataloader.py:170-177: RandomCrop(32, "
+                              "padding=4), one crop for all frames of a sample")),
         "the code's VGG-9 with max pooling; learning window the last 5 of 20 steps",
         (97.72, 0.38), Statistic("best"), S,
         _STLLR_DEPARTURES + (
-            Departure("training samples", "[S] utils/dataloader.py:144-177: 1.575 s slices "
+            Departure("training samples", "[S] utils/dataloader.py:144-160: 1.575 s slices "
                       "of each recording, 75 ms frames of event counts, Resize(32) with "
-                      "antialias, RandomCrop(32, padding=4)", "each recording in 20 equal "
-                      "bins at 32×32 (binary frames), no augmentation"),
+                      "antialias", "each recording in 20 equal bins at 32×32 (binary "
+                      "frames)"),
             Departure("test samples", "[S] dataloader.py:151-156: whole test recordings "
                       "(about 80 frames of 75 ms)", "20 bins per recording, as training"),
         ))
@@ -239,7 +241,9 @@ def _stllr_recipes() -> list[Recipe]:
             window=_s(None, "paper: T_l = 0 (every step learns) for 75.6", "[S] README.md:94"
                       " runs --delay-ls 5 (the 73.93 row): --window 5"),
             epochs=_s(300, "[S] README.md:94"), batch_size=_s(48, "[S] README.md:94"),
-            lr=_s(1e-3, "[S] README.md:94")),
+            lr=_s(1e-3, "[S] README.md:94"),
+            augment=_s("crop", "[S] utils/dataloader.py:372-379: Padding(4) + RandomCrop(48) "
+                       "for all frames of a sample, no flip")),
         "every step learns (the 75.6 row; `--window 5` for 73.93); average pooling",
         (75.6, 0.10), Statistic("best"), S,
         _STLLR_DEPARTURES + (
@@ -252,10 +256,9 @@ def _stllr_recipes() -> list[Recipe]:
                       "no dropout (not a layer option here)"),
             Departure("frames", "[S] utils/cifar10_dvs.py, dataloader.py:372-394: 10 "
                       "equal-count frames, PIL Resize(48) of uint8-wrapped counts (near "
-                      "binary; channel 0 masked by channel 1), pad-4 random crop, Normalize",
-                      "10 equal-time bins at 48×48, binary, no augmentation, no "
-                      "normalisation; split every 10th file (the code: files 900-999 of each "
-                      "class)"),
+                      "binary; channel 0 masked by channel 1), Normalize",
+                      "10 equal-time bins at 48×48, binary, no normalisation; split every "
+                      "10th file (the code: files 900-999 of each class)"),
         ))
     caltech = Recipe(
         "stllr-ncaltech101", "S-TLLR (TMLR), Table 3", "66.06 ± 0.92 (BPTT 65.92 ± 0.82)",
@@ -265,7 +268,8 @@ def _stllr_recipes() -> list[Recipe]:
                              "--delay-ls 5"),
                    epochs=_s(300, "as the other vision rows ([S] has no command)"),
                    batch_size=_s(16, "[S] main.py default"),
-                   lr=_s(1e-3, "[S] main.py:27 default")),
+                   lr=_s(1e-3, "[S] main.py:27 default"),
+                   augment=_s("none", "[S] utils/dataloader.py:221-229: no augmentation")),
         "48×48 frames; [S] publishes no command for this row", (66.06, 0.92),
         Statistic("best"), S,
         _STLLR_DEPARTURES + (
@@ -373,6 +377,8 @@ def _tess_card(dataset: str, n_steps: int, batch: int, line: str) -> dict:
         "lr": _s(1e-3, f"{src} --lr 0.001 --lr-conv 0.001"),
         "lr_schedule": _s("none", "[T] train.py:82-88: ReduceLROnPlateau(0.5, patience 5) on "
                           "the test-set loss", "not reproduced (see departures)"),
+        "augment": _s("crop", "[T] utils/dataloader.py:163-238, 296-322: random crop after "
+                      "padding 4 (the same pipelines as [S])"),
     }
 
 
@@ -409,7 +415,7 @@ def _tess_recipes() -> list[Recipe]:
         _tess_card("cifar10dvs", 10, 64, "14"), "TESS as described, the code's other "
         "settings; 48×48 frames", (75.00, 0.65), Statistic("best"), T, _TESS_DEPARTURES + (
             Departure("frames", "[T] = [S]'s CIFAR10-DVS pipeline (equal-count frames, "
-                      "wrapped uint8 counts, crop, Normalize)", "equal-time binary bins"),))
+                      "wrapped uint8 counts, Normalize)", "equal-time binary bins"),))
     out = [gest, cif]
     for r in (gest, cif):       # what the public code actually ran
         card = {k: v for k, v in r.card.items() if not k.startswith("tess_")}
@@ -470,8 +476,8 @@ def _tp_mlp(hidden: int, recurrent: bool) -> dict:
             "recurrent": _s(False, "set by the preset")}
 
 
-def _tp_vgg() -> dict:
-    return {"preset": _s("vgg9-gap2", "[TP] models/tp_cnn.py:19-28, 95-134: 8 conv 3×3, "
+def _tp_vgg(augment: Setting) -> dict:
+    return {"augment": augment,"preset": _s("vgg9-gap2", "[TP] models/tp_cnn.py:19-28, 95-134: 8 conv 3×3, "
                          "max pooling after conv 2, 4, 6, adaptive 2×2 average pool, "
                          "readout over 2048"),
             "width": _s(1.0, "[TP] VGG_CONFIGS[9]"),
@@ -550,7 +556,8 @@ def _tp_recipes() -> list[Recipe]:
                  ))
     gest = Recipe("tp-dvsgesture", "Traces Propagation (arXiv 2509.13053)", "98.18 ± 0.15",
                   _tp_card("dvsgesture", "dvsgesture.sh:5-27", 0.53, 0.98, 1.0, 200, 64, 21,
-                           **_tp_vgg()),
+                           **_tp_vgg(_s("crop", "[TP] datasets/DVSGESTURE/dataset_init.py:"
+                                     "34-41: RandomCrop(32, padding=4), no flip"))),
                   "the code's VGG-9 (max pooling, 2×2 average pool into the readout)",
                   (98.18, 0.15), stat, TP, _TP_DEPARTURES + _TP_CONV_DEPARTURES + (
                       Departure("batch size", "[TP] dvsgesture.sh: 64, but the log's "
@@ -558,12 +565,11 @@ def _tp_recipes() -> list[Recipe]:
                                 "give", "64 (the script's)"),))
     cif = Recipe("tp-cifar10dvs", "Traces Propagation (arXiv 2509.13053)", "71.62 ± 0.31",
                  _tp_card("cifar10dvs", "cifar10dvs.sh:5-27", 0.18, 0.19, 0.5, 300, 64, 10,
-                          **_tp_vgg()),
+                          **_tp_vgg(_s("crop-flip", "[TP] datasets/CIFAR10DVS/dataset_init."
+                                    "py:36-37: RandomCrop(48, padding=4), "
+                                    "RandomHorizontalFlip"))),
                  "48×48 frames, 10 bins", (71.62, 0.31), stat, TP,
-                 _TP_DEPARTURES + _TP_CONV_DEPARTURES + (
-                     Departure("augmentation", "[TP] CIFAR10DVS/dataset_init.py:36-37: "
-                               "RandomCrop(48, padding=4) and horizontal flips",
-                               "none"),))
+                 _TP_DEPARTURES + _TP_CONV_DEPARTURES)
     return [nm, shd, rec, gsc, gest, cif]
 
 
@@ -594,6 +600,7 @@ def _other_recipes() -> list[Recipe]:
                 solsa_tag_quant=_s(False, "float tag")),
         "reconstruction: the paper body was not available", None, Statistic("final"))
     ttl = dict(rule=_s("ttlbptt", "paper"), preset=_s("alexnet-snn", "paper (AlexNet)"),
+               augment=_s("none", "lava-local default (no public code)"),
                width=_s(1.0, "full width"), pooling=_s("avg", "lava-local's preset"),
                ttl_trunc=_s(5, "lava-local's pick: the abstract gives no (K, b)"),
                ttl_block=_s(2, "lava-local's pick"), ttl_update=_s("window", "paper: update "
@@ -636,7 +643,8 @@ def card_fields(config) -> list[str]:
     from .torch.conv import CONV_SPECS
 
     skip = set(NOT_ON_CARDS)
-    skip |= {"hidden", "recurrent"} if config.preset in CONV_SPECS else {"pooling", "width"}
+    skip |= {"hidden", "recurrent"} if config.preset in CONV_SPECS else \
+        {"pooling", "width", "augment"}
     if config.dataset != "gsc":
         skip.add("holdout_speaker")
     return [k for k in config.to_dict() if k not in skip]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import __version__
 from .. import rules as registry
@@ -41,6 +42,11 @@ class RunError(Exception):
 #: Learning-rate schedules over the epochs: constant, or cosine annealing to 0 (stepped
 #: once per epoch, torch's CosineAnnealingLR with T_max = epochs).
 LR_SCHEDULES = ("none", "cosine")
+
+#: Training-time augmentation of image-like event frames (what the public codes use):
+#: none, a random crop after zero-padding 4 pixels (one crop per sample, the same for all
+#: its frames), or that and a horizontal flip with probability 1/2.
+AUGMENTS = ("none", "crop", "crop-flip")
 
 #: The optional layer features of a run (:class:`~lava_local.torch.model.LayerFeatures`).
 FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min")
@@ -81,6 +87,7 @@ class TrainConfig:
     width: float = 1.0
     pooling: str = "avg"
     lr_schedule: str = "none"
+    augment: str = "none"
     root: str | None = None
     holdout_speaker: str | None = None
     workers: int = 0
@@ -138,6 +145,9 @@ class TrainConfig:
             raise RunError(f"width must be > 0, got {self.width}")
         if self.pooling not in ("avg", "max"):
             raise RunError(f"pooling must be avg or max, got {self.pooling!r}")
+        if self.augment not in AUGMENTS:
+            raise RunError(f"augment must be one of {', '.join(AUGMENTS)}, got "
+                           f"{self.augment!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise RunError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got "
                            f"{self.lr_schedule!r}")
@@ -226,6 +236,30 @@ class TrainConfig:
     def with_rule(self, rule: str) -> TrainConfig:
         """The same run with another rule (options the two share are kept)."""
         return TrainConfig.from_flat(strict=False, **{**self.to_dict(), "rule": rule})
+
+
+def augment_frames(x: torch.Tensor, frame_shape: tuple, kind: str,
+                   generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """A batch ``x`` (T, B, C·H·W) of image-like frames, augmented per sample (see
+    :data:`AUGMENTS`): zero-padded by ``pad`` pixels and cropped back to H×W at an offset
+    drawn from ``generator`` (the same for all T frames of a sample), and with ``"crop-
+    flip"`` mirrored left-right with probability 1/2."""
+    if kind == "none":
+        return x
+    if not frame_shape or len(frame_shape) != 3:
+        raise RunError(f"--augment {kind} needs image-like frames (C, H, W); this data set "
+                       f"has {tuple(frame_shape or ())}")
+    t, b = x.shape[:2]
+    c, h, w = frame_shape
+    padded = F.pad(x.reshape(t, b, c, h, w), (pad, pad, pad, pad))
+    offs = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).tolist()
+    flips = (torch.rand(b, generator=generator) < 0.5).tolist()
+    out = torch.stack([padded[:, i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in
+                       enumerate(offs)], 1)
+    if kind == "crop-flip":
+        out = torch.stack([out[:, i].flip(-1) if f else out[:, i] for i, f in
+                           enumerate(flips)], 1)
+    return out.reshape(t, b, -1)
 
 
 def cosine_lr(trainer, epoch: int, n_epochs: int) -> None:
@@ -480,6 +514,10 @@ def _train(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool, dat
         if len(ds) == 0:
             raise RunError(f"the {split} split of {cfg.dataset} is empty; check the data "
                            f"folder ({cfg.root}) with `lava-local data list --root DIR`")
+    if cfg.augment != "none" and len(train_ds.frame_shape or ()) != 3:
+        raise RunError(f"--augment {cfg.augment} needs image-like frames (C, H, W); "
+                       f"{cfg.dataset} has {tuple(train_ds.frame_shape or ())}: use --augment "
+                       "none")
     model, opt, trainer = build(cfg, train_ds.n_inputs, train_ds.n_classes, device,
                                 train_ds.frame_shape)
     t_l = first_learning_step(cfg.n_steps, cfg.window)
@@ -518,7 +556,10 @@ def _train(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool, dat
                    total=n_batches,
                    desc=f"{cfg.rule} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                    leave=True, dynamic_ncols=True)
+        aug = torch.Generator().manual_seed(int(np.random.default_rng(
+            [cfg.seed, epoch, 7]).integers(2**62)))
         for x, y in bar:
+            x = augment_frames(x, train_ds.frame_shape, cfg.augment, aug)
             losses.append(trainer.train_batch(x, y))
             if not math.isfinite(losses[-1]):
                 bar.close()

@@ -205,3 +205,65 @@ def test_cosine_lr_schedule(tmp_path):
         TrainConfig(rule="tp", lr_schedule="cosine")
     with pytest.raises(RunError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
+
+
+def test_augment_frames_crops_and_flips_by_hand():
+    """Every augmented sample is one of the 81 crops of its 4-padded frames (or its
+    mirror with crop-flip), the same crop for all its frames; over many samples every
+    offset occurs and about half are mirrored (none with crop)."""
+    import torch.nn.functional as F
+
+    from lava_local.torch.train import augment_frames
+
+    t, b, c, h, w = 3, 120, 2, 6, 6
+    x = (torch.rand(t, b, c, h, w, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    padded = F.pad(x, (4, 4, 4, 4))
+    g = torch.Generator().manual_seed(1)
+    for kind in ("crop", "crop-flip"):
+        out = augment_frames(x.reshape(t, b, -1), (c, h, w), kind, g).reshape(t, b, c, h, w)
+        offsets, flips = set(), 0
+        for i in range(b):
+            found = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (0, 1)
+                     if torch.equal(out[:, i], (lambda z: z.flip(-1) if f else z)(
+                         padded[:, i, :, dy:dy + h, dx:dx + w]))]
+            assert found, (kind, i)
+            offsets |= {(dy, dx) for dy, dx, _ in found}
+            flips += all(f for _, _, f in found)
+        assert len(offsets) > 60                       # of the 81 offsets
+        if kind == "crop":
+            assert flips == 0
+        else:
+            assert 0.3 * b < flips < 0.7 * b
+    assert torch.equal(augment_frames(x.reshape(t, b, -1), (c, h, w), "none", g),
+                       x.reshape(t, b, -1))
+    with pytest.raises(RunError, match="image-like"):
+        augment_frames(torch.zeros(2, 2, 7), (7,), "crop", g)
+
+
+def test_augment_is_refused_before_work_on_data_without_frames(tmp_path):
+    from lava_local.torch.train import train
+
+    cfg = TrainConfig(rule="stllr", dataset="temporal", n_steps=20, hidden=(8,),
+                      augment="crop", epochs=1)
+    with pytest.raises(RunError, match="image-like frames"):
+        train(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_augmented_runs_resume_exactly(tmp_path):
+    """The crops are drawn per epoch from the run's seed: 2 epochs at once equal 1 epoch
+    and a resumed second (digits as 1×8×8 frames)."""
+    from lava_local.torch.train import train
+
+    def cfg(epochs):
+        return TrainConfig(rule="stllr", dataset="digits", n_steps=4, hidden=(16,),
+                           epochs=epochs, batch_size=128, augment="crop-flip")
+
+    full = train(cfg(2), tmp_path / "full", progress=False)
+    train(cfg(1), tmp_path / "part", progress=False)
+    resumed = train(cfg(2), tmp_path / "part", resume=True, progress=False)
+    strip = [(h["train_loss"], h["test_acc"]) for h in full["history"]]
+    assert strip == [(h["train_loss"], h["test_acc"]) for h in resumed["history"]]
+    plain = train(TrainConfig(rule="stllr", dataset="digits", n_steps=4, hidden=(16,),
+                              epochs=1, batch_size=128), None, progress=False)
+    assert plain["history"][0]["train_loss"] != full["history"][0]["train_loss"]

@@ -477,7 +477,8 @@ def _tp_mlp(hidden: int, recurrent: bool) -> dict:
 
 
 def _tp_vgg(augment: Setting) -> dict:
-    return {"augment": augment,"preset": _s("vgg9-gap2", "[TP] models/tp_cnn.py:19-28, 95-134: 8 conv 3×3, "
+    return {"augment": augment,
+            "preset": _s("vgg9-gap2", "[TP] models/tp_cnn.py:19-28, 95-134: 8 conv 3×3, "
                          "max pooling after conv 2, 4, 6, adaptive 2×2 average pool, "
                          "readout over 2048"),
             "width": _s(1.0, "[TP] VGG_CONFIGS[9]"),

@@ -182,7 +182,8 @@ class EligibilityTrainer(LocalTrainer):
     def advance(self, s: EligibilityState, x_t, learn: bool, b: Batch) -> EligibilityState:
         p, model, cfg = self.params, self.model, self.model.cfg
         rec_in = [l.y.detach() for l in s.net.layers] if len(model.recurrent) else []
-        prev = s.net.layers
+        # step t-1's states, kept one step longer only for a learnable leak or threshold
+        prev = s.net.layers if getattr(model, "needs_previous_state", False) else []
         net = self.step(s.net, x_t, learn)
         with torch.no_grad():
             inputs = [model.layer_input(l, a) for l, a in

@@ -135,6 +135,12 @@ class LayerFeatures:
         c = self.cfg
         return bool(c.weight_std or c.bias or c.learn_leak or c.learn_threshold)
 
+    @property
+    def needs_previous_state(self) -> bool:
+        """Whether the one-step gradients need step t-1's states (a learned leak or
+        threshold)."""
+        return bool(len(self.leak) or len(self.threshold))
+
     def extras(self) -> list[nn.Parameter]:
         """The feature parameters a local rule learns beside the weights, in the order
         of :meth:`extra_grads`: biases, readout bias, leaks, thresholds (gains are

@@ -122,6 +122,9 @@ def _add_run_options(p: argparse.ArgumentParser, rename: dict[str, str] | None =
         choices=["none", "crop", "crop-flip"])
     opt("--lr-schedule", "lr_schedule", "learning rate over the epochs: constant or cosine "
         "annealing to 0", choices=["none", "cosine"])
+    opt("--dropout", "dropout", "training: drop each hidden neuron's output with this "
+        "probability, one mask per sample held over all steps, not rescaled (S-TLLR, BPTT)",
+        type=float)
     opt("--v-th-min", "v_th_min", "threshold clamp: firing, reset and Ψ use max(θ, this)",
         type=float)
     opt("--preset", "preset", "architecture: mlp/rec-mlp (dense, --hidden) or the conv "

@@ -161,6 +161,7 @@ def _stllr_traces(factors: tuple, src: str) -> dict:
 def _stllr_vgg(dataset: str, n_steps: int, pooling: str, surrogate: Setting, factors: tuple,
                readme: str, **rows) -> dict:
     card = {
+        "dropout": _s(0.0, "[S] models/VGG_STDP.py:188-205: dropout 0.0 (dvs_vgg_stllr)"),
         "rule": _s("stllr", "paper"),
         "dataset": _s(dataset, readme),
         "n_steps": _s(n_steps, "paper (T)"),
@@ -243,7 +244,10 @@ def _stllr_recipes() -> list[Recipe]:
             epochs=_s(300, "[S] README.md:94"), batch_size=_s(48, "[S] README.md:94"),
             lr=_s(1e-3, "[S] README.md:94"),
             augment=_s("crop", "[S] utils/dataloader.py:372-379: Padding(4) + RandomCrop(48) "
-                       "for all frames of a sample, no flip")),
+                       "for all frames of a sample, no flip"),
+            dropout=_s(0.1, "[S] models/VGG_STDP.py:258 (dvscifar10_vgg_stllr); "
+                       "spiking_local_layers.py:19-32: one mask per sample held over all "
+                       "steps, kept units not rescaled")),
         "every step learns (the 75.6 row; `--window 5` for 73.93); average pooling",
         (75.6, 0.10), Statistic("best"), S,
         _STLLR_DEPARTURES + (
@@ -251,9 +255,6 @@ def _stllr_recipes() -> list[Recipe]:
                       "dvscifar10_vgg11_stllr that does not exist (KeyError) and learns the "
                       "last 5 steps; no command for the 75.6 row", "the VGG-9 builder "
                       "dvscifar10_vgg_stllr (VGG_STDP.py:234-262), every step learning"),
-            Departure("dropout", "[S] VGG_STDP.py:258: dropout 0.1 after every conv, one "
-                      "mask per sample held over all steps, kept units not rescaled",
-                      "no dropout (not a layer option here)"),
             Departure("frames", "[S] utils/cifar10_dvs.py, dataloader.py:372-394: 10 "
                       "equal-count frames, PIL Resize(48) of uint8-wrapped counts (near "
                       "binary; channel 0 masked by channel 1), Normalize",
@@ -269,14 +270,14 @@ def _stllr_recipes() -> list[Recipe]:
                    epochs=_s(300, "as the other vision rows ([S] has no command)"),
                    batch_size=_s(16, "[S] main.py default"),
                    lr=_s(1e-3, "[S] main.py:27 default"),
-                   augment=_s("none", "[S] utils/dataloader.py:221-229: no augmentation")),
+                   augment=_s("none", "[S] utils/dataloader.py:221-229: no augmentation"),
+                   dropout=_s(0.1, "[S] models/VGG_STDP.py:265-283 (ncaltech101_vgg_stllr)")),
         "48×48 frames; [S] publishes no command for this row", (66.06, 0.92),
         Statistic("best"), S,
         _STLLR_DEPARTURES + (
-            Departure("settings", "[S] has no command for N-Caltech101; its builder "
-                      "ncaltech101_vgg_stllr uses dropout 0.1 and 45×60 inputs, a 90/10 "
-                      "random_split (seed 42)", "48×48 frames, no dropout, every 5th file "
-                      "of a class for test"),
+            Departure("settings", "[S] has no command for N-Caltech101; its loader uses "
+                      "45×60 inputs and a 90/10 random_split (seed 42)", "48×48 frames, every "
+                      "5th file of a class for test"),
         ))
     shd_card = {
         "rule": _s("stllr", "paper"),
@@ -310,6 +311,7 @@ def _stllr_recipes() -> list[Recipe]:
         "batch_size": _s(128, "[S] README.md:107"),
         "lr": _s(2e-4, "[S] README.md:107"),
         "lr_schedule": _s("none", "[S] README.md:107 gives no --scheduler (main.py:51: 0)"),
+        "dropout": _s(0.0, "[S] models/STDPAudioSNN.py:27-34: no dropout"),
     }
     shd_dep = _STLLR_DEPARTURES[:3] + (
         Departure("readout trace", "[S] STDPAudioSNN.py:34: the readout's gradient uses a "
@@ -379,6 +381,7 @@ def _tess_card(dataset: str, n_steps: int, batch: int, line: str) -> dict:
                           "the test-set loss", "not reproduced (see departures)"),
         "augment": _s("crop", "[T] utils/dataloader.py:163-238, 296-322: random crop after "
                       "padding 4 (the same pipelines as [S])"),
+        "dropout": _s(0.0, "[T] VGG_TESS.py:11-57: DropoutLIF(0.0)"),
     }
 
 
@@ -465,6 +468,7 @@ def _tp_card(dataset: str, script: str, gamma: float, beta: float, v_th: float, 
         "learn_leak": _s(False, "[TP] fixed leaks"),
         "learn_threshold": _s(False, "[TP] fixed threshold"),
         "v_th_min": _s(0.0, "[TP] no clamp"),
+        "dropout": _s(0.0, "[TP] no dropout"),
         **rows,
     }
 
@@ -579,7 +583,7 @@ def _tp_recipes() -> list[Recipe]:
 def _common(**rows) -> dict:
     base = {k: _s(v, "lava-local default (no public code)") for k, v in dict(
         weight_std=False, bias=False, learn_leak=False, learn_threshold=False, v_th_min=0.0,
-        lr_schedule="none", init_gain=1.0).items()}
+        dropout=0.0, lr_schedule="none", init_gain=1.0).items()}
     base.update(rows)
     return base
 

@@ -159,7 +159,8 @@ class Costs:
 
 
 #: Every optional layer feature (:class:`~lava_local.torch.model.LayerFeatures`).
-ALL_FEATURES = frozenset({"weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min"})
+ALL_FEATURES = frozenset({"weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min",
+                          "dropout"})
 
 
 class Rule:
@@ -214,7 +215,7 @@ class Rule:
             fit = [k for k in LAYER_KINDS if k in self.layers]
             raise ValueError(f"{self.name} does not train {'/'.join(missing)} layers "
                              f"(it trains {', '.join(fit)}); see `lava-local rules`")
-        used = [k for k in ("weight_std", "bias", "learn_leak", "learn_threshold")
+        used = [k for k in ("weight_std", "bias", "learn_leak", "learn_threshold", "dropout")
                 if getattr(cfg, k, False) and k not in self.features]
         if getattr(cfg, "v_th_min", 0) and "v_th_min" not in self.features:
             used.append("v_th_min")

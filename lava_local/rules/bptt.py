@@ -37,7 +37,7 @@ class BPTTTrainer(Trainer):
 
     def train_batch(self, x: torch.Tensor, labels: torch.Tensor, meter=None) -> float:
         b = self.batch(x, labels)
-        state = self.model.init_state(b.size)
+        state = self.net_state(b.size)
         loss = x.new_zeros(())
         for t in range(b.n_steps):
             state = self.model.step(state, x[t], self.spike_fn)

@@ -160,7 +160,7 @@ class EligibilityTrainer(LocalTrainer):
     @staticmethod
     def _detach(state: NetState) -> NetState:
         return NetState([type(s)(s.u.detach(), s.y.detach()) for s in state.layers],
-                        state.o.detach())
+                        state.o.detach(), state.masks)
 
     def step(self, state: NetState, x_t: torch.Tensor, learn: bool) -> NetState:
         """Advance one step with the graph cut at the step boundary (no graph at all
@@ -173,7 +173,7 @@ class EligibilityTrainer(LocalTrainer):
 
     def init_state(self, x: torch.Tensor, b: Batch) -> EligibilityState:
         model = self.model
-        net = model.init_state(b.size)
+        net = self.net_state(b.size)
         return EligibilityState(
             net, [None] * len(model.hidden), [torch.zeros_like(s.u) for s in net.layers],
             [x.new_zeros(b.size, w.shape[0]) for w in model.recurrent],
@@ -186,13 +186,13 @@ class EligibilityTrainer(LocalTrainer):
         prev = s.net.layers if getattr(model, "needs_previous_state", False) else []
         net = self.step(s.net, x_t, learn)
         with torch.no_grad():
-            inputs = [model.layer_input(l, a) for l, a in
-                      enumerate([x_t] + [l.y.detach() for l in net.layers[:-1]])]
+            outs = [(l.y if net.masks is None else l.y * m).detach()   # dropout-masked
+                    for l, m in zip(net.layers, net.masks or net.layers)]
+            inputs = [model.layer_input(l, a) for l, a in enumerate([x_t] + outs[:-1])]
             q = [pre_trace_step(torch.zeros_like(xi) if qi is None else qi, xi, p.lam_pre)
                  for qi, xi in zip(s.q, inputs)]
             q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
-            q_out = pre_trace_step(s.q_out, model.readout_input(net.layers[-1].y.detach()),
-                                   cfg.kappa)
+            q_out = pre_trace_step(s.q_out, model.readout_input(outs[-1]), cfg.kappa)
             psi = [self.psi(l.u.detach(), self._v_th(i)) for i, l in enumerate(net.layers)]
         return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev)
 
@@ -286,10 +286,11 @@ class STLLRTrainer(EligibilityTrainer):
     def learning_signals(self, s, err, onehot, scale):
         net = s.net
         if self.params.signal == "dfa":
-            return [(err @ fb.T).reshape(l.y.shape) for fb, l in zip(self.feedback, net.layers)]
+            out = [(err @ fb.T).reshape(l.y.shape) for fb, l in zip(self.feedback, net.layers)]
+            return out if net.masks is None else [d * m for d, m in zip(out, net.masks)]
         if not self.needs_step_graph:
             with torch.no_grad():
-                return self.model.step_deltas(err, s.psi)
+                return self.model.step_deltas(err, s.psi, net.masks)
         ys = [l.y for l in net.layers]
         return list(torch.autograd.grad(net.o, ys, grad_outputs=err))
 

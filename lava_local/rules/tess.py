@@ -211,7 +211,7 @@ class TESSRule(Rule):
     title = "TESS"
     paper = "Apolinario & Roy (arXiv 2502.01837)"
     Params = TESSParams
-    features = ALL_FEATURES
+    features = ALL_FEATURES - {"dropout"}   # the local signal reads each layer's output
     layers = frozenset({"dense", "recurrent", "conv"})
 
     def trainer_class(self):

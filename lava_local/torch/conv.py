@@ -75,7 +75,7 @@ class ConvNetConfig:
     pooling : {"avg", "max"}
         What "P" does.
     gamma, v_th, kappa, surrogate, init_gain
-    weight_std, bias, learn_leak, learn_threshold, v_th_min
+    weight_std, bias, learn_leak, learn_threshold, v_th_min, dropout
         As in :class:`~lava_local.torch.model.NetConfig`.
     """
 
@@ -92,6 +92,7 @@ class ConvNetConfig:
     learn_leak: bool = False
     learn_threshold: bool = False
     v_th_min: float = 0.0
+    dropout: float = 0.0
     recurrent: bool = False
     pooling: str = "avg"
 
@@ -291,11 +292,11 @@ class ConvSNN(LayerFeatures, ReadoutPrediction, nn.Module):
     def step(self, state: NetState, x_t: torch.Tensor,
              spike_fn: Callable[[torch.Tensor], torch.Tensor]) -> NetState:
         cfg = self.cfg
-        inp, layers = x_t, []
+        inp, layers, masks = x_t, [], state.masks
         for l, s in enumerate(state.layers):
             cur = self.layer_current(l, self.layer_input(l, inp))
             s = self.lif(l, s, cur, spike_fn)
             layers.append(s)
-            inp = s.y
+            inp = s.y if masks is None else s.y * masks[l]
         o = leaky_readout_step(state.o, self.readout_current(inp), cfg.kappa)
-        return NetState(layers, o)
+        return NetState(layers, o, masks)

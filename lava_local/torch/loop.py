@@ -80,6 +80,9 @@ class Trainer:
     def __init__(self, model, optimizer, params, window: int | None = None,
                  generator: torch.Generator | None = None):
         self.model, self.params, self.window = model, params, window
+        #: Source of the per-batch randomness of training (dropout masks); the training
+        #: loop seeds one per epoch from the run's seed, so runs resume exactly.
+        self.noise: torch.Generator | None = None
         self.optimizer = None
         self.base_lrs: list[float] = []
         if optimizer is not None:
@@ -108,6 +111,12 @@ class Trainer:
 
     def start_epoch(self, epoch: int, n_epochs: int) -> None:
         """Called before every epoch (learning-rate schedules, re-ranking)."""
+
+    def net_state(self, batch: int):
+        """The net's initial state for a training batch (with its dropout masks)."""
+        state = self.model.init_state(batch)
+        draw = getattr(self.model, "draw_masks", None)
+        return state if draw is None else draw(state, self.noise)
 
     def batch(self, x: torch.Tensor, labels: torch.Tensor) -> Batch:
         n_steps, size = x.shape[0], x.shape[1]

@@ -36,7 +36,7 @@ class NetConfig:
     recurrent : bool
         Give every hidden layer recurrent weights V^l (N_l × N_l): its input current is
         :math:`W^l x[t] + V^l y^l[t-1]` (SHD-style recurrent nets).
-    weight_std, bias, learn_leak, learn_threshold, v_th_min
+    weight_std, bias, learn_leak, learn_threshold, v_th_min, dropout
         The published codes' layer features (all off by default; see
         :class:`LayerFeatures`).
     """
@@ -55,6 +55,7 @@ class NetConfig:
     learn_leak: bool = False
     learn_threshold: bool = False
     v_th_min: float = 0.0
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_features(self)
@@ -89,6 +90,8 @@ def check_features(cfg) -> None:
                          "0 < gamma < 1")
     if not (cfg.v_th_min >= 0 and math.isfinite(cfg.v_th_min)):
         raise ValueError(f"v_th_min (the threshold clamp) must be >= 0, got {cfg.v_th_min}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {cfg.dropout}")
 
 
 class LayerFeatures:
@@ -105,6 +108,11 @@ class LayerFeatures:
     - **learnable threshold** (``learn_threshold``): θ_l per layer, init ``v_th``.
     - **threshold clamp** (``v_th_min``): firing, reset and Ψ use
       :math:`\max(θ_l, θ_{min})` (the public S-TLLR code clamps at 0.5).
+    - **dropout** (``dropout`` = p): in training, each hidden layer's output spikes are
+      multiplied by a 0/1 mask drawn once per sample and batch (kept with probability
+      1 − p, *not* rescaled, the same at every step; the public S-TLLR code's
+      ``DropoutLIF``); the layer's own reset and traces use its unmasked spikes. The masks
+      live in the net's state (``NetState.masks``); evaluation has none.
 
     Rules that learn forward in time learn b, ℓ, θ and g by the gradient of the current
     step with every state of step t-1 detached (what the public code's autograd
@@ -169,6 +177,16 @@ class LayerFeatures:
         if len(self.threshold):
             return self.threshold[l].clamp(min=self.cfg.v_th_min)
         return max(self.cfg.v_th, self.cfg.v_th_min)
+
+    def draw_masks(self, state, generator: torch.Generator | None = None):
+        """``state`` with a dropout mask per hidden layer (shape of its spikes, 1 with
+        probability 1 − p), or as it is without dropout."""
+        p = self.cfg.dropout
+        if not p:
+            return state
+        masks = tuple((torch.rand(l.y.shape, generator=generator) >= p).to(
+            l.y.device, l.y.dtype) for l in state.layers)
+        return state._replace(masks=masks)
 
     def bias_current(self, l: int, current: torch.Tensor) -> torch.Tensor:
         """``current`` plus the bias of layer l (broadcast over conv maps)."""
@@ -248,10 +266,12 @@ def uniform_weight(shape: tuple[int, ...], bound: float,
 
 
 class NetState(NamedTuple):
-    """State after a step: one :class:`LIFState` per hidden layer and the readout ``o``."""
+    """State after a step: one :class:`LIFState` per hidden layer, the readout ``o``, and
+    the dropout masks of the batch (None: no dropout)."""
 
     layers: list[LIFState]
     o: torch.Tensor
+    masks: tuple | None = None
 
 
 class ReadoutPrediction:
@@ -319,7 +339,8 @@ class DenseSNN(LayerFeatures, ReadoutPrediction, nn.Module):
     def readout_input(self, y: torch.Tensor) -> torch.Tensor:
         return y
 
-    def step_deltas(self, err: torch.Tensor, psi: list[torch.Tensor]) -> list[torch.Tensor]:
+    def step_deltas(self, err: torch.Tensor, psi: list[torch.Tensor],
+                    masks: tuple | None = None) -> list[torch.Tensor]:
         r"""Same-step back-propagation of the readout error in closed form.
 
         With every state of step t-1 detached (reset and recurrent inputs carry no
@@ -331,14 +352,19 @@ class DenseSNN(LayerFeatures, ReadoutPrediction, nn.Module):
             δ^L = e\,W_{out}, \qquad δ^{l} = (δ^{l+1} ⊙ Ψ(u^{l+1}[t]))\,W^{l+1}
 
         (:func:`~lava_local.functional.stllr.bp_signal`); what autograd computes
-        through the step, without building the step's graph.
+        through the step, without building the step's graph. With dropout ``masks`` m^l,
+        each δ^l is taken at the unmasked spikes: δ^l ⊙ m^l.
         """
         from ..functional.stllr import bp_signal
 
-        d = err @ self.readout
+        def masked(d, l):
+            return d if masks is None else d * masks[l]
+
+        last = len(self.hidden) - 1
+        d = masked(err @ self.readout, last)
         out = [d]
-        for l in range(len(self.hidden) - 1, 0, -1):
-            d = bp_signal(d, psi[l], self.w(l))
+        for l in range(last, 0, -1):
+            d = masked(bp_signal(d, psi[l], self.w(l)), l - 1)
             out.append(d)
         return out[::-1]
 
@@ -362,15 +388,16 @@ class DenseSNN(LayerFeatures, ReadoutPrediction, nn.Module):
         cfg = self.cfg
         inp = x_t
         layers = []
+        masks = state.masks
         for l, s in enumerate(state.layers):
             current = inp @ self.w(l).T
             if cfg.recurrent:
                 current = current + s.y @ self.v(l).T
             s = self.lif(l, s, current, spike_fn)
             layers.append(s)
-            inp = s.y
+            inp = s.y if masks is None else s.y * masks[l]
         o = leaky_readout_step(state.o, self.readout_current(inp), cfg.kappa)
-        return NetState(layers, o)
+        return NetState(layers, o, masks)
 
 
 def build_net(cfg, n_in: int, n_out: int, frame_shape: tuple[int, ...] | None = None,

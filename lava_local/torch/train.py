@@ -49,7 +49,7 @@ LR_SCHEDULES = ("none", "cosine")
 AUGMENTS = ("none", "crop", "crop-flip")
 
 #: The optional layer features of a run (:class:`~lava_local.torch.model.LayerFeatures`).
-FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min")
+FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min", "dropout")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class TrainConfig:
     learn_leak: bool = False
     learn_threshold: bool = False
     v_th_min: float = 0.0
+    dropout: float = 0.0
     preset: str = "mlp"
     width: float = 1.0
     pooling: str = "avg"
@@ -558,6 +559,8 @@ def _train(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool, dat
                    leave=True, dynamic_ncols=True)
         aug = torch.Generator().manual_seed(int(np.random.default_rng(
             [cfg.seed, epoch, 7]).integers(2**62)))
+        trainer.noise = torch.Generator().manual_seed(int(np.random.default_rng(
+            [cfg.seed, epoch, 11]).integers(2**62)))     # dropout masks of the epoch
         for x, y in bar:
             x = augment_frames(x, train_ds.frame_shape, cfg.augment, aug)
             losses.append(trainer.train_batch(x, y))

@@ -80,6 +80,24 @@ def test_conv_stllr_equals_bptt_for_one_step(spec, kw):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-13)
 
 
+def test_conv_stllr_with_dropout_equals_bptt_for_one_step():
+    """The same dropout masks (one seeded generator each): S-TLLR's conv update through
+    the masked spikes equals autograd's, and differs from the update without masks."""
+    x, y = spikes(1, p=0.7)
+    spec = (4, "P", 6, "F10")
+    got = []
+    for make in (STLLRTrainer, BPTTTrainer):
+        m = small_conv(spec, dropout=0.4)
+        tr = make(m, torch.optim.SGD(m.parameters(), lr=1.0))
+        tr.noise = torch.Generator().manual_seed(3)
+        got.append(applied(tr, x, y))
+    for u, v in zip(*got):
+        np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-13)
+    m = small_conv(spec)
+    plain = applied(STLLRTrainer(m, torch.optim.SGD(m.parameters(), lr=1.0)), x, y)
+    assert any(not np.allclose(u, v) for u, v in zip(plain, got[0]))
+
+
 def test_conv_stllr_trace_update_matches_unrolled_dense_equivalent():
     """A 1×1-spatial conv is a dense layer: the same rule gives the same update."""
     from lava_local.torch.model import DenseSNN, NetConfig

@@ -100,7 +100,7 @@ def _one_step_vs_autograd(model, trainer, x, labels, rtol):
     params = [p for p in model.parameters()]
     with torch.enable_grad():
         out = model.step(NetState([type(s)(s.u.detach(), s.y.detach()) for s in start.layers],
-                                  start.o.detach()), x[1], spike_fn)
+                                  start.o.detach(), start.masks), x[1], spike_fn)
         loss = F.cross_entropy(out.o, labels)
         want = torch.autograd.grad(loss, params, allow_unused=True)
     assert set(got) == {id(p) for p in params}
@@ -111,14 +111,15 @@ def _one_step_vs_autograd(model, trainer, x, labels, rtol):
                                    rtol=rtol, atol=1e-12)
 
 
-@pytest.mark.parametrize("signal", ["bp"])
-def test_stllr_with_every_feature_equals_autograd_one_step(signal):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_stllr_with_every_feature_equals_autograd_one_step(dropout):
     """λ_pre = 0, α_post = 0 and κ = 0 leave S-TLLR's traces with the current step only:
-    its estimates for W, V, gains, biases, leaks and thresholds (two layers, recurrent)
-    are the gradient through that step."""
+    its estimates for W, V, gains, biases, leaks and thresholds (two layers, recurrent;
+    with and without dropout masks) are the gradient through that step."""
+    signal = "bp"
     g = torch.Generator().manual_seed(3)
     cfg = NetConfig(6, 3, (5, 4), gamma=0.7, v_th=0.6, kappa=0.0, surrogate="triangle",
-                    recurrent=True, v_th_min=0.5, **ALL)
+                    recurrent=True, v_th_min=0.5, dropout=dropout, **ALL)
     model = DenseSNN(cfg, generator=g).double()
     with torch.no_grad():
         for p in model.bias:
@@ -128,15 +129,58 @@ def test_stllr_with_every_feature_equals_autograd_one_step(signal):
             p.uniform_(1.5, 3.0, generator=g)
     params = STLLRParams(lam_pre=0.0, alpha_post=0.0, alpha_pre=1.0, signal=signal)
     trainer = STLLRTrainer(model, None, params, window=1)
+    trainer.noise = torch.Generator().manual_seed(5)
     x = (torch.rand(2, 4, 6, generator=g) < 0.6).double()
     labels = torch.tensor([0, 1, 2, 1])
     _one_step_vs_autograd(model, trainer, x, labels, rtol=1e-10)
+    masks = trainer.net_state(4).masks
+    assert (masks is None) == (dropout == 0)
+    if masks is not None:
+        assert all(0 < float((m == 0).float().mean()) < 0.7 for m in masks)
+
+
+def test_dropout_masks_by_hand():
+    """A mask per sample and neuron, drawn once per batch and held over the steps: the
+    next layer and the readout see the masked spikes, the layer resets by its own; no
+    masks in evaluation; TESS refuses dropout (its local signal reads the outputs)."""
+    cfg = NetConfig(2, 2, (3, 2), gamma=0.5, v_th=0.5, kappa=0.0, dropout=0.5)
+    net = DenseSNN(cfg).double()
+    with torch.no_grad():
+        net.hidden[0].copy_(torch.ones(3, 2))
+        net.hidden[1].copy_(torch.ones(2, 3))
+        net.readout.copy_(torch.eye(2))
+    assert net.init_state(2).masks is None
+    st = net.draw_masks(net.init_state(2), torch.Generator().manual_seed(0))
+    m1, m2 = st.masks
+    assert m1.shape == (2, 3) and m2.shape == (2, 2) and set(m1.unique().tolist()) == {0, 1}
+    x = torch.ones(2, 2, dtype=torch.float64)
+    torch.set_grad_enabled(False)
+    try:
+        _masked_steps(net, st, x, m1, m2)
+    finally:
+        torch.set_grad_enabled(True)
+    with pytest.raises(RunError, match="--dropout is not an option of tess"):
+        TrainConfig(rule="tess", dropout=0.1)
+
+
+def _masked_steps(net, st, x, m1, m2):
+    for _ in range(3):
+        st = net.step(st, x, lambda v: (v > 0).double())
+        y1 = st.layers[0].y
+        assert torch.equal(y1, torch.ones(2, 3, dtype=torch.float64))   # unmasked spikes
+        # layer 2 integrates the masked spikes of layer 1: current = Σ_j m1_j
+        # (its reset and its spikes are its own), the readout the masked spikes of layer 2
+        np.testing.assert_allclose(st.o.numpy(), (st.layers[1].y * m2).numpy())
+        assert st.masks == (m1, m2)
+    u2_first = net.step(net.draw_masks(net.init_state(2), torch.Generator().manual_seed(0)),
+                        x, lambda v: (v > 0).double()).layers[1].u
+    np.testing.assert_allclose(u2_first.numpy(), np.repeat(m1.sum(1, keepdim=True).numpy(),
+                                                            2, 1))
 
 
 def test_tess_conv_with_every_feature_trains_gains_biases_and_thresholds():
-    """A conv net with every feature: one TESS batch moves every feature parameter, and
-    the conv bias gradient is the per-channel sum of δΨ (equal to autograd through the
-    step for the readout-adjacent layer)."""
+    """A conv net with every feature: one TESS batch moves every weight and feature
+    parameter (per-channel conv biases, gains, leaks, thresholds)."""
     g = torch.Generator().manual_seed(0)
     cfg = ConvNetConfig((2, 8, 8), 3, (4, "P", "F6"), gamma=0.6, v_th=0.3, surrogate="triangle",
                         v_th_min=0.2, **ALL)
@@ -251,13 +295,13 @@ def test_augment_is_refused_before_work_on_data_without_frames(tmp_path):
 
 
 def test_augmented_runs_resume_exactly(tmp_path):
-    """The crops are drawn per epoch from the run's seed: 2 epochs at once equal 1 epoch
-    and a resumed second (digits as 1×8×8 frames)."""
+    """The crops and dropout masks are drawn per epoch from the run's seed: 2 epochs at
+    once equal 1 epoch and a resumed second (digits as 1×8×8 frames)."""
     from lava_local.torch.train import train
 
     def cfg(epochs):
         return TrainConfig(rule="stllr", dataset="digits", n_steps=4, hidden=(16,),
-                           epochs=epochs, batch_size=128, augment="crop-flip")
+                           epochs=epochs, batch_size=128, augment="crop-flip", dropout=0.2)
 
     full = train(cfg(2), tmp_path / "full", progress=False)
     train(cfg(1), tmp_path / "part", progress=False)

@@ -111,10 +111,6 @@ class Recipe:
         """The flat training configuration (``TrainConfig.from_flat``)."""
         return {k: s.value for k, s in self.card.items()}
 
-    @property
-    def metric(self) -> str:
-        return self.statistic.metric
-
     def to_dict(self) -> dict:
         return {"name": self.name, "paper": self.paper, "reported": self.reported,
                 "paper_acc": self.paper_acc, "statistic": self.statistic.describe(),

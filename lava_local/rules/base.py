@@ -70,7 +70,8 @@ class RuleParams:
     """Base of every rule's frozen parameter dataclass (see :func:`option`).
 
     Subclasses are ``@dataclass(frozen=True)`` and validate in ``__post_init__``
-    (call ``super().__post_init__()`` first: it rejects non-finite numbers).
+    (call ``super().__post_init__()`` first: it rejects non-finite numbers and values
+    outside an option's ``choices``).
     """
 
     def __post_init__(self) -> None:
@@ -78,6 +79,10 @@ class RuleParams:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ValueError(f"{self.key_of(f.name)} must be a finite number, got {v}")
+            choices = f.metadata.get("choices")
+            if choices is not None and v not in choices:
+                raise ValueError(f"{self.key_of(f.name)} must be one of "
+                                 f"{', '.join(map(str, choices))}, got {v!r}")
 
     # -- flat keys ---------------------------------------------------------------------
     @classmethod

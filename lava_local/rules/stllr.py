@@ -72,8 +72,6 @@ class EligibilityParams(RuleParams):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        if self.post_form not in POST_FORMS:
-            raise ValueError(f"unknown post_form {self.post_form!r}; use one of {POST_FORMS}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,13 +91,6 @@ class STLLRParams(EligibilityParams):
                             "sqrt(6/C) (classes) or sqrt(6/N_l) (layer: the public code's)",
                             choices=DFA_BOUNDS)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.signal not in SIGNALS:
-            raise ValueError(f"unknown learning signal {self.signal!r}; use one of {SIGNALS}")
-        if self.dfa_bound not in DFA_BOUNDS:
-            raise ValueError(f"dfa_bound must be one of {', '.join(DFA_BOUNDS)}, got "
-                             f"{self.dfa_bound!r}")
 
 
 # -- batched trainer -----------------------------------------------------------------------
@@ -198,14 +189,13 @@ class EligibilityTrainer(LocalTrainer):
 
     def _v_th(self, l: int):
         """Layer l's threshold as Ψ sees it (the net's own, e.g. clamped or learned)."""
-        v = self.model.v_th_of(l) if hasattr(self.model, "v_th_of") else self.model.cfg.v_th
+        v = self.model.v_th_of(l)
         return v.detach() if isinstance(v, torch.Tensor) else v
 
     def learned(self) -> list[torch.Tensor]:
         """The weights, then the net's learnable feature parameters (biases, leaks,
         thresholds; :meth:`~lava_local.torch.model.LayerFeatures.extras`)."""
-        extras = self.model.extras() if hasattr(self.model, "extras") else []
-        return [*self.model.weights, *extras]
+        return [*self.model.weights, *self.model.extras()]
 
     def traces(self, s: EligibilityState) -> list[torch.Tensor]:
         return [*s.q, *s.h, *s.q_rec, s.q_out]

@@ -62,8 +62,6 @@ class TESSParams(EligibilityParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.f not in TESS_F:
-            raise ValueError(f"tess_f must be one of {', '.join(TESS_F)}, got {self.f!r}")
         if self.pool < 0:
             raise ValueError(f"tess_pool must be >= 0 (0: no pooling), got {self.pool}")
         if not 0 < self.f_lo <= self.f_hi:

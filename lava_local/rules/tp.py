@@ -81,12 +81,6 @@ class TPParams(RuleParams):
         if not 0.0 <= self.beta <= 1.0:
             raise ValueError(f"tp_beta (the TP trace decay β) must lie in [0, 1], got "
                              f"{self.beta}")
-        if self.label_bound not in LABEL_BOUNDS:
-            raise ValueError(f"tp_label_bound must be one of {', '.join(LABEL_BOUNDS)}, got "
-                             f"{self.label_bound!r}")
-        if self.contrast not in CONTRASTS:
-            raise ValueError(f"tp_contrast must be one of {', '.join(CONTRASTS)}, got "
-                             f"{self.contrast!r}")
 
 
 class TPState(NamedTuple):

@@ -45,8 +45,6 @@ class TTLBPTTParams(RuleParams):
             raise ValueError(f"the TTL-BPTT truncation window K must be >= 1, got {self.trunc}")
         if self.block < 1:
             raise ValueError(f"the TTL-BPTT block size b must be >= 1, got {self.block}")
-        if self.update not in UPDATES:
-            raise ValueError(f"ttl_update must be one of {UPDATES}, got {self.update!r}")
 
 
 class TTLBPTTTrainer(Trainer):

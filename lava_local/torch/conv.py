@@ -36,7 +36,14 @@ from torch import nn
 
 from ..functional.lif import LIFState, leaky_readout_step
 from ..functional.surrogates import SURROGATES
-from .model import LayerFeatures, NetState, ReadoutPrediction, check_features, uniform_weight
+from .model import (
+    LayerFeatureOptions,
+    LayerFeatures,
+    NetState,
+    ReadoutPrediction,
+    check_features,
+    uniform_weight,
+)
 
 PRESETS = ("mlp", "rec-mlp", "vgg9", "alexnet-snn", "vgg9-gap", "vgg9-gap2")
 CONV_SPECS = {
@@ -60,7 +67,7 @@ def pool_map(a: torch.Tensor, op: str, k: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class ConvNetConfig:
+class ConvNetConfig(LayerFeatureOptions):
     """Architecture of a :class:`ConvSNN`.
 
     Attributes
@@ -87,12 +94,6 @@ class ConvNetConfig:
     kappa: float = 0.9
     surrogate: str = "triangle"
     init_gain: float = 1.0
-    weight_std: bool = False
-    bias: bool = False
-    learn_leak: bool = False
-    learn_threshold: bool = False
-    v_th_min: float = 0.0
-    dropout: float = 0.0
     recurrent: bool = False
     pooling: str = "avg"
 

@@ -15,8 +15,22 @@ from ..functional.lif import LIFState, leaky_readout_step, lif_step, standardise
 from ..functional.surrogates import SURROGATES
 
 
+@dataclass(frozen=True, kw_only=True)
+class LayerFeatureOptions:
+    """The optional layer features of the published setups (all off by default), one
+    set of keyword-only fields shared by :class:`NetConfig`, the conv nets' config and
+    the run configuration; what each does: :class:`LayerFeatures`."""
+
+    weight_std: bool = False
+    bias: bool = False
+    learn_leak: bool = False
+    learn_threshold: bool = False
+    v_th_min: float = 0.0
+    dropout: float = 0.0
+
+
 @dataclass(frozen=True)
-class NetConfig:
+class NetConfig(LayerFeatureOptions):
     """Architecture and neuron parameters of :class:`DenseSNN`.
 
     Attributes
@@ -50,12 +64,6 @@ class NetConfig:
     surrogate: str = "triangle"
     init_gain: float = 1.0
     recurrent: bool = False
-    weight_std: bool = False
-    bias: bool = False
-    learn_leak: bool = False
-    learn_threshold: bool = False
-    v_th_min: float = 0.0
-    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_features(self)

@@ -26,7 +26,7 @@ from ..rules import Costs, Rule, RuleParams
 from .accounting import BYTES_PER_VALUE, measure_step
 from .conv import CONV_SPECS, PRESETS
 from .loop import first_learning_step
-from .model import NetConfig
+from .model import LayerFeatureOptions, NetConfig
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -49,11 +49,11 @@ LR_SCHEDULES = ("none", "cosine")
 AUGMENTS = ("none", "crop", "crop-flip")
 
 #: The optional layer features of a run (:class:`~lava_local.torch.model.LayerFeatures`).
-FEATURES = ("weight_std", "bias", "learn_leak", "learn_threshold", "v_th_min", "dropout")
+FEATURES = tuple(f.name for f in fields(LayerFeatureOptions))
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(LayerFeatureOptions):
     """Everything that defines a training run (saved in checkpoints and results).
 
     ``params`` is the rule's own frozen hyper-parameter object (``rules.get(rule).Params``;
@@ -78,12 +78,6 @@ class TrainConfig:
     surrogate: str = "triangle"
     init_gain: float = 1.0
     recurrent: bool = False
-    weight_std: bool = False
-    bias: bool = False
-    learn_leak: bool = False
-    learn_threshold: bool = False
-    v_th_min: float = 0.0
-    dropout: float = 0.0
     preset: str = "mlp"
     width: float = 1.0
     pooling: str = "avg"

@@ -282,7 +282,7 @@ def idle_steps(decays: list[float], resolution: int = 127) -> int:
 def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: str = "none",
                 n_samples: int | None = None, eta: float | None = None, rng_seed: int = 0,
                 learning_engine: bool = True, options: dict | None = None,
-                reset_traces: bool = True) -> LavaGraph:
+                reset_traces: bool = True, fuse_layers: bool = True) -> LavaGraph:
     """The Lava process graph of ``net`` fed by ``dataset``.
 
     Parameters
@@ -312,6 +312,11 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         (simulation), so that samples learn independently; on ``loihi2``, whose engine
         cannot reset them, idle steps separate the samples instead (:func:`idle_steps`).
         False keeps the traces running across samples.
+    fuse_layers : bool
+        With learning, in simulation: run each learning hidden layer's synapses and
+        neurons as one process (:class:`~lava_local.processes.LearningLIFLayer`: the
+        same numbers bit for bit, without the per-step messages between the two; not
+        for recurrent layers). False builds the two processes, as on Loihi 2.
     """
     from ..lava_runtime import ensure_lava_runtime
 
@@ -330,7 +335,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     from lava.proc.dense.process import Dense, LearningDense
     from lava.proc.io.dataloader import SpikeDataloader
 
-    from ..processes import ErrorUnit, LeakyReadout, STLLRNeuron
+    from ..processes import ErrorUnit, LeakyReadout, LearningLIFLayer, STLLRNeuron
     from ..rules.stllr_loihi import OnChipSTLLR
 
     fixed = backend != "sim-float"
@@ -389,6 +394,24 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         learns_rec = engine and l < len(rec)          # own spikes: V always can learn
         rule = parts.hidden_rule(ctx, l) if parts is not None and (learns or learns_rec) \
             else None
+        fused = (fuse_layers and learns and backend != "loihi2" and l >= len(rec)
+                 and ly["kind"] != "conv")
+        if ly["kind"] != "conv" and len(ly["in_lava"]) == 3:     # a map into a Dense
+            src = src.reshape((int(np.prod(ly["in_lava"])),))
+        if fused:
+            layer = LearningLIFLayer(
+                weights=w_back[l].copy(), weight_exp=w_exp[l],
+                learning_rule=rule.learning_rule(rng_seed + l), name=f"layer{l}",
+                **reset_at(ctx.layer_offset(l) - 1),
+                gamma=net.gamma, v_th=net.v_th, surrogate=net.surrogate, rule=rule,
+                precision=neuron_p[l], delta_unit=parts.delta_unit(ctx, l),
+                reset_interval=interval, reset_offset=ctx.layer_offset(l),
+                **parts.neuron_options(ctx, l))
+            src.connect(layer.s_in)
+            src = layer.s_out
+            ctx.neurons.append(layer)
+            denses.append(layer)
+            continue
         if ly["kind"] == "conv":
             cv = ly["conv"]
             dense = Conv(weight=w_back[l].copy(), input_shape=ly["in_lava"],
@@ -409,8 +432,6 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                              reset_interval=interval, reset_offset=ctx.layer_offset(l),
                              n_active=T if l < len(rec) else 0, name=f"lif{l}",
                              **(parts.neuron_options(ctx, l) if parts else {}))
-        if ly["kind"] != "conv" and len(ly["in_lava"]) == 3:     # a map into a Dense
-            src = src.reshape((int(np.prod(ly["in_lava"])),))
         src.connect(dense.s_in)
         dense.a_out.connect(neuron.a_in)
         synapses = [dense]
@@ -585,9 +606,10 @@ def _run_cfg(backend: str, stock_models: bool = False):
 
     from ..processes.fast_conv import fast_conv_models
     from ..processes.learning_dense import fast_learning_models
+    from ..processes.learning_layer import learning_layer_models
 
     models = {**({} if stock_models else fast_learning_models(backend)),
-              **fast_conv_models(backend)}
+              **fast_conv_models(backend), **learning_layer_models(backend)}
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", exception_proc_model_map=models)
     if backend == "sim-fixed":

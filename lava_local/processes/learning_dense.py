@@ -51,6 +51,7 @@ from lava.proc.dense.models import (
     PyLearningDenseModelFloat,
 )
 from lava.proc.dense.process import LearningDense
+from lava.utils.weightutils import truncate_weights
 
 _X = {"x1": 0, "x2": 1}
 _Y = {"y1": 0, "y2": 1, "y3": 2}
@@ -97,13 +98,16 @@ class _TraceReset:
     sample's first input is kept."""
 
     def run_spk(self) -> None:
+        self._reset_traces_if_due()
+        super().run_spk()
+
+    def _reset_traces_if_due(self) -> None:
         p = self.proc_params
         interval = p.get("trace_reset_interval", 0)
         if interval and self.time_step >= p["trace_reset_offset"] \
                 and (self.time_step - p["trace_reset_offset"]) % interval == 0:
             self.x1 = np.zeros_like(self.x1)
             self.x2 = np.zeros_like(self.x2)
-        super().run_spk()
 
 
 class _LearnInSpikingPhase:
@@ -125,60 +129,97 @@ class _LearnInSpikingPhase:
         return False
 
     def run_spk(self) -> None:
+        if self.num_message_bits.item() == 0 and self._one_step_fits():
+            self._reset_traces_if_due()
+            self._run_spk_one_step()
+            return
         super().run_spk()
         if self.time_step % self._learning_rule.t_epoch == 0:
             self.run_lrn()
 
 
-def _factor_value(dep: str, factor, args: dict):
-    """A product's factor as the engine evaluates it (before any clipping)."""
+def block_plan(products) -> list[list[tuple]]:
+    """Per product of a series: the pieces whose zeros make it zero, as (applier
+    argument, constant added to it) for its dependency and each factor, and
+    (None, constant) for a constant factor. A sign factor is zero where its argument is,
+    so it needs no piece of its own."""
     from lava.magma.core.learning import string_symbols as sym
 
-    const = factor.const if factor.has_const() else 0
-    name = factor.state_var
-    if name == sym.C:
-        return np.asarray(factor.const)
-    if name in sym.DEPENDENCIES:
-        v = args[name]
-    elif name in sym.TRACES:
-        v = args[f"{name}_{dep}"]
-    else:
-        v = args[sym.SYNAPTIC_VARIABLE_VAR_MAPPING[name]]
-    v = np.asarray(v) + const
-    return np.sign(v) if factor.is_sgn else v
+    plan = []
+    for prod in products:
+        pieces = [(prod.dependency, 0)]
+        for f in prod.factors:
+            const = f.const if f.has_const() else 0
+            name = f.state_var
+            if name == sym.C:
+                pieces.append((None, f.const))
+            elif name in sym.DEPENDENCIES:
+                pieces.append((name, const))
+            elif name in sym.TRACES:
+                pieces.append((f"{name}_{prod.dependency}", const))
+            else:
+                pieces.append((sym.SYNAPTIC_VARIABLE_VAR_MAPPING[name], const))
+        plan.append(pieces)
+    return plan
 
 
-def active_block(products, args: dict, shape: tuple[int, int]):
+def active_block(products, args: dict, shape: tuple[int, int], plan=None):
     """Rows and columns outside of which every product of the series is zero.
 
     Each product is its dependency (x0: one value per pre neuron, y0: per post neuron,
     u: one value) times its factors (per pre, per post or per synapse); it is zero
     outside (posts where every per-post piece is non-zero) x (pres where every per-pre
     piece is non-zero). The union over products bounds the synapses a step can change.
+    ``plan`` is :func:`block_plan` of ``products`` (made here if not given); each
+    piece's non-zeros are found once per call.
     """
     n_post, n_pre = shape
     rows = np.zeros(n_post, dtype=bool)
     cols = np.zeros(n_pre, dtype=bool)
-    for prod in products:
-        r = np.ones(n_post, dtype=bool)
-        c = np.ones(n_pre, dtype=bool)
-        pieces = [np.asarray(args[prod.dependency])]
-        pieces += [_factor_value(prod.dependency, f, args) for f in prod.factors]
-        for v in pieces:
-            if v.size == 1:
-                if v.reshape(-1)[0] == 0:
-                    r[:] = False
-            elif v.shape == (1, n_pre):
-                c &= v[0] != 0
-            elif v.shape == (n_post, 1):
-                r &= v[:, 0] != 0
+    seen: dict = {}
+    for pieces in block_plan(products) if plan is None else plan:
+        r = c = None
+        for key, const in pieces:
+            if key is None:              # a constant factor
+                if const == 0:
+                    break
+                continue
+            nz = seen.get((key, const))
+            if nz is None:
+                v = np.asarray(args[key])
+                if const:
+                    v = v + const
+                if v.size == 1:
+                    nz = ("u", v.reshape(-1)[0] != 0)
+                elif v.shape == (1, n_pre):
+                    nz = ("c", v[0] != 0)
+                elif v.shape == (n_post, 1):
+                    nz = ("r", v[:, 0] != 0)
+                else:
+                    full = np.broadcast_to(v, shape) != 0
+                    nz = ("f", full.any(1), full.any(0))
+                seen[(key, const)] = nz
+            kind = nz[0]
+            if kind == "u":
+                if not nz[1]:
+                    break
+            elif kind == "c":
+                c = nz[1] if c is None else c & nz[1]
+            elif kind == "r":
+                r = nz[1] if r is None else r & nz[1]
             else:
-                nz = np.broadcast_to(v, shape) != 0
-                r &= nz.any(1)
-                c &= nz.any(0)
-        if r.any() and c.any():
-            rows |= r
-            cols |= c
+                r = nz[1] if r is None else r & nz[1]
+                c = nz[2] if c is None else c & nz[2]
+        else:                            # no piece is zero everywhere
+            if (r is None or r.any()) and (c is None or c.any()):
+                if r is None:
+                    rows[:] = True
+                else:
+                    rows |= r
+                if c is None:
+                    cols[:] = True
+                else:
+                    cols |= c
     return np.flatnonzero(rows), np.flatnonzero(cols)
 
 
@@ -246,7 +287,9 @@ class _ActiveBlock:
         args = self._extract_applier_args(x_traces_history, y_traces_history)
         applier = self._learning_rule_appliers["weights"]
         products = applier._product_series.products
-        rows, cols = active_block(products, args, w.shape)
+        if getattr(self, "_block_plan", None) is None:
+            self._block_plan = block_plan(products)
+        rows, cols = active_block(products, args, w.shape, self._block_plan)
         if rows.size == 0 or cols.size == 0:
             return
         if rows.size * cols.size > 0.5 * w.size:    # gathering would cost more: all of it
@@ -258,6 +301,120 @@ class _ActiveBlock:
                                                   _referenced(products)))
 
 
+class _OneStep:
+    """Lava's ``recv_traces`` and ``run_lrn`` for t_epoch = 1 in fewer operations.
+
+    With one step per epoch every within-epoch spike time is 1 and the spike times are
+    zero when a step starts (they are reset after each learning phase), so no spike is
+    a "multi-spike" and every trace history has two rows: the traces as they were, and
+    decayed by one step plus the impulses of this step's spikes. :meth:`_learn_step`
+    computes exactly that with the engine's own decay, impulse and rounding functions
+    and random streams (advanced as often, in the same order), sets the traces,
+    dependencies and spike times as the engine does, and applies the rule through the
+    same :meth:`_apply_learning_rules`; the concatenations, index searches and
+    empty-array calls of the general epoch code are left out. Rules with t_epoch > 1,
+    graded-spike configurations other than regular impulses, and 2-factor rules run
+    Lava's own code (:meth:`_one_step_fits`).
+    """
+
+    def _one_step_fits(self) -> bool:
+        fits = getattr(self, "_one_step", None)
+        if fits is None:
+            from lava.magma.core.learning.constants import GradedSpikeCfg
+            from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+
+            rule = self._learning_rule
+            fits = (rule.t_epoch == 1 and isinstance(rule, Loihi3FLearningRule)
+                    and self._graded_spike_cfg == GradedSpikeCfg.USE_REGULAR_IMPULSE)
+            self._one_step = fits
+        return fits
+
+    def _learn_step(self, spiked: np.ndarray, bap: np.ndarray, y1, y2, y3) -> None:
+        """One step's trace updates and learning: pre spikes ``spiked`` (bool), the post
+        neurons' ``bap`` (bool) and post traces y1, y2, y3 as they arrive."""
+        # recv_traces: the trace random streams advance twice; run_lrn: the synaptic one
+        self._update_trace_randoms()
+        self._update_trace_randoms()
+        self._update_synaptic_variable_random()
+        x = np.stack((self.x1, self.x2))
+        y = np.empty((3, bap.size), dtype=x.dtype)
+        y[0], y[1], y[2] = y1, y2, y3
+        x_hist, y_hist = self._one_step_histories(x, y, spiked, bap)
+        # _update_dependencies, spike times at within-epoch step 1, _update_traces
+        self.x0, self.y0 = spiked, bap
+        self.tx, self.ty = spiked.astype(int), bap.astype(int)
+        self.x1, self.x2 = x_hist[1, 0], x_hist[1, 1]
+        self.y1, self.y2, self.y3 = y[0], y[1], y[2]
+        self._apply_learning_rules(x_hist, y_hist)
+        # _reset_dependencies_and_spike_times
+        self.x0 = np.zeros_like(spiked)
+        self.y0 = np.zeros_like(bap)
+        self.tx = np.zeros(spiked.shape, dtype=int)
+        self.ty = np.zeros(bap.shape, dtype=int)
+
+    def _run_spk_one_step(self) -> None:
+        """The LearningDense step: send the last step's input, take this step's spikes
+        and the post traces, learn."""
+        self.a_out.send(self.a_buff)
+        s_in = self.s_in.recv().astype(bool)
+        self.a_buff = self._synaptic_input(s_in)
+        bap = self.s_in_bap.recv().astype(bool)
+        self._learn_step(s_in, bap, self.s_in_y1.recv(), self.s_in_y2.recv(),
+                         self.s_in_y3.recv())
+
+
+class _OneStepFloat(_OneStep):
+    def _one_step_histories(self, x, y, spiked, bap):
+        """The float engine's ``_compute_trace_histories`` for one step."""
+        x_hist = np.full((2,) + x.shape, np.nan)
+        y_hist = np.full((2,) + y.shape, np.nan)
+        x_hist[0], y_hist[0] = x, y
+        for hist, cur, taus, imp, spk in ((x_hist, x, self._x_taus, self._x_impulses, spiked),
+                                          (y_hist, y, self._y_taus, self._y_impulses, bap)):
+            nz = taus != 0
+            hist[1][nz] = self._decay_trace(cur[nz], 1, taus[nz][:, np.newaxis])
+            hist[1][:, spk] += imp[:, np.newaxis]
+        return x_hist, y_hist
+
+    def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
+        """The Dense's output for the next step (binary spikes)."""
+        return self.weights[:, s_in].sum(axis=1)
+
+
+class _OneStepFixed(_OneStep):
+    def _one_step_histories(self, x, y, spiked, bap):
+        """The bit-approximate engine's ``_compute_trace_histories`` for one step."""
+        x_hist = np.zeros((2,) + x.shape, dtype=int)
+        y_hist = np.zeros((2,) + y.shape, dtype=int)
+        x_hist[0], y_hist[0] = x, y
+        for hist, cur, taus, rnd, imp_int, imp_frac, spk in (
+                (x_hist, x, self._x_taus, self._x_random, self._x_impulses_int,
+                 self._x_impulses_frac, spiked),
+                (y_hist, y, self._y_taus, self._y_random, self._y_impulses_int,
+                 self._y_impulses_frac, bap)):
+            nz = taus != 0
+            hist[1][nz] = self._decay_trace(cur[nz], 1, taus[nz][:, np.newaxis],
+                                            rnd.random_trace_decay)
+            if spk.any():
+                hist[1][:, spk] = self._add_impulse(hist[1][:, spk],
+                                                    rnd.random_impulse_addition,
+                                                    imp_int[:, np.newaxis],
+                                                    imp_frac[:, np.newaxis])
+        return x_hist, y_hist
+
+    def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
+        """PyLearningDenseModelBitApproximate's Dense part (binary spikes): weights
+        truncated at the first step, the sum shifted by the weight exponent."""
+        self.weight_exp = self.proc_params.get("weight_exp", 0)
+        if not self.weights_set:
+            self.weights = truncate_weights(self.weights, sign_mode=self.sign_mode,
+                                            num_weight_bits=self.num_weight_bits)
+            self.weights_set = True
+        a_accum = self.weights[:, s_in].sum(axis=1)
+        return (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
+                else np.right_shift(a_accum, -self.weight_exp))
+
+
 class _EvalApplierFloat(LearningRuleApplierFloat):
     """Lava's float applier, evaluating its compiled expression with ``eval``."""
 
@@ -266,26 +423,47 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
 
 
 class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
-    """Lava's bit-approximate applier with factors multiplied in broadcast shapes."""
+    """Lava's bit-approximate applier with factors multiplied in broadcast shapes and
+    the full-size steps (shifts, saturation, accumulation) done in place.
 
-    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
-        lim = 2 ** W_ACCUMULATOR_U
-        shape = applier_args["shape"]
-        result = init_accumulator
+    Per product, as Lava's: the dependency times the 4-bit mantissa, times each factor
+    clipped to its width, all in int32; right-shifted to the accumulator's width,
+    left-shifted by the scale exponent, saturated, added to the accumulator and
+    saturated again. The widths and shifts are worked out once.
+    """
+
+    def __init__(self, product_series) -> None:
+        super().__init__(product_series)
+        self._plan = []
         for product in self._product_series.products:
-            cur = np.asarray(applier_args[product.dependency]).astype(np.int32) \
-                * np.int32(product.s_mantissa)
             width = W_S_MANT
+            factors = []
             for factor in product.factors:
                 w = FACTOR_TO_WIDTH_DICT[factor.state_var]
                 width += w
-                val = self._compute_factor(product.dependency, factor, applier_args)
-                cur = cur * np.clip(val, -(2 ** w), 2 ** w - 1).astype(np.int32)
+                factors.append((factor, -(2 ** w), 2 ** w - 1))
+            self._plan.append((product.dependency, np.int32(product.s_mantissa), factors,
+                               max(0, width - W_ACCUMULATOR_U), product.s_exp))
+
+    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+        lo, hi = -(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1
+        shape = applier_args["shape"]
+        result = init_accumulator if not self._plan else None
+        clip = np.core.umath.clip
+        for dep, mant, factors, right, left in self._plan:
+            cur = np.asarray(applier_args[dep]).astype(np.int32) * mant
+            for factor, f_lo, f_hi in factors:
+                val = self._compute_factor(dep, factor, applier_args)
+                cur = cur * clip(val, f_lo, f_hi).astype(np.int32)
             cur = np.broadcast_to(cur, shape).astype(np.int32)
-            cur = np.right_shift(cur, max(0, width - W_ACCUMULATOR_U))
-            cur = np.left_shift(cur, product.s_exp)
-            cur = np.clip(cur, -lim - 1, lim - 1)
-            result = np.clip(result + cur, -lim - 1, lim - 1)
+            np.right_shift(cur, right, out=cur)
+            np.left_shift(cur, left, out=cur)
+            clip(cur, lo, hi, out=cur)
+            if result is None:      # not in place: the accumulator may be a view
+                result = clip(init_accumulator + cur, lo, hi)
+            else:
+                result += cur
+                clip(result, lo, hi, out=result)
         return result
 
 
@@ -293,7 +471,7 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
 @requires(CPU)
 @tag("floating_pt")
 class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _FastTraces,
-                             PyLearningDenseModelFloat):
+                             _OneStepFloat, PyLearningDenseModelFloat):
     """``PyLearningDenseModelFloat`` with direct trace indexing and ``eval``, learning
     in the spiking phase."""
 
@@ -309,7 +487,7 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
 @requires(CPU)
 @tag("bit_approximate_loihi", "fixed_pt")
 class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _ActiveBlock,
-                                      _FastTraces,
+                                      _FastTraces, _OneStepFixed,
                                       PyLearningDenseModelBitApproximate):
     """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
     factor products, learning in the spiking phase."""

@@ -121,8 +121,17 @@ class _STLLRNeuronBase:
         return self._psi_prev if self._lag else self._psi_now
 
     def run_spk(self) -> None:
-        a_in = self.a_in.recv()
-        delta = self.a_third_factor_in.recv()
+        spikes, y1, y2, bap = self._neuron_step(self.a_in.recv(),
+                                                self.a_third_factor_in.recv())
+        self.s_out.send(spikes)
+        self.s_out_bap.send(bap)
+        self.s_out_y1.send(y1)
+        self.s_out_y2.send(y2)
+        self.s_out_y3.send(np.zeros_like(y1))
+
+    def _neuron_step(self, a_in: np.ndarray, delta: np.ndarray):
+        """One step of the neuron from its input ``a_in`` and learning signal ``delta``:
+        (spikes, y1, y2, bap) to send (the arithmetic of the subclass)."""
         if _is_reset_step(self.time_step, self._interval, self._offset):
             self.u[:] = 0
             self.y[:] = 0
@@ -136,29 +145,14 @@ class _STLLRNeuronBase:
                 self.y[:] = 0
         if self._psi_prev is None:
             self._psi_prev = np.zeros_like(self._psi_now)
-        self.s_out.send(self.y.copy())
         y1, y2, bap = self._third_factors(delta)
-        self.s_out_bap.send(bap)
-        self.s_out_y1.send(y1)
-        self.s_out_y2.send(y2)
-        self.s_out_y3.send(np.zeros_like(y1))
+        return self.y.copy(), y1, y2, bap
 
 
-@implements(proc=STLLRNeuron, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PySTLLRNeuronFloat(_STLLRNeuronBase, LearningNeuronModelFloat):
-    """Float model: the functional core's equations, step by step."""
+class _FloatArith:
+    """The float model's arithmetic: the functional core's equations, step by step."""
 
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    u: np.ndarray = LavaPyType(np.ndarray, float)
-    y: np.ndarray = LavaPyType(np.ndarray, float)
-    h: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._params()
+    def _setup_arith(self) -> None:
         p = self.proc_params
         self._gamma, self._v_th = p["gamma"], p["v_th"]
         self._lam_post, self._post_form = p["lam_post"], p["post_form"]
@@ -181,27 +175,11 @@ class PySTLLRNeuronFloat(_STLLRNeuronBase, LearningNeuronModelFloat):
         return y1 / Y_DECAY, y2 / Y_DECAY, bap
 
 
-@implements(proc=STLLRNeuron, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
-    """Fixed model in Loihi 2 integer ranges (see :mod:`lava_local.fixed`).
+class _FixedArith:
+    """The fixed model's arithmetic in Loihi 2 integer ranges (see
+    :class:`PySTLLRNeuronFixed`)."""
 
-    Ψ (triangle) in 7 bits: ψ = max(2^(6+P) - |u - v_th|, 0) >> (P - 1), i.e. 128 at
-    threshold (Ψ_real = 0.3 ψ / 128). The post trace h is kept with 7 fractional bits
-    (same units as ψ). y1 = |δ| ψ · M1 >> k1 and y2 = |δ| h̃ · M2 >> k2, saturated to 7
-    bits, with (M, k) the 8-bit mantissa/shift closest to the real scale.
-    """
-
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    y: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
-    h: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._params()
+    def _setup_arith(self) -> None:
         p = self.proc_params
         if p["surrogate"] != "triangle":
             raise ValueError("the fixed-point S-TLLR neuron implements the triangle "
@@ -240,3 +218,44 @@ class PySTLLRNeuronFixed(_STLLRNeuronBase, LearningNeuronModelFixed):
         y2 = np.minimum((mag * h_eff * m2) >> k2, TRACE_MAX).astype(np.int32)
         return y1, y2, delta > 0
 
+
+@implements(proc=STLLRNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySTLLRNeuronFloat(_STLLRNeuronBase, _FloatArith, LearningNeuronModelFloat):
+    """Float model: the functional core's equations, step by step."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    y: np.ndarray = LavaPyType(np.ndarray, float)
+    h: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._params()
+        self._setup_arith()
+
+
+@implements(proc=STLLRNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySTLLRNeuronFixed(_STLLRNeuronBase, _FixedArith, LearningNeuronModelFixed):
+    """Fixed model in Loihi 2 integer ranges (see :mod:`lava_local.fixed`).
+
+    Ψ (triangle) in 7 bits: ψ = max(2^(6+P) - |u - v_th|, 0) >> (P - 1), i.e. 128 at
+    threshold (Ψ_real = 0.3 ψ / 128). The post trace h is kept with 7 fractional bits
+    (same units as ψ). y1 = |δ| ψ · M1 >> k1 and y2 = |δ| h̃ · M2 >> k2, saturated to 7
+    bits, with (M, k) the 8-bit mantissa/shift closest to the real scale.
+    """
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    y: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    h: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._params()
+        self._setup_arith()

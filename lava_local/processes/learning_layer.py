@@ -1,0 +1,170 @@
+"""A learning layer in one process: a hidden layer's learning synapses and its S-TLLR
+learning neurons, for the CPU simulation of the learning graph.
+
+On the common learning graph (:mod:`lava_local.networks.graph`) a hidden layer is two
+processes, a ``LearningDense`` and an :class:`~lava_local.processes.STLLRNeuron`, and
+each step they exchange five messages: the synaptic input (synapse → neuron) and the
+neuron's bAP, y1, y2 and y3 (neuron → synapse), each a cross-process round trip in
+Lava's simulator, on top of every process's per-step handshake with the runtime. On
+Loihi 2 the two share a neuro-core: the post traces never leave it. In simulation that
+traffic, not the arithmetic, bounds the learning graph's steps/s.
+
+:class:`LearningLIFLayer` is both in one process. Its ProcessModels are the two models'
+own code in one step (the learning engine of
+:mod:`~lava_local.processes.learning_dense`'s fast models, the neuron arithmetic of
+:mod:`~lava_local.processes.neuron`), in the order the two processes run it:
+
+1. the neuron integrates the synaptic input of the step before (the Dense's one-step
+   delay) and the learning signal on ``a_third_factor_in``, spikes on ``s_out`` and
+   computes its third factors;
+2. the synapse takes this step's pre-synaptic spikes on ``s_in`` (its input for the next
+   step), its traces take the pre spikes and the neuron's bAP, y1, y2, y3, and the
+   learning engine updates the weights (t_epoch = 1, in the spiking phase).
+
+So the weights, spikes and predictions equal the two-process graph's bit for bit, float
+and fixed (tested). The Process is a ``LearningDense`` (its weights, traces and learning
+rule, read back with ``weights.get()``) with the neuron's Vars and ports added; only
+the CPU simulation builds it — a graph for Loihi 2 keeps the two processes, which the
+chip maps to one core anyway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.process import LearningDense
+
+from lava_local.processes.learning_dense import (
+    FastLearningDenseBitApproximate,
+    FastLearningDenseFloat,
+)
+from lava_local.processes.neuron import _FixedArith, _FloatArith, _STLLRNeuronBase
+
+#: The neuron's parameters (:class:`~lava_local.processes.STLLRNeuron`), and their
+#: defaults, that the layer takes besides the ``LearningDense`` ones.
+NEURON_DEFAULTS = {"lam_post": 0.2, "post_form": "paper", "surrogate": "triangle",
+                   "precision": 7, "delta_unit": 2.0 ** -7, "reset_interval": 0,
+                   "reset_offset": 0, "psi_lag": 0, "n_active": 0}
+
+
+class LearningLIFLayer(LearningDense):
+    """A ``LearningDense`` and the S-TLLR learning neurons it feeds, as one process
+    (see module doc).
+
+    Parameters
+    ----------
+    weights, weight_exp, learning_rule, name, trace_reset_interval, trace_reset_offset
+        As for ``LearningDense`` (and the fast models' trace reset); the synapse's
+        inputs are binary spikes (``num_message_bits`` = 0).
+    gamma, v_th, rule, lam_post, post_form, surrogate, precision, delta_unit,
+    reset_interval, reset_offset, psi_lag, n_active
+        As for :class:`~lava_local.processes.STLLRNeuron`; ``rule`` (the product-series
+        rule object) must be the one ``learning_rule`` was made from.
+    """
+
+    def __init__(self, *, weights: np.ndarray, learning_rule, gamma: float, v_th: float,
+                 rule, weight_exp: int = 0, name: str | None = None, **kwargs):
+        unknown = set(kwargs) - set(NEURON_DEFAULTS) - {"trace_reset_interval",
+                                                        "trace_reset_offset"}
+        if unknown:
+            raise TypeError(f"LearningLIFLayer got unknown parameters {sorted(unknown)}")
+        if learning_rule.t_epoch != 1:
+            raise ValueError("LearningLIFLayer learns every step (t_epoch = 1), got "
+                             f"t_epoch = {learning_rule.t_epoch}")
+        neuron = {**NEURON_DEFAULTS, **{k: v for k, v in kwargs.items()
+                                        if k in NEURON_DEFAULTS}}
+        if neuron["psi_lag"] not in (0, 1):
+            raise ValueError(f"psi_lag must be 0 or 1, got {neuron['psi_lag']}")
+        syn = {k: v for k, v in kwargs.items() if k not in NEURON_DEFAULTS}
+        super().__init__(weights=weights, learning_rule=learning_rule,
+                         weight_exp=weight_exp, name=name, gamma=gamma, v_th=v_th,
+                         rule=rule, **neuron, **syn)
+        shape = (weights.shape[0],)
+        self.a_third_factor_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=0)
+        self.y = Var(shape=shape, init=0)
+        self.h = Var(shape=shape, init=0)
+
+
+class _LayerStep(_STLLRNeuronBase):
+    """One step of the layer: the neuron, then the synapse and its learning engine."""
+
+    def _setup_layer(self) -> None:
+        self._params()
+        self._setup_arith()
+        if not self._one_step_fits():
+            raise ValueError("LearningLIFLayer runs 3-factor rules with t_epoch = 1 and "
+                             "binary pre spikes only")
+
+    def run_spk(self) -> None:
+        # 1. the neuron, driven by the synapse's output of the step before
+        a_in = np.zeros(self.a_buff.shape, self._a_dtype) + self.a_buff
+        spikes, y1, y2, bap = self._neuron_step(a_in, self.a_third_factor_in.recv())
+        self.s_out.send(spikes)
+        # 2. the synapse: its traces are reset at a sample's first step, then take this
+        # step's pre spikes and the neuron's post traces, then the engine learns
+        self._reset_traces_if_due()
+        s_in = self.s_in.recv().astype(bool)
+        self.a_buff = self._synaptic_input(s_in)
+        self._learn_step(s_in, np.asarray(bap, dtype=bool), y1, y2, np.zeros_like(y1))
+
+
+@implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLearningLIFLayerFloat(_LayerStep, _FloatArith, FastLearningDenseFloat):
+    """Float model: :class:`~lava_local.processes.learning_dense.FastLearningDenseFloat`
+    and :class:`~lava_local.processes.PySTLLRNeuronFloat` in one step."""
+
+    # a model of LearningDense's, re-declared for the layer (Lava's @implements
+    # refuses a subclass that implements another Process unless this is cleared)
+    implements_process = None
+    a_third_factor_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    y: np.ndarray = LavaPyType(np.ndarray, float)
+    h: np.ndarray = LavaPyType(np.ndarray, float)
+    _a_dtype = float
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_layer()
+
+
+@implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_approximate_loihi", "fixed_pt")
+class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitApproximate):
+    """Fixed model: :class:`~lava_local.processes.learning_dense
+    .FastLearningDenseBitApproximate` and :class:`~lava_local.processes
+    .PySTLLRNeuronFixed` in one step."""
+
+    # a model of LearningDense's, re-declared for the layer (Lava's @implements
+    # refuses a subclass that implements another Process unless this is cleared)
+    implements_process = None
+    a_third_factor_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    y: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    h: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    _a_dtype = np.int32
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_layer()
+
+
+def learning_layer_models(backend: str) -> dict:
+    """``exception_proc_model_map`` entry selecting the layer's model for a backend."""
+    if backend == "sim-float":
+        return {LearningLIFLayer: PyLearningLIFLayerFloat}
+    if backend == "sim-fixed":
+        return {LearningLIFLayer: PyLearningLIFLayerFixed}
+    return {}

@@ -416,10 +416,45 @@ class _OneStepFixed(_OneStep):
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):
-    """Lava's float applier, evaluating its compiled expression with ``eval``."""
+    """Lava's float applier, evaluated product by product with fewer temporaries.
+
+    Lava evaluates the series as one expression, ``w + (s1 * dep1 * f11 * f12 ...
+    + s2 * dep2 * f21 ...)``, left to right. Here each product is the same chain of
+    multiplications in the same order (each factor's own sub-expression, e.g.
+    ``(x1_u + (1))`` or ``np.sign(...)``, compiled from Lava's string), multiplying in
+    place once the product has its full shape, and the products are summed in the same
+    order: the same operations on the same values, so the same floats.
+    """
+
+    def __init__(self, product_series) -> None:
+        super().__init__(product_series)
+        self._plan = []
+        for product in self._product_series.products:
+            scale = eval(f"({product.s_mantissa}) * 2. ** (({product.s_exp}) - 7)")  # noqa: S307
+            factors = [compile(self._extract_factor_str(f, product.dependency), "<factor>",
+                               "eval") for f in product.factors]
+            self._plan.append((scale, product.dependency, factors))
 
     def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
-        return init_accumulator + eval(self._applier_compiled, {}, applier_args)  # noqa: S307
+        env = {"np": np}
+        total = None
+        for scale, dep, factors in self._plan:
+            v = scale * applier_args[dep]
+            for code in factors:
+                f = eval(code, env, applier_args)  # noqa: S307
+                if isinstance(v, np.ndarray) and v.shape == np.broadcast_shapes(
+                        v.shape, np.shape(f)):
+                    np.multiply(v, f, out=v)      # v is this product's own array
+                else:
+                    v = v * f
+            if total is None:
+                total = v
+            elif isinstance(total, np.ndarray) and total.shape == np.broadcast_shapes(
+                    total.shape, np.shape(v)):
+                total += v
+            else:
+                total = total + v
+        return init_accumulator + total
 
 
 class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):

@@ -314,9 +314,11 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         False keeps the traces running across samples.
     fuse_layers : bool
         With learning, in simulation: run each learning hidden layer's synapses and
-        neurons as one process (:class:`~lava_local.processes.LearningLIFLayer`: the
-        same numbers bit for bit, without the per-step messages between the two; not
-        for recurrent layers). False builds the two processes, as on Loihi 2.
+        neurons as one process (:class:`~lava_local.processes.LearningLIFLayer`; not
+        for recurrent layers), and the readout's synapses, readout and error unit as
+        one (:class:`~lava_local.processes.LearningReadout`): the same numbers bit for
+        bit, without the per-step messages between them. False builds them as separate
+        processes, as on Loihi 2.
     """
     from ..lava_runtime import ensure_lava_runtime
 
@@ -335,7 +337,13 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
     from lava.proc.dense.process import Dense, LearningDense
     from lava.proc.io.dataloader import SpikeDataloader
 
-    from ..processes import ErrorUnit, LeakyReadout, LearningLIFLayer, STLLRNeuron
+    from ..processes import (
+        ErrorUnit,
+        LeakyReadout,
+        LearningLIFLayer,
+        LearningReadout,
+        STLLRNeuron,
+    )
     from ..rules.stllr_loihi import OnChipSTLLR
 
     fixed = backend != "sim-float"
@@ -472,9 +480,24 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                                   name="dense_out", **reset_at(ctx.readout_offset - 1))
     else:
         dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
-    denses.append(dense_out)
     if len(layers[-1]["in_lava"]) == 3:
         src = src.reshape((int(np.prod(layers[-1]["in_lava"])),))
+    if out_learns and fuse_layers and backend != "loihi2":
+        # the readout's synapses, readout and error unit in one process (same numbers)
+        out = LearningReadout(
+            weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="readout",
+            learning_rule=rule_out.learning_rule(rng_seed + L), rule=rule_out,
+            kappa=net.kappa, interval=interval, offset=ctx.readout_offset,
+            window_start=net.window_start, window_end=T, n_samples=n,
+            scale=1.0 / ctx.n_win, precision=big_p, **reset_at(ctx.readout_offset - 1))
+        denses.append(out)
+        src.connect(out.s_in)
+        ctx.loader.ground_truth.connect(out.label_in)
+        ctx.readout = ctx.error = out
+        parts.attach(ctx)
+        return _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n,
+                               dataset, engine)
+    denses.append(dense_out)
     src.connect(dense_out.s_in)
     ctx.readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa,
                                interval=interval, offset=ctx.readout_offset,
@@ -493,6 +516,12 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         ctx.loader.ground_truth.connect(err.label_in)
         ctx.error = err
         parts.attach(ctx)
+    return _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n, dataset,
+                           engine)
+
+
+def _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n, dataset,
+                    engine) -> LavaGraph:
     record = ({**parts.record(), "eta": eta, "reset_traces": reset_traces,
                "idle_steps": idle, "frozen": ["dense0 (graded inputs)"] if graded else []}
               if parts else None)

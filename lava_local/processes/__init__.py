@@ -9,9 +9,10 @@ of every sample *as it reaches that Process* (``reset_interval``/``reset_offset`
 samples stream through one long run without rebuilding the graph.
 """
 
-from lava_local.processes.learning_layer import LearningLIFLayer
+from lava_local.processes.learning_layer import LearningLIFLayer, LearningReadout
 from lava_local.processes.neuron import STLLRNeuron
 from lava_local.processes.readout import ErrorUnit, LeakyReadout
 from lava_local.processes.tp_unit import TPUnit
 
-__all__ = ["ErrorUnit", "LeakyReadout", "LearningLIFLayer", "STLLRNeuron", "TPUnit"]
+__all__ = ["ErrorUnit", "LeakyReadout", "LearningLIFLayer", "LearningReadout",
+           "STLLRNeuron", "TPUnit"]

@@ -45,6 +45,14 @@ from lava_local.processes.learning_dense import (
     FastLearningDenseFloat,
 )
 from lava_local.processes.neuron import _FixedArith, _FloatArith, _STLLRNeuronBase
+from lava_local.processes.readout import (
+    _ErrorFixedArith,
+    _ErrorFloatArith,
+    _ErrorStep,
+    _ReadoutFixedArith,
+    _ReadoutFloatArith,
+    _ReadoutStep,
+)
 
 #: The neuron's parameters (:class:`~lava_local.processes.STLLRNeuron`), and their
 #: defaults, that the layer takes besides the ``LearningDense`` ones.
@@ -161,10 +169,130 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
         self._setup_layer()
 
 
+class LearningReadout(LearningDense):
+    """The readout's ``LearningDense``, the :class:`~lava_local.processes.LeakyReadout`
+    it feeds and the :class:`~lava_local.processes.ErrorUnit` that computes the output
+    error and writes the synapses' post traces, as one process (see module doc): each
+    step the readout integrates the synapses' output of the step before and records its
+    prediction, the error unit sends the error (``err_out``) for the step's potentials
+    and label (``label_in``), and the synapses take their pre spikes and learn from the
+    error's third factors.
+
+    Parameters
+    ----------
+    weights, weight_exp, learning_rule, name, trace_reset_interval, trace_reset_offset
+        As for ``LearningDense`` (binary pre spikes).
+    kappa, interval, offset, window_start, window_end, n_samples, precision
+        As for :class:`~lava_local.processes.LeakyReadout`.
+    scale, rule
+        As for :class:`~lava_local.processes.ErrorUnit` (f = softmax, the readout's
+        output error); ``rule`` must be the one ``learning_rule`` was made from.
+    """
+
+    def __init__(self, *, weights: np.ndarray, learning_rule, rule, kappa: float,
+                 interval: int, offset: int, window_start: int, window_end: int,
+                 n_samples: int, scale: float = 1.0, precision: int = 7,
+                 weight_exp: int = 0, name: str | None = None,
+                 trace_reset_interval: int = 0, trace_reset_offset: int = 0):
+        if learning_rule.t_epoch != 1:
+            raise ValueError("LearningReadout learns every step (t_epoch = 1), got "
+                             f"t_epoch = {learning_rule.t_epoch}")
+        super().__init__(weights=weights, learning_rule=learning_rule,
+                         weight_exp=weight_exp, name=name, rule=rule, kappa=kappa,
+                         interval=interval, offset=offset, window_start=window_start,
+                         window_end=window_end, scale=scale, f="softmax", in_unit=None,
+                         out_unit=2.0 ** -7, precision=precision,
+                         trace_reset_interval=trace_reset_interval,
+                         trace_reset_offset=trace_reset_offset)
+        shape = (weights.shape[0],)
+        self.label_in = InPort(shape=(1,))
+        self.err_out = OutPort(shape=shape)
+        self.o = Var(shape=shape, init=0)
+        self.acc = Var(shape=shape, init=0)
+        self.predictions = Var(shape=(n_samples,), init=-1)
+        self.n_done = Var(shape=(1,), init=0)
+        self.learn = Var(shape=(1,), init=1)
+
+
+class _ReadoutLayerStep(_ReadoutStep, _ErrorStep):
+    """One step: readout, error unit, then the synapses and their learning engine."""
+
+    def _setup_layer(self) -> None:
+        self._setup_readout()
+        self._setup_readout_arith()
+        self._setup_error()
+        self._setup_error_arith()
+        if not self._one_step_fits():
+            raise ValueError("LearningReadout runs 3-factor rules with t_epoch = 1 and "
+                             "binary pre spikes only")
+
+    def run_spk(self) -> None:
+        a_in = np.zeros(self.a_buff.shape, self._a_dtype) + self.a_buff
+        o = self._readout_step(a_in)
+        label = int(np.asarray(self.label_in.recv()).ravel()[0])
+        encoded, y1, bap = self._error_step(o, label)
+        self.err_out.send(encoded)
+        self._reset_traces_if_due()
+        s_in = self.s_in.recv().astype(bool)
+        self.a_buff = self._synaptic_input(s_in)
+        zeros = np.zeros_like(y1)
+        self._learn_step(s_in, np.asarray(bap, dtype=bool), y1, zeros, zeros)
+
+
+@implements(proc=LearningReadout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLearningReadoutFloat(_ReadoutLayerStep, _ReadoutFloatArith, _ErrorFloatArith,
+                             FastLearningDenseFloat):
+    """Float model: the fast LearningDense, PyLeakyReadoutFloat and PyErrorUnitFloat in
+    one step."""
+
+    # see PyLearningLIFLayerFloat
+    implements_process = None
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    o: np.ndarray = LavaPyType(np.ndarray, float)
+    acc: np.ndarray = LavaPyType(np.ndarray, float)
+    predictions: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    n_done: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    _a_dtype = float
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_layer()
+
+
+@implements(proc=LearningReadout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_approximate_loihi", "fixed_pt")
+class PyLearningReadoutFixed(_ReadoutLayerStep, _ReadoutFixedArith, _ErrorFixedArith,
+                             FastLearningDenseBitApproximate):
+    """Fixed model: the fast LearningDense, PyLeakyReadoutFixed and PyErrorUnitFixed in
+    one step."""
+
+    # see PyLearningLIFLayerFloat
+    implements_process = None
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    o: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    predictions: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    n_done: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    _a_dtype = np.int32
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_layer()
+
+
 def learning_layer_models(backend: str) -> dict:
-    """``exception_proc_model_map`` entry selecting the layer's model for a backend."""
+    """``exception_proc_model_map`` entries selecting the fused models for a backend."""
     if backend == "sim-float":
-        return {LearningLIFLayer: PyLearningLIFLayerFloat}
+        return {LearningLIFLayer: PyLearningLIFLayerFloat,
+                LearningReadout: PyLearningReadoutFloat}
     if backend == "sim-fixed":
-        return {LearningLIFLayer: PyLearningLIFLayerFixed}
+        return {LearningLIFLayer: PyLearningLIFLayerFixed,
+                LearningReadout: PyLearningReadoutFixed}
     return {}

@@ -85,15 +85,17 @@ class LeakyReadout(AbstractProcess):
         self.n_done = Var(shape=(1,), init=0)
 
 
-class _ReadoutBase(PyLoihiProcessModel):
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
+class _ReadoutStep:
+    """The readout's step; the arithmetic mixins provide ``_integrate``."""
+
+    def _setup_readout(self) -> None:
         p = self.proc_params
         self._interval, self._offset = p["interval"], p["offset"]
         self._t0, self._t1 = p["window_start"], p["window_end"]
 
-    def run_spk(self) -> None:
-        a_in = self.a_in.recv()
+    def _readout_step(self, a_in: np.ndarray) -> np.ndarray:
+        """Integrate ``a_in``, keep the window's sum and record the prediction at the
+        window's last step; returns the potentials o to send."""
         t = _sample_step(self.time_step, self._interval, self._offset)
         if t == 0:
             self.o[:] = 0
@@ -106,13 +108,40 @@ class _ReadoutBase(PyLoihiProcessModel):
             if k < self.predictions.shape[0]:
                 self.predictions[k] = int(np.argmax(self.acc))
             self.n_done[0] = k + 1
-        self.o_out.send(self.o.copy())
+        return self.o.copy()
+
+
+class _ReadoutFloatArith:
+    def _setup_readout_arith(self) -> None:
+        pass
+
+    def _integrate(self, a_in: np.ndarray) -> None:
+        self.o[:] = self.proc_params["kappa"] * self.o + a_in
+
+
+class _ReadoutFixedArith:
+    def _setup_readout_arith(self) -> None:
+        self._d = decay_to_int(self.proc_params["kappa"])
+
+    def _integrate(self, a_in: np.ndarray) -> None:
+        o = decay(self.o, self._d) + (a_in.astype(np.int64) << ACT_SHIFT)
+        self.o[:] = wrap24(o)
+
+
+class _ReadoutBase(_ReadoutStep, PyLoihiProcessModel):
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_readout()
+        self._setup_readout_arith()
+
+    def run_spk(self) -> None:
+        self.o_out.send(self._readout_step(self.a_in.recv()))
 
 
 @implements(proc=LeakyReadout, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyLeakyReadoutFloat(_ReadoutBase):
+class PyLeakyReadoutFloat(_ReadoutBase, _ReadoutFloatArith):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     o: np.ndarray = LavaPyType(np.ndarray, float)
@@ -120,28 +149,17 @@ class PyLeakyReadoutFloat(_ReadoutBase):
     predictions: np.ndarray = LavaPyType(np.ndarray, np.int32)
     n_done: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
-    def _integrate(self, a_in: np.ndarray) -> None:
-        self.o[:] = self.proc_params["kappa"] * self.o + a_in
-
 
 @implements(proc=LeakyReadout, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyLeakyReadoutFixed(_ReadoutBase):
+class PyLeakyReadoutFixed(_ReadoutBase, _ReadoutFixedArith):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     o: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     predictions: np.ndarray = LavaPyType(np.ndarray, np.int32)
     n_done: np.ndarray = LavaPyType(np.ndarray, np.int32)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._d = decay_to_int(self.proc_params["kappa"])
-
-    def _integrate(self, a_in: np.ndarray) -> None:
-        o = decay(self.o, self._d) + (a_in.astype(np.int64) << ACT_SHIFT)
-        self.o[:] = wrap24(o)
 
 
 class ErrorUnit(LearningNeuronProcess, AbstractProcess):
@@ -197,30 +215,27 @@ class ErrorUnit(LearningNeuronProcess, AbstractProcess):
 ERROR_FUNCTIONS = ("softmax", "identity")
 
 
-class _ErrorBase(PyLoihiProcessModel):
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
+class _ErrorStep:
+    """The error unit's step; the arithmetic mixins provide ``_error``, ``_silent`` and
+    ``_third_factor``."""
+
+    def _setup_error(self) -> None:
         p = self.proc_params
         self._interval, self._offset = p["interval"], p["offset"]
         self._t0, self._t1 = p["window_start"], p["window_end"]
         self._scale, self._f = p["scale"], p["f"]
         self._rule = p["rule"]
 
-    def run_spk(self) -> None:
-        o = self.o_in.recv()
-        label = int(np.asarray(self.label_in.recv()).ravel()[0])
-        self.a_third_factor_in.recv()
+    def _error_step(self, o: np.ndarray, label: int):
+        """The error to send for potentials ``o`` and ``label`` (zeros outside the
+        window or while not learning), and its third factors (y1, bap)."""
         t = _sample_step(self.time_step, self._interval, self._offset)
         if self.learn[0] and self._t0 <= t < self._t1:
             encoded = self._error(o, label)
         else:
             encoded = self._silent(o.shape)
-        self.err_out.send(encoded)
         y1, bap = self._third_factor(encoded)
-        self.s_out_bap.send(bap)
-        self.s_out_y1.send(y1)
-        self.s_out_y2.send(np.zeros_like(y1))
-        self.s_out_y3.send(np.zeros_like(y1))
+        return encoded, y1, bap
 
     def _real_error(self, z: np.ndarray, label: int) -> np.ndarray:
         """(f(z) - onehot) · scale on real values."""
@@ -229,14 +244,9 @@ class _ErrorBase(PyLoihiProcessModel):
         return err * self._scale
 
 
-@implements(proc=ErrorUnit, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyErrorUnitFloat(_ErrorBase, LearningNeuronModelFloat):
-    o_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+class _ErrorFloatArith:
+    def _setup_error_arith(self) -> None:
+        pass
 
     def _error(self, o: np.ndarray, label: int) -> np.ndarray:
         return self._real_error(np.asarray(o, dtype=float), label)
@@ -250,17 +260,8 @@ class PyErrorUnitFloat(_ErrorBase, LearningNeuronModelFloat):
         return np.abs(err) / self._rule.s1 / Y_DECAY, err > 0
 
 
-@implements(proc=ErrorUnit, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyErrorUnitFixed(_ErrorBase, LearningNeuronModelFixed):
-    o_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
-    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
+class _ErrorFixedArith:
+    def _setup_error_arith(self) -> None:
         p = self.proc_params
         self._in_unit = (p["in_unit"] if p["in_unit"] is not None
                          else 2.0 ** -(ACT_SHIFT + p["precision"]))
@@ -287,3 +288,48 @@ class PyErrorUnitFixed(_ErrorBase, LearningNeuronModelFixed):
         m, k = self._m
         y1 = np.minimum((np.abs(err.astype(np.int64)) * m) >> k, TRACE_MAX).astype(np.int32)
         return y1, err > 0
+
+
+class _ErrorBase(_ErrorStep):
+    def _setup(self) -> None:
+        self._setup_error()
+        self._setup_error_arith()
+
+    def run_spk(self) -> None:
+        o = self.o_in.recv()
+        label = int(np.asarray(self.label_in.recv()).ravel()[0])
+        self.a_third_factor_in.recv()
+        encoded, y1, bap = self._error_step(o, label)
+        self.err_out.send(encoded)
+        self.s_out_bap.send(bap)
+        self.s_out_y1.send(y1)
+        self.s_out_y2.send(np.zeros_like(y1))
+        self.s_out_y3.send(np.zeros_like(y1))
+
+
+@implements(proc=ErrorUnit, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyErrorUnitFloat(_ErrorBase, _ErrorFloatArith, LearningNeuronModelFloat):
+    o_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup()
+
+
+@implements(proc=ErrorUnit, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyErrorUnitFixed(_ErrorBase, _ErrorFixedArith, LearningNeuronModelFixed):
+    o_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    err_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup()

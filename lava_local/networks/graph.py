@@ -147,18 +147,43 @@ class GraphContext:
     def readout_offset(self) -> int:
         return 2 + self.net.n_hidden + 1
 
-    def signal_dense(self, weights: np.ndarray, name: str):
-        """A fixed Dense carrying graded signals through real ``weights`` (float: as
-        they are; fixed: 8-bit mantissas with ``weight_exp = -p``, so the output stays in
-        the input's units)."""
-        from lava.proc.dense.process import Dense
-
+    def signal_form(self, weights: np.ndarray) -> dict:
+        """A fixed projection of graded signals through real ``weights`` in the
+        backend's units (float: as they are; fixed: 8-bit mantissas with
+        ``weight_exp = -p``, so the output stays in the input's units)."""
         if self.fixed:
             pb = weight_precision(weights)
-            return Dense(weights=quantize_weights(weights, pb), weight_exp=-pb,
-                         num_message_bits=8, name=name)
-        return Dense(weights=np.asarray(weights, dtype=float), num_message_bits=24,
-                     name=name)
+            return {"weights": quantize_weights(weights, pb), "weight_exp": -pb,
+                    "num_message_bits": 8}
+        return {"weights": np.asarray(weights, dtype=float), "weight_exp": 0,
+                "num_message_bits": 24}
+
+    def signal_dense(self, weights: np.ndarray, name: str):
+        """A Dense carrying graded signals through real ``weights``
+        (:meth:`signal_form`)."""
+        from lava.proc.dense.process import Dense
+
+        form = self.signal_form(weights)
+        if not self.fixed:
+            form.pop("weight_exp")
+        return Dense(**form, name=name)
+
+    def send_signal(self, src, l: int, weights: np.ndarray, name: str) -> None:
+        """Project the graded signals of port ``src`` through ``weights`` into hidden
+        layer l's learning signal: into its own projection when the layer was built
+        with these weights (a :class:`~lava_local.processes.LearningLIFLayer` with
+        ``signal_weights``), else through a :meth:`signal_dense` into its
+        ``a_third_factor_in``."""
+        neuron = self.neurons[l]
+        if getattr(neuron, "proc_params", {}).get("signal_weights") is not None:
+            if not np.array_equal(neuron.proc_params["signal_weights"],
+                                  self.signal_form(weights)["weights"]):
+                raise ValueError(f"layer {l} was built with other signal weights")
+            src.connect(neuron.signal_in)
+            return
+        dense = self.signal_dense(weights, name)
+        src.connect(dense.s_in)
+        dense.a_out.connect(neuron.a_third_factor_in)
 
 
 @dataclass
@@ -407,6 +432,12 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         if ly["kind"] != "conv" and len(ly["in_lava"]) == 3:     # a map into a Dense
             src = src.reshape((int(np.prod(ly["in_lava"])),))
         if fused:
+            sw = parts.signal_weights(ctx, l)
+            signal = {}
+            if sw is not None:
+                form = ctx.signal_form(sw)
+                signal = {"signal_weights": form["weights"],
+                          "signal_exp": form["weight_exp"]}
             layer = LearningLIFLayer(
                 weights=w_back[l].copy(), weight_exp=w_exp[l],
                 learning_rule=rule.learning_rule(rng_seed + l), name=f"layer{l}",
@@ -414,7 +445,7 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
                 gamma=net.gamma, v_th=net.v_th, surrogate=net.surrogate, rule=rule,
                 precision=neuron_p[l], delta_unit=parts.delta_unit(ctx, l),
                 reset_interval=interval, reset_offset=ctx.layer_offset(l),
-                **parts.neuron_options(ctx, l))
+                **parts.neuron_options(ctx, l), **signal)
             src.connect(layer.s_in)
             src = layer.s_out
             ctx.neurons.append(layer)

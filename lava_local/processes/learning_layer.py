@@ -39,6 +39,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import LearningDense
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 from lava_local.processes.learning_dense import (
     FastLearningDenseBitApproximate,
@@ -74,10 +75,18 @@ class LearningLIFLayer(LearningDense):
     reset_interval, reset_offset, psi_lag, n_active
         As for :class:`~lava_local.processes.STLLRNeuron`; ``rule`` (the product-series
         rule object) must be the one ``learning_rule`` was made from.
+    signal_weights, signal_exp : optional
+        A fixed projection of graded signals into the learning signal, built in (the
+        Dense that would otherwise feed ``a_third_factor_in``: weights in the
+        backend's units, weight exponent; graded inputs): its port ``signal_in`` is then
+        (C,), and its neurons take ``signal_weights · signal_in`` of the step before as
+        their learning signal, as through that Dense (``a_third_factor_in`` unused).
     """
 
     def __init__(self, *, weights: np.ndarray, learning_rule, gamma: float, v_th: float,
-                 rule, weight_exp: int = 0, name: str | None = None, **kwargs):
+                 rule, weight_exp: int = 0, name: str | None = None,
+                 signal_weights: np.ndarray | None = None, signal_exp: int = 0,
+                 **kwargs):
         unknown = set(kwargs) - set(NEURON_DEFAULTS) - {"trace_reset_interval",
                                                         "trace_reset_offset"}
         if unknown:
@@ -90,10 +99,19 @@ class LearningLIFLayer(LearningDense):
         if neuron["psi_lag"] not in (0, 1):
             raise ValueError(f"psi_lag must be 0 or 1, got {neuron['psi_lag']}")
         syn = {k: v for k, v in kwargs.items() if k not in NEURON_DEFAULTS}
+        if signal_weights is not None:
+            signal_weights = np.asarray(signal_weights)
+            if signal_weights.ndim != 2 or signal_weights.shape[0] != weights.shape[0]:
+                raise ValueError("signal_weights must be (N_post, C) with N_post = "
+                                 f"{weights.shape[0]}, got {signal_weights.shape}")
         super().__init__(weights=weights, learning_rule=learning_rule,
                          weight_exp=weight_exp, name=name, gamma=gamma, v_th=v_th,
-                         rule=rule, **neuron, **syn)
+                         rule=rule, signal_weights=signal_weights, signal_exp=signal_exp,
+                         **neuron, **syn)
         shape = (weights.shape[0],)
+        # (a model's ports exist in every instance: unused without signal_weights)
+        n_sig = signal_weights.shape[1] if signal_weights is not None else 1
+        self.signal_in = InPort(shape=(n_sig,))
         self.a_third_factor_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -110,11 +128,21 @@ class _LayerStep(_STLLRNeuronBase):
         if not self._one_step_fits():
             raise ValueError("LearningLIFLayer runs 3-factor rules with t_epoch = 1 and "
                              "binary pre spikes only")
+        w = self.proc_params.get("signal_weights")
+        self._signal_w = None if w is None else self._signal_matrix(w)
+        self._signal_buff = np.zeros(self.proc_params["shape"][0], self._a_dtype)
 
     def run_spk(self) -> None:
-        # 1. the neuron, driven by the synapse's output of the step before
+        # 1. the neuron, driven by the synapse's output of the step before and the
+        # learning signal (through the built-in projection: its output of the step
+        # before, as a Dense delivers it)
         a_in = np.zeros(self.a_buff.shape, self._a_dtype) + self.a_buff
-        spikes, y1, y2, bap = self._neuron_step(a_in, self.a_third_factor_in.recv())
+        if self._signal_w is None:
+            delta = self.a_third_factor_in.recv()
+        else:
+            delta = np.zeros(self.a_buff.shape, self._a_dtype) + self._signal_buff
+            self._signal_buff = self._project_signal(self.signal_in.recv())
+        spikes, y1, y2, bap = self._neuron_step(a_in, delta)
         self.s_out.send(spikes)
         # 2. the synapse: its traces are reset at a sample's first step, then take this
         # step's pre spikes and the neuron's post traces, then the engine learns
@@ -139,11 +167,20 @@ class PyLearningLIFLayerFloat(_LayerStep, _FloatArith, FastLearningDenseFloat):
     u: np.ndarray = LavaPyType(np.ndarray, float)
     y: np.ndarray = LavaPyType(np.ndarray, float)
     h: np.ndarray = LavaPyType(np.ndarray, float)
+    signal_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     _a_dtype = float
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self._setup_layer()
+
+    @staticmethod
+    def _signal_matrix(w: np.ndarray) -> np.ndarray:
+        return np.asarray(w, dtype=float)
+
+    def _project_signal(self, s: np.ndarray) -> np.ndarray:
+        """PyDenseModelFloat with graded inputs."""
+        return self._signal_w.dot(np.zeros(s.shape, dtype=bool) + s)
 
 
 @implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
@@ -162,11 +199,29 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     y: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
     h: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    signal_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=8)
     _a_dtype = np.int32
 
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self._setup_layer()
+
+    @staticmethod
+    def _signal_matrix(w: np.ndarray) -> np.ndarray:
+        """PyDenseModelBitAcc's weights at its first step: clipped and truncated to
+        8 bits in their sign mode."""
+        w = np.asarray(w, dtype=np.int32)
+        sign_mode = determine_sign_mode(w)
+        w = clip_weights(w, sign_mode, num_bits=8)
+        return truncate_weights(w, sign_mode, 8)
+
+    def _project_signal(self, s: np.ndarray) -> np.ndarray:
+        """PyDenseModelBitAcc with graded inputs: the product shifted by the weight
+        exponent, in the int32 of its output port."""
+        acc = self._signal_w.dot(s)
+        e = self.proc_params["signal_exp"]
+        out = np.left_shift(acc, e) if e > 0 else np.right_shift(acc, -e)
+        return out.astype(np.int32)
 
 
 class LearningReadout(LearningDense):

@@ -358,6 +358,12 @@ class GraphParts:
         (:class:`~lava_local.processes.STLLRNeuron`)."""
         return {}
 
+    def signal_weights(self, ctx, l: int):
+        """The real matrix through which :meth:`attach` will project graded signals
+        into hidden layer l's learning signal with ``ctx.send_signal``, or None; a
+        simulated graph then builds that projection into the layer's process."""
+        return None
+
     def readout_decay(self, net) -> float:
         """Per-step decay of the readout synapses' pre trace (their eligibility)."""
         return net.kappa

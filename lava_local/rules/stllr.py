@@ -337,13 +337,14 @@ class DFAParts(EligibilityParts):
         super().__init__(params, record)
         self.feedback = feedback
 
+    def signal_weights(self, ctx, l: int):
+        return self.feedback[l]
+
     def attach(self, ctx) -> None:
         for l, fb in enumerate(self.feedback):
             if not ctx.learns[l]:       # frozen (graded inputs, conv)
                 continue
-            dense = ctx.signal_dense(fb, f"feedback{l}")
-            ctx.error.err_out.connect(dense.s_in)
-            dense.a_out.connect(ctx.neurons[l].a_third_factor_in)
+            ctx.send_signal(ctx.error.err_out, l, fb, f"feedback{l}")
 
 
 class STLLRGraph(GraphLearning):

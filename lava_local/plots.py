@@ -212,19 +212,23 @@ def plot_speed(res: dict, path: Path) -> Path:
 
 def plot_lava_speed(results: list[dict], path: Path) -> Path:
     """Lava steps/s of the inference graph (grey) and of each learning graph with
-    lava-local's ProcessModels (blue) and Lava's stock LearningDense models (red), float
-    and fixed, one panel per net; the dashed lines are half the inference graph's speed
-    (the target)."""
+    lava-local's ProcessModels (blue), lava-local's with every synapse and neuron its own
+    process (orange) and Lava's stock LearningDense models (red), float and fixed, one
+    panel per net; the dashed lines are half the inference graph's speed (the
+    target)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 3.8), squeeze=False)
     for ax, res in zip(axes[0], results):
         rows = [r for r in res["rows"] if "skipped" not in r]
         names = [f"{r['backend'][4:]}\n{'inference' if r['mode'] == 'none' else r['mode']}"
-                 + ("\n(Lava's models)" if r["models"] != "lava-local" else "")
+                 + ("" if r["models"] == "lava-local" else
+                    "\n(Lava's models)" if r["models"] == "Lava's stock" else
+                    "\n(separate processes)")
                  for r in rows]
         ax.bar(names, [r["steps_per_second"] for r in rows],
                color=["C7" if r["mode"] == "none" else
-                      "C0" if r["models"] == "lava-local" else "C3" for r in rows])
+                      "C0" if r["models"] == "lava-local" else
+                      "C3" if r["models"] == "Lava's stock" else "C1" for r in rows])
         for b in {r["backend"] for r in rows}:
             inf = next(r["steps_per_second"] for r in rows
                        if r["backend"] == b and r["mode"] == "none")

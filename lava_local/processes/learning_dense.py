@@ -1,18 +1,25 @@
 """Faster ProcessModels for Lava's ``LearningDense`` (bit-identical results).
 
-Four costs of Lava's learning engine are removed without changing its arithmetic:
+Costs of Lava's learning engine removed without changing its arithmetic:
 
 - it evaluates every trace at every dependency's spike time with
   ``x_history[tx, 0].diagonal()``-style expressions that build N_pre × N_pre (or
   N_post × N_pre) temporaries for all 15 trace/dependency pairs; here the same values are
   gathered by direct indexing, only for the pairs the rule uses;
 - the float engine evaluates the rule's expression with the ``asteval`` interpreter; here
-  the same compiled expression runs with Python's ``eval`` (same operations, same order);
+  each product runs as the same chain of multiplications with Python's ``eval`` of its
+  factors, in place once it has its full shape, and the products are summed in the same
+  order (same operations, same floats);
 - the bit-approximate engine starts every product from an N_post × N_pre array of ones
   and multiplies full-size arrays factor by factor; here the integer factors (exact in
   int32 for 7-bit traces and 4-bit mantissas) are multiplied in their broadcast shapes
-  and only then expanded, before the engine's shifts, clips and accumulation, which are
-  kept as they are;
+  and only then expanded, and the engine's shifts, clips and accumulation run in place;
+- with t_epoch = 1 (every rule of lava-local) the general epoch code — trace histories
+  over the epoch, spike-time searches, multi-spike impulses, the stacking of traces — is
+  a fixed sequence of a few operations (:class:`_OneStep`), run with the engine's own
+  decay, impulse and rounding functions and random streams;
+- the engine updates every synapse every step; here only the block of synapses the
+  rule's products can change (:func:`active_block`);
 - the runtime adds a learning phase (a round trip to every process of the graph) to
   every step; here the learning arithmetic runs at the end of the spiking phase
   (:class:`_LearnInSpikingPhase`), so a learning graph steps like an inference graph.

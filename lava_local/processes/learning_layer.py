@@ -62,6 +62,19 @@ NEURON_DEFAULTS = {"lam_post": 0.2, "post_form": "paper", "surrogate": "triangle
                    "reset_offset": 0, "psi_lag": 0, "n_active": 0}
 
 
+def _refuse(proc, error: Exception):
+    """Raise ``error`` from a Process's ``__init__`` before Lava's own has run (so that
+    the half-made Process's ``__del__``, which stops its runtime, finds none)."""
+    object.__setattr__(proc, "_runtime", None)
+    raise error
+
+
+def _check_one_step(proc, learning_rule) -> None:
+    if learning_rule.t_epoch != 1:
+        _refuse(proc, ValueError(f"{type(proc).__name__} learns every step (t_epoch = 1), "
+                                 f"got t_epoch = {learning_rule.t_epoch}"))
+
+
 class LearningLIFLayer(LearningDense):
     """A ``LearningDense`` and the S-TLLR learning neurons it feeds, as one process
     (see module doc).
@@ -90,20 +103,19 @@ class LearningLIFLayer(LearningDense):
         unknown = set(kwargs) - set(NEURON_DEFAULTS) - {"trace_reset_interval",
                                                         "trace_reset_offset"}
         if unknown:
-            raise TypeError(f"LearningLIFLayer got unknown parameters {sorted(unknown)}")
-        if learning_rule.t_epoch != 1:
-            raise ValueError("LearningLIFLayer learns every step (t_epoch = 1), got "
-                             f"t_epoch = {learning_rule.t_epoch}")
+            _refuse(self, TypeError(f"LearningLIFLayer got unknown parameters "
+                                    f"{sorted(unknown)}"))
+        _check_one_step(self, learning_rule)
         neuron = {**NEURON_DEFAULTS, **{k: v for k, v in kwargs.items()
                                         if k in NEURON_DEFAULTS}}
         if neuron["psi_lag"] not in (0, 1):
-            raise ValueError(f"psi_lag must be 0 or 1, got {neuron['psi_lag']}")
+            _refuse(self, ValueError(f"psi_lag must be 0 or 1, got {neuron['psi_lag']}"))
         syn = {k: v for k, v in kwargs.items() if k not in NEURON_DEFAULTS}
         if signal_weights is not None:
             signal_weights = np.asarray(signal_weights)
             if signal_weights.ndim != 2 or signal_weights.shape[0] != weights.shape[0]:
-                raise ValueError("signal_weights must be (N_post, C) with N_post = "
-                                 f"{weights.shape[0]}, got {signal_weights.shape}")
+                _refuse(self, ValueError("signal_weights must be (N_post, C) with N_post = "
+                                         f"{weights.shape[0]}, got {signal_weights.shape}"))
         super().__init__(weights=weights, learning_rule=learning_rule,
                          weight_exp=weight_exp, name=name, gamma=gamma, v_th=v_th,
                          rule=rule, signal_weights=signal_weights, signal_exp=signal_exp,
@@ -249,9 +261,7 @@ class LearningReadout(LearningDense):
                  n_samples: int, scale: float = 1.0, precision: int = 7,
                  weight_exp: int = 0, name: str | None = None,
                  trace_reset_interval: int = 0, trace_reset_offset: int = 0):
-        if learning_rule.t_epoch != 1:
-            raise ValueError("LearningReadout learns every step (t_epoch = 1), got "
-                             f"t_epoch = {learning_rule.t_epoch}")
+        _check_one_step(self, learning_rule)
         super().__init__(weights=weights, learning_rule=learning_rule,
                          weight_exp=weight_exp, name=name, rule=rule, kappa=kappa,
                          interval=interval, offset=offset, window_start=window_start,

@@ -1,5 +1,7 @@
 """The faster LearningDense appliers give exactly Lava's results."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from lava.magma.core.learning.learning_rule_applier import (
@@ -47,3 +49,87 @@ def test_eval_float_applier_equals_lavas():
         w = rng.normal(size=(7, 5))
         np.testing.assert_array_equal(_EvalApplierFloat(ps).apply(w, **args),
                                       LearningRuleApplierFloat(ps).apply(w, **args))
+
+
+#: Product series beyond S-TLLR's: constants added to traces and synaptic variables,
+#: sign factors, the tags as factors, every dependency, constant-only products.
+GENERAL_SERIES = [
+    "2^-2*x0*sgn(w)*y2 + 3*y0*(x1 + 2)*y2 - u0*w*2^-3",
+    "x0*sgn(t+3)*y1 - 2*y0*(y2+1)*x2 + 4*u0*t*x1*2^-2 - y3*y0*(d - 2)",
+    "2^-1*x0*y1*d - 3*u0 + 2*y0*x1*y3*2^2",
+]
+
+
+def general_args(rng, n_post, n_pre, integer, p_zero=0.4):
+    """Arguments for every name a series can read, with many exact zeros (the active
+    block's case)."""
+    def draw(shape):
+        v = rng.integers(-140, 140, shape) if integer else rng.normal(size=shape)
+        return np.where(rng.random(shape) < p_zero, 0, v)
+
+    args = dict(shape=(n_post, n_pre), x0=rng.random((1, n_pre)) < 0.5,
+                y0=rng.random((n_post, 1)) < 0.5, u=1, np=np,
+                weights=draw((n_post, n_pre)), tag_1=draw((n_post, n_pre)),
+                tag_2=draw((n_post, n_pre)))
+    for dep, x_shape, y_shape in (("u", (1, n_pre), (n_post, 1)),
+                                  ("x0", (1, n_pre), (n_post, 1)),
+                                  ("y0", (1, n_pre), (n_post, 1))):
+        for k in ("x1", "x2"):
+            args[f"{k}_{dep}"] = draw(x_shape)
+        for k in ("y1", "y2", "y3"):
+            args[f"{k}_{dep}"] = draw(y_shape)
+    return args
+
+
+def _series(dw: str):
+    from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+
+    rule = Loihi3FLearningRule(dw=dw, x1_impulse=16, x1_tau=10, x2_impulse=16, x2_tau=2,
+                               t_epoch=1)
+    return rule.active_product_series["dw"]
+
+
+@pytest.mark.parametrize("dw", GENERAL_SERIES)
+def test_appliers_equal_lavas_on_general_series(dw):
+    """The in-place float applier and the broadcast bit-approximate one against Lava's
+    own, on series with constants, signs, tags and constant-only products."""
+    rng = np.random.default_rng(2)
+    ps = _series(dw)
+    for _ in range(10):
+        args = general_args(rng, 6, 9, integer=False)
+        w = rng.normal(size=(6, 9))
+        np.testing.assert_array_equal(_EvalApplierFloat(ps).apply(w, **args),
+                                      LearningRuleApplierFloat(ps).apply(w, **args))
+        args = general_args(rng, 6, 9, integer=True)
+        acc = rng.integers(-256, 256, (6, 9)) << 7
+        np.testing.assert_array_equal(_BroadcastApplierBitApprox(ps).apply(acc.copy(), **args),
+                                      LearningRuleApplierBitApprox(ps).apply(acc.copy(), **args))
+
+
+@pytest.mark.parametrize("dw", [*GENERAL_SERIES, "S-TLLR"])
+def test_active_block_holds_every_nonzero_product(dw):
+    """Every product of the series, evaluated on its own by Lava's applier, is zero
+    outside the block; for a series whose products are outer products of per-pre and
+    per-post pieces (S-TLLR's), the block is exactly the union of their supports."""
+    from lava_local.processes.learning_dense import active_block, block_plan
+
+    rng = np.random.default_rng(3)
+    ps = (OnChipSTLLR(eta=2 ** -3, mode="float").learning_rule(0).active_product_series["dw"]
+          if dw == "S-TLLR" else _series(dw))
+    plan = block_plan(ps.products)
+    for _ in range(20):
+        args = general_args(rng, 7, 11, integer=False, p_zero=0.6)
+        rows, cols = active_block(ps.products, args, (7, 11), plan)
+        rows2, cols2 = active_block(ps.products, args, (7, 11))     # plan made inside
+        assert np.array_equal(rows, rows2) and np.array_equal(cols, cols2)
+        inside = np.zeros((7, 11), dtype=bool)
+        inside[np.ix_(rows, cols)] = True
+        support = np.zeros((7, 11), dtype=bool)
+        for prod in ps.products:
+            val = LearningRuleApplierFloat(SimpleNamespace(products=[prod])).apply(
+                np.zeros((7, 11)), **args)
+            assert not np.any(val[~inside]), "a product is non-zero outside the block"
+            support |= np.broadcast_to(val, (7, 11)) != 0
+        if dw == "S-TLLR":
+            assert np.array_equal(np.flatnonzero(support.any(1)), rows)
+            assert np.array_equal(np.flatnonzero(support.any(0)), cols)

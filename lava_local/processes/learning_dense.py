@@ -51,6 +51,7 @@ from lava.magma.core.learning.learning_rule_applier import (
     LearningRuleApplierBitApprox,
     LearningRuleApplierFloat,
 )
+from lava.magma.core.learning.utils import stochastic_round
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.models import (
@@ -267,6 +268,11 @@ def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str])
     return out
 
 
+#: Weight matrices of at most this many synapses learn without a block: finding it
+#: costs more than it saves.
+SMALL_BLOCK = 2048
+
+
 class _ActiveBlock:
     """Apply a weight rule only to the block of synapses it can change this step.
 
@@ -287,7 +293,7 @@ class _ActiveBlock:
 
         w = self.weights
         if (list(self._learning_rule_appliers) != ["weights"] or not self._full_pass_done
-                or isinstance(w, csr_matrix) or min(w.shape) < 2):
+                or isinstance(w, csr_matrix) or min(w.shape) < 2 or w.size <= SMALL_BLOCK):
             super()._apply_learning_rules(x_traces_history, y_traces_history)
             self._full_pass_done = True
             return
@@ -372,16 +378,27 @@ class _OneStep:
 
 class _OneStepFloat(_OneStep):
     def _one_step_histories(self, x, y, spiked, bap):
-        """The float engine's ``_compute_trace_histories`` for one step."""
-        x_hist = np.full((2,) + x.shape, np.nan)
-        y_hist = np.full((2,) + y.shape, np.nan)
-        x_hist[0], y_hist[0] = x, y
-        for hist, cur, taus, imp, spk in ((x_hist, x, self._x_taus, self._x_impulses, spiked),
-                                          (y_hist, y, self._y_taus, self._y_impulses, bap)):
-            nz = taus != 0
-            hist[1][nz] = self._decay_trace(cur[nz], 1, taus[nz][:, np.newaxis])
-            hist[1][:, spk] += imp[:, np.newaxis]
-        return x_hist, y_hist
+        """The float engine's ``_compute_trace_histories`` for one step: row 0 the
+        traces, row 1 decayed by ``exp(-1/τ)`` (rows with τ = 0 stay NaN, as Lava's)
+        plus the impulses of this step's spikes."""
+        decays = getattr(self, "_one_step_decays", None)
+        if decays is None:
+            decays = self._one_step_decays = [
+                (taus != 0, np.exp(-1 / taus[taus != 0][:, np.newaxis]),
+                 imp[:, np.newaxis]) for taus, imp in ((self._x_taus, self._x_impulses),
+                                                       (self._y_taus, self._y_impulses))]
+        hists = []
+        for cur, spk, (nz, dec, imp) in zip((x, y), (spiked, bap), decays):
+            hist = np.empty((2,) + cur.shape)
+            hist[0] = cur
+            if nz.all():
+                np.multiply(dec, cur, out=hist[1])
+            else:
+                hist[1] = np.nan
+                hist[1][nz] = dec * cur[nz]
+            np.add(hist[1], imp, out=hist[1], where=spk[np.newaxis, :])
+            hists.append(hist)
+        return hists[0], hists[1]
 
     def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
         """The Dense's output for the next step (binary spikes)."""
@@ -390,24 +407,33 @@ class _OneStepFloat(_OneStep):
 
 class _OneStepFixed(_OneStep):
     def _one_step_histories(self, x, y, spiked, bap):
-        """The bit-approximate engine's ``_compute_trace_histories`` for one step."""
-        x_hist = np.zeros((2,) + x.shape, dtype=int)
-        y_hist = np.zeros((2,) + y.shape, dtype=int)
-        x_hist[0], y_hist[0] = x, y
-        for hist, cur, taus, rnd, imp_int, imp_frac, spk in (
-                (x_hist, x, self._x_taus, self._x_random, self._x_impulses_int,
-                 self._x_impulses_frac, spiked),
-                (y_hist, y, self._y_taus, self._y_random, self._y_impulses_int,
-                 self._y_impulses_frac, bap)):
-            nz = taus != 0
-            hist[1][nz] = self._decay_trace(cur[nz], 1, taus[nz][:, np.newaxis],
-                                            rnd.random_trace_decay)
+        """The bit-approximate engine's ``_compute_trace_histories`` for one step: row
+        1 the traces decayed by ``exp(-1/τ)`` with stochastic rounding (rows with τ = 0
+        stay 0), then the impulses of this step's spikes added with stochastic rounding
+        and saturated — the engine's ``_decay_trace`` and ``_add_impulse`` with the
+        decay factors worked out once."""
+        decays = getattr(self, "_one_step_decays", None)
+        if decays is None:
+            decays = self._one_step_decays = [
+                (taus != 0, np.exp(-1 / taus[taus != 0][:, np.newaxis]),
+                 imp_int[:, np.newaxis], imp_frac[:, np.newaxis])
+                for taus, imp_int, imp_frac in (
+                    (self._x_taus, self._x_impulses_int, self._x_impulses_frac),
+                    (self._y_taus, self._y_impulses_int, self._y_impulses_frac))]
+        hists = []
+        for cur, spk, rnd, (nz, dec, imp_int, imp_frac) in zip(
+                (x, y), (spiked, bap), (self._x_random, self._y_random), decays):
+            hist = np.zeros((2,) + cur.shape, dtype=int)
+            hist[0] = cur
+            decayed = dec * cur[nz]
+            frac = decayed % 1
+            hist[1][nz] = stochastic_round(np.floor(decayed), rnd.random_trace_decay, frac)
             if spk.any():
                 hist[1][:, spk] = self._add_impulse(hist[1][:, spk],
                                                     rnd.random_impulse_addition,
-                                                    imp_int[:, np.newaxis],
-                                                    imp_frac[:, np.newaxis])
-        return x_hist, y_hist
+                                                    imp_int, imp_frac)
+            hists.append(hist)
+        return hists[0], hists[1]
 
     def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
         """PyLearningDenseModelBitApproximate's Dense part (binary spikes): weights

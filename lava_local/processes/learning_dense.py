@@ -449,14 +449,19 @@ class _OneStepFixed(_OneStep):
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):
-    """Lava's float applier, evaluated product by product with fewer temporaries.
+    """Lava's float applier, evaluated product by product with fewer full-size
+    operations.
 
     Lava evaluates the series as one expression, ``w + (s1 * dep1 * f11 * f12 ...
     + s2 * dep2 * f21 ...)``, left to right. Here each product is the same chain of
     multiplications in the same order (each factor's own sub-expression, e.g.
     ``(x1_u + (1))`` or ``np.sign(...)``, compiled from Lava's string), multiplying in
     place once the product has its full shape, and the products are summed in the same
-    order: the same operations on the same values, so the same floats.
+    order, then added to ``w`` (a + b = b + a exactly). A 0/1 dependency (x0, y0) is
+    multiplied into the first factor of its own shape instead of into the scale: where
+    it is 1 the chain is then the same multiplications of the same values (s · 1 = s),
+    where it is 0 both give a zero — one full-size product fewer per product. The
+    results are the same floats, up to the sign of a zero.
     """
 
     def __init__(self, product_series) -> None:
@@ -472,9 +477,17 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
         env = {"np": np}
         total = None
         for scale, dep, factors in self._plan:
-            v = scale * applier_args[dep]
-            for code in factors:
-                f = eval(code, env, applier_args)  # noqa: S307
+            d = applier_args[dep]
+            fs = [eval(code, env, applier_args) for code in factors]  # noqa: S307
+            v = None
+            if isinstance(d, np.ndarray):
+                k = next((i for i, f in enumerate(fs) if np.shape(f) == d.shape), None)
+                if k is not None:
+                    fs[k] = fs[k] * d
+                    v = scale
+            if v is None:
+                v = scale * d
+            for f in fs:
                 if isinstance(v, np.ndarray) and v.shape == np.broadcast_shapes(
                         v.shape, np.shape(f)):
                     np.multiply(v, f, out=v)      # v is this product's own array
@@ -487,6 +500,9 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                 total += v
             else:
                 total = total + v
+        if (isinstance(total, np.ndarray) and total.dtype == float
+                and total.shape == np.shape(init_accumulator)):
+            return np.add(total, init_accumulator, out=total)
         return init_accumulator + total
 
 

@@ -532,14 +532,33 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
     def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
         lo, hi = -(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1
         shape = applier_args["shape"]
+        col_shape, row_shape = (shape[0], 1), (1, shape[1])
         result = init_accumulator if not self._plan else None
         clip = np.core.umath.clip
         for dep, mant, factors, right, left in self._plan:
-            cur = np.asarray(applier_args[dep]).astype(np.int32) * mant
+            # the int32 product of the dependency, the mantissa and the clipped factors,
+            # grouped per-post x per-pre x per-synapse (int32 products wrap modulo 2^32,
+            # so any grouping gives the same numbers as Lava's left-to-right one)
+            small, col, row, full = mant, None, None, []
+            pieces = [np.asarray(applier_args[dep]).astype(np.int32)]
             for factor, f_lo, f_hi in factors:
                 val = self._compute_factor(dep, factor, applier_args)
-                cur = cur * clip(val, f_lo, f_hi).astype(np.int32)
-            cur = np.broadcast_to(cur, shape).astype(np.int32)
+                pieces.append(np.asarray(clip(val, f_lo, f_hi)).astype(np.int32))
+            for p in pieces:
+                if p.size == 1:
+                    small = small * p
+                elif p.shape == col_shape:
+                    col = p if col is None else col * p
+                elif p.shape == row_shape:
+                    row = p if row is None else row * p
+                else:
+                    full.append(p)
+            cur = small
+            for p in (col, row, *full):
+                if p is not None:
+                    cur = cur * p
+            cur = np.broadcast_to(cur, shape).astype(np.int32) \
+                if np.shape(cur) != shape or cur.dtype != np.int32 else cur
             np.right_shift(cur, right, out=cur)
             np.left_shift(cur, left, out=cur)
             clip(cur, lo, hi, out=cur)

@@ -208,38 +208,53 @@ LAVA_MODELS = ("lava-local", "lava-local, separate processes", "Lava's stock")
 
 def lava_speed(net, data, n_samples: int, modes: list[str] | None = None,
                backends=("sim-float", "sim-fixed"), stock: tuple[str, ...] = ("stllr-dfa",),
-               progress: bool = True) -> dict:
+               repeats: int = 1, progress: bool = True) -> dict:
     """Steps per second of ``net``'s inference graph and of each on-graph learning mode
     (default: every mode of the registry; one that cannot run on this net is listed
     with its reason), float and fixed, on the first ``n_samples`` of ``data``; the
     modes in ``stock`` also with every synapse and neuron its own process, with
     lava-local's and with Lava's own LearningDense ProcessModels (:data:`LAVA_MODELS`:
-    the speed-up of one process per layer, and of lava-local's bit-identical models)."""
+    the speed-up of one process per layer, and of lava-local's bit-identical models).
+    With ``repeats`` > 1 every graph runs that many times, round robin (so that a
+    drift of the machine hits all alike), and the median counts."""
     from tqdm.auto import tqdm
 
     from .networks.graph import build_graph
     from .rules import graph_modes
     from .torch.train import RunError
 
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
     modes = list(graph_modes()) if modes is None else modes
     jobs = [(b, m, LAVA_MODELS[0]) for b in backends for m in ["none", *modes]]
     jobs += [(b, m, k) for b in backends for m in modes if m in stock
              for k in LAVA_MODELS[1:]]
-    rows, inference = [], {}
-    for backend, mode, models in tqdm(jobs, desc="lava graphs", disable=not progress):
-        row = {"backend": backend, "mode": mode, "models": models}
-        try:
-            graph = build_graph(net, data, backend=backend, learn=mode, n_samples=n_samples,
-                                fuse_layers=models == LAVA_MODELS[0])
-        except (ValueError, RunError) as e:      # a mode that cannot run on this net
-            rows.append({**row, "skipped": str(e)})
-            continue
-        graph.stock_models = models == LAVA_MODELS[2]
-        sps = graph.run().steps_per_second
-        if mode == "none":
-            inference[backend] = sps
-        rows.append({**row, "steps_per_second": sps,
-                     "ratio_to_inference": sps / inference[backend]})
+    rows = [{"backend": b, "mode": m, "models": k, "runs": []} for b, m, k in jobs]
+    with tqdm(total=len(jobs) * repeats, desc="lava graphs", disable=not progress) as bar:
+        for _ in range(repeats):
+            for row in rows:
+                bar.update()
+                if "skipped" in row:
+                    continue
+                try:
+                    graph = build_graph(net, data, backend=row["backend"], learn=row["mode"],
+                                        n_samples=n_samples,
+                                        fuse_layers=row["models"] == LAVA_MODELS[0])
+                except (ValueError, RunError) as e:   # a mode that cannot run on this net
+                    row["skipped"] = str(e)
+                    row.pop("runs")
+                    continue
+                graph.stock_models = row["models"] == LAVA_MODELS[2]
+                row["runs"].append(graph.run().steps_per_second)
+    inference = {}
+    for row in rows:
+        if "runs" in row:
+            row["steps_per_second"] = float(np.median(row["runs"]))
+            if row["mode"] == "none":
+                inference[row["backend"]] = row["steps_per_second"]
+    for row in rows:
+        if "runs" in row:
+            row["ratio_to_inference"] = row["steps_per_second"] / inference[row["backend"]]
     for r in rows:
         if r["models"] != LAVA_MODELS[0] and "steps_per_second" in r:
             fast = next((f for f in rows if f["backend"] == r["backend"]
@@ -248,7 +263,7 @@ def lava_speed(net, data, n_samples: int, modes: list[str] | None = None,
             if fast is not None:
                 r["fast_over_this"] = fast["steps_per_second"] / r["steps_per_second"]
     return {"net": "-".join(map(str, net.layer_sizes)), "n_steps": net.n_steps,
-            "samples": n_samples, "rows": rows}
+            "samples": n_samples, "repeats": repeats, "rows": rows}
 
 
 def lava_speed_table(res: dict) -> tuple[list[str], list[list[str]]]:

@@ -371,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trained run to time (default: the demo net, trained here, and "
                         "an untrained N-MNIST-size 2312-200-10 net on random spikes)")
     b.add_argument("--samples", type=int, default=20, help="samples per graph (default: 20)")
+    b.add_argument("--repeats", type=int, default=1,
+                   help="runs of every graph, round robin; the median counts (default: 1)")
     b.add_argument("--learn", default="all",
                    help="learning modes: all or a comma list (see `lava-local rules`)")
     b.add_argument("--out", type=Path, default=None, help="write lava-speed.json/.png here")
@@ -605,6 +607,8 @@ def _bench_lava_speed(args) -> int:
 
     if args.samples < 1:
         raise RunError("--samples must be >= 1")
+    if args.repeats < 1:
+        raise RunError("--repeats must be >= 1")
     modes = None if args.learn == "all" else [m.strip() for m in args.learn.split(",")]
     bad = [m for m in modes or [] if m not in graph_modes()]
     if bad:
@@ -629,9 +633,10 @@ def _bench_lava_speed(args) -> int:
         nets.append(synthetic_net(2312, (200,), 10, net.n_steps, args.samples))
     results = []
     for net, data in nets:
-        res = lava_speed(net, data, min(args.samples, len(data)), modes, progress=progress)
+        res = lava_speed(net, data, min(args.samples, len(data)), modes,
+                         repeats=args.repeats, progress=progress)
         print(f"\nLava steps/s, net {res['net']}, T={res['n_steps']}, {res['samples']} "
-              "samples\n")
+              f"samples, median of {res['repeats']} run(s) per graph\n")
         print(format_table(*lava_speed_table(res)))
         results.append(res)
     if out is not None:

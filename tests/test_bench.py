@@ -55,9 +55,12 @@ def test_bench_lava_speed_command(tmp_path, capsys):
           progress=False)
     out = tmp_path / "lava"
     assert main(["bench", "lava-speed", "--run", str(run), "--samples", "2", "--learn",
-                 "stllr-dfa", "--no-progress", "--out", str(out)]) == 0
+                 "stllr-dfa", "--repeats", "2", "--no-progress", "--out", str(out)]) == 0
     assert "ratio to inference" in capsys.readouterr().out
     (res,) = json.loads((out / "lava-speed.json").read_text())
+    assert res["repeats"] == 2
+    for r in res["rows"]:       # the median of the graph's two runs
+        assert len(r["runs"]) == 2 and r["steps_per_second"] == np.median(r["runs"])
     got = {(r["backend"], r["mode"], r["models"]) for r in res["rows"]}
     assert got == {(b, m, "lava-local") for b in ("sim-float", "sim-fixed")
                    for m in ("none", "stllr-dfa")} | \
@@ -69,6 +72,8 @@ def test_bench_lava_speed_command(tmp_path, capsys):
             assert r["fast_over_this"] > 0
     assert (out / "lava-speed.png").stat().st_size > 0
     assert main(["bench", "lava-speed", "--run", str(run), "--learn", "nope",
+                 "--no-progress"]) == 2
+    assert main(["bench", "lava-speed", "--run", str(run), "--repeats", "0",
                  "--no-progress"]) == 2
 
 

@@ -432,8 +432,8 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
         if ly["kind"] != "conv" and len(ly["in_lava"]) == 3:     # a map into a Dense
             src = src.reshape((int(np.prod(ly["in_lava"])),))
         if fused:
-            sw = parts.signal_weights(ctx, l)
-            signal = {}
+            sw, local = parts.signal_weights(ctx, l), parts.local_error(ctx, l)
+            signal = {} if local is None else {"local_error": local}
             if sw is not None:
                 form = ctx.signal_form(sw)
                 signal = {"signal_weights": form["weights"],

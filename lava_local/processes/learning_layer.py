@@ -94,12 +94,19 @@ class LearningLIFLayer(LearningDense):
         backend's units, weight exponent; graded inputs): its port ``signal_in`` is then
         (C,), and its neurons take ``signal_weights · signal_in`` of the step before as
         their learning signal, as through that Dense (``a_third_factor_in`` unused).
+    local_error : dict, optional
+        The layer's own error path, built in (``GraphParts.local_error``: TESS): its
+        spikes through ``fwd_weights`` (binary inputs, ``fwd_exp``) into an
+        :class:`~lava_local.processes.ErrorUnit` (settings ``unit``, label on the port
+        ``label_in``), the error through ``back_weights`` (graded, ``back_exp``) into the
+        learning signal — each projection one step late, as the separate Dense processes
+        deliver them.
     """
 
     def __init__(self, *, weights: np.ndarray, learning_rule, gamma: float, v_th: float,
                  rule, weight_exp: int = 0, name: str | None = None,
                  signal_weights: np.ndarray | None = None, signal_exp: int = 0,
-                 **kwargs):
+                 local_error: dict | None = None, **kwargs):
         unknown = set(kwargs) - set(NEURON_DEFAULTS) - {"trace_reset_interval",
                                                         "trace_reset_offset"}
         if unknown:
@@ -116,10 +123,18 @@ class LearningLIFLayer(LearningDense):
             if signal_weights.ndim != 2 or signal_weights.shape[0] != weights.shape[0]:
                 _refuse(self, ValueError("signal_weights must be (N_post, C) with N_post = "
                                          f"{weights.shape[0]}, got {signal_weights.shape}"))
+        if signal_weights is not None and local_error is not None:
+            _refuse(self, ValueError("give signal_weights or local_error, not both"))
+        if local_error is not None:
+            missing = {"fwd_weights", "fwd_exp", "unit", "back_weights", "back_exp"} \
+                - set(local_error)
+            if missing:
+                _refuse(self, ValueError(f"local_error lacks {sorted(missing)}"))
         super().__init__(weights=weights, learning_rule=learning_rule,
                          weight_exp=weight_exp, name=name, gamma=gamma, v_th=v_th,
                          rule=rule, signal_weights=signal_weights, signal_exp=signal_exp,
-                         **neuron, **syn)
+                         local_error=local_error, **neuron, **syn)
+        self.label_in = InPort(shape=(1,))          # used with local_error only
         shape = (weights.shape[0],)
         # (a model's ports exist in every instance: unused without signal_weights)
         n_sig = signal_weights.shape[1] if signal_weights is not None else 1
@@ -131,6 +146,26 @@ class LearningLIFLayer(LearningDense):
         self.h = Var(shape=shape, init=0)
 
 
+class _LocalUnit(_ErrorStep):
+    """An :class:`~lava_local.processes.ErrorUnit`'s step inside another process:
+    its own settings, always learning, the host's time step."""
+
+    def __init__(self, proc_params: dict) -> None:
+        self.proc_params = proc_params
+        self.learn = np.ones(1, dtype=np.int32)
+        self.time_step = 0
+        self._setup_error()
+        self._setup_error_arith()
+
+
+class _LocalUnitFloat(_LocalUnit, _ErrorFloatArith):
+    pass
+
+
+class _LocalUnitFixed(_LocalUnit, _ErrorFixedArith):
+    pass
+
+
 class _LayerStep(_STLLRNeuronBase):
     """One step of the layer: the neuron, then the synapse and its learning engine."""
 
@@ -140,22 +175,39 @@ class _LayerStep(_STLLRNeuronBase):
         if not self._one_step_fits():
             raise ValueError("LearningLIFLayer runs 3-factor rules with t_epoch = 1 and "
                              "binary pre spikes only")
-        w = self.proc_params.get("signal_weights")
+        p = self.proc_params
+        w = p.get("signal_weights")
         self._signal_w = None if w is None else self._signal_matrix(w)
-        self._signal_buff = np.zeros(self.proc_params["shape"][0], self._a_dtype)
+        self._signal_buff = np.zeros(p["shape"][0], self._a_dtype)
+        self._local = None
+        if p.get("local_error") is not None:
+            le = p["local_error"]
+            unit = self._unit_class({**le["unit"], "rule": None})
+            self._local = (self._signal_matrix(le["fwd_weights"]), le["fwd_exp"], unit,
+                           self._signal_matrix(le["back_weights"]), le["back_exp"])
+            self._fwd_buff = np.zeros(np.shape(le["fwd_weights"])[0], self._a_dtype)
 
     def run_spk(self) -> None:
         # 1. the neuron, driven by the synapse's output of the step before and the
         # learning signal (through the built-in projection: its output of the step
         # before, as a Dense delivers it)
         a_in = np.zeros(self.a_buff.shape, self._a_dtype) + self.a_buff
-        if self._signal_w is None:
+        if self._signal_w is None and self._local is None:
             delta = self.a_third_factor_in.recv()
         else:
             delta = np.zeros(self.a_buff.shape, self._a_dtype) + self._signal_buff
-            self._signal_buff = self._project_signal(self.signal_in.recv())
+            if self._signal_w is not None:
+                self._signal_buff = self._project(self._signal_w, self.signal_in.recv(),
+                                                  self.proc_params["signal_exp"])
         spikes, y1, y2, bap = self._neuron_step(a_in, delta)
         self.s_out.send(spikes)
+        if self._local is not None:     # the layer's own error path (TESS)
+            fwd, fwd_exp, unit, back, back_exp = self._local
+            o = np.zeros(self._fwd_buff.shape, self._a_dtype) + self._fwd_buff
+            self._fwd_buff = self._project_spikes(fwd, spikes.astype(bool), fwd_exp)
+            unit.time_step = self.time_step
+            err, _, _ = unit._error_step(o, int(np.asarray(self.label_in.recv()).ravel()[0]))
+            self._signal_buff = self._project(back, err, back_exp)
         # 2. the synapse: its traces are reset at a sample's first step, then take this
         # step's pre spikes and the neuron's post traces, then the engine learns
         self._reset_traces_if_due()
@@ -186,13 +238,24 @@ class PyLearningLIFLayerFloat(_LayerStep, _FloatArith, FastLearningDenseFloat):
         super().__init__(proc_params)
         self._setup_layer()
 
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    _unit_class = _LocalUnitFloat
+
     @staticmethod
     def _signal_matrix(w: np.ndarray) -> np.ndarray:
-        return np.asarray(w, dtype=float)
+        # C order, as a Dense's weights Var holds it (a product's summation order
+        # follows the layout)
+        return np.ascontiguousarray(w, dtype=float)
 
-    def _project_signal(self, s: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _project(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
         """PyDenseModelFloat with graded inputs."""
-        return self._signal_w.dot(np.zeros(s.shape, dtype=bool) + s)
+        return w.dot(np.zeros(s.shape, dtype=bool) + s)
+
+    @staticmethod
+    def _project_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """PyDenseModelFloat with binary inputs."""
+        return w[:, s].sum(axis=1)
 
 
 @implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
@@ -212,6 +275,8 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
     y: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
     h: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     signal_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=8)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    _unit_class = _LocalUnitFixed
     _a_dtype = np.int32
 
     def __init__(self, proc_params: dict) -> None:
@@ -222,17 +287,24 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
     def _signal_matrix(w: np.ndarray) -> np.ndarray:
         """PyDenseModelBitAcc's weights at its first step: clipped and truncated to
         8 bits in their sign mode."""
-        w = np.asarray(w, dtype=np.int32)
+        w = np.ascontiguousarray(w, dtype=np.int32)
         sign_mode = determine_sign_mode(w)
         w = clip_weights(w, sign_mode, num_bits=8)
         return truncate_weights(w, sign_mode, 8)
 
-    def _project_signal(self, s: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _project(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
         """PyDenseModelBitAcc with graded inputs: the product shifted by the weight
         exponent, in the int32 of its output port."""
-        acc = self._signal_w.dot(s)
-        e = self.proc_params["signal_exp"]
-        out = np.left_shift(acc, e) if e > 0 else np.right_shift(acc, -e)
+        acc = w.dot(np.zeros(s.shape, dtype=bool) + s)
+        out = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
+        return out.astype(np.int32)
+
+    @staticmethod
+    def _project_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """PyDenseModelBitAcc with binary inputs."""
+        acc = w[:, s].sum(axis=1)
+        out = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
         return out.astype(np.int32)
 
 

@@ -364,6 +364,16 @@ class GraphParts:
         simulated graph then builds that projection into the layer's process."""
         return None
 
+    def local_error(self, ctx, l: int):
+        """Hidden layer l's own error path, if the mode's signal for it is one — its
+        spikes through a fixed projection into an error unit (with the label), the
+        error through a second projection into the third factor: a dict of
+        ``fwd_weights``, ``fwd_exp``, ``unit`` (the :class:`~lava_local.processes
+        .ErrorUnit` settings), ``back_weights``, ``back_exp`` in the backend's units;
+        None otherwise. A simulated graph then builds it into the layer's process
+        (:meth:`attach` then connects the label only)."""
+        return None
+
     def readout_decay(self, net) -> float:
         """Per-step decay of the readout synapses' pre trace (their eligibility)."""
         return net.kappa

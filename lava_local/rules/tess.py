@@ -144,36 +144,58 @@ class TESSParts(EligibilityParts):
     def delta_unit(self, ctx, l: int) -> float:
         return error_unit(1.0 / ctx.n_win)
 
-    def attach(self, ctx) -> None:
+    def _local_path(self, ctx, l: int) -> dict:
+        """Hidden layer l's local error path in the backend's units: the forward
+        projection (spikes -> unit), the error unit's settings, the back projection
+        (errors -> third factor)."""
         import numpy as np
+
+        sign = self.signs[l]
+        c, n = sign.shape
+        scale = 1.0 / ctx.n_win
+        if ctx.fixed:   # even 8-bit mantissas (MIXED sign mode keeps them whole)
+            fwd, fwd_exp = (2 * sign).astype(np.int32), -1
+            back, back_exp, bits = (2 * sign.T).astype(np.int32), -1, 8
+        else:
+            fwd, fwd_exp = sign / n, 0
+            back, back_exp, bits = sign.T.astype(float), 0, 24
+        unit = {"interval": ctx.interval, "offset": ctx.layer_offset(l) + 1,
+                "window_start": ctx.window_start, "window_end": ctx.n_steps,
+                "scale": scale, "f": self.f, "in_unit": 1.0 / n,
+                "out_unit": error_unit(scale), "precision": ctx.big_p}
+        return {"fwd_weights": fwd, "fwd_exp": fwd_exp, "unit": unit,
+                "back_weights": back, "back_exp": back_exp, "back_bits": bits}
+
+    def local_error(self, ctx, l: int):
+        path = self._local_path(ctx, l)
+        path.pop("back_bits")
+        return path
+
+    def attach(self, ctx) -> None:
         from lava.proc.dense.process import Dense
 
         from ..processes import ErrorUnit
 
-        scale = 1.0 / ctx.n_win
-        for l, sign in enumerate(self.signs):
+        for l in range(len(self.signs)):
             if not ctx.learns[l]:       # frozen (graded inputs, conv)
                 continue
-            c, n = sign.shape
-            if ctx.fixed:   # even 8-bit mantissas (MIXED sign mode keeps them whole)
-                fwd = Dense(weights=(2 * sign).astype(np.int32), weight_exp=-1,
-                            name=f"tess_proj{l}")
-                back = Dense(weights=(2 * sign.T).astype(np.int32), weight_exp=-1,
-                             num_message_bits=8, name=f"tess_back{l}")
-            else:
-                fwd = Dense(weights=sign / n, name=f"tess_proj{l}")
-                back = Dense(weights=sign.T.astype(float), num_message_bits=24,
-                             name=f"tess_back{l}")
-            unit = ErrorUnit(shape=(c,), interval=ctx.interval,
-                             offset=ctx.layer_offset(l) + 1, window_start=ctx.window_start,
-                             window_end=ctx.n_steps, scale=scale, f=self.f,
-                             in_unit=1.0 / n, out_unit=error_unit(scale),
-                             precision=ctx.big_p, name=f"tess_unit{l}")
-            ctx.neurons[l].s_out.connect(fwd.s_in)
+            layer = ctx.neurons[l]
+            if getattr(layer, "proc_params", {}).get("local_error") is not None:
+                ctx.loader.ground_truth.connect(layer.label_in)    # the path is built in
+                continue
+            path = self._local_path(ctx, l)
+            fwd_exp = {"weight_exp": path["fwd_exp"]} if ctx.fixed else {}
+            back_exp = {"weight_exp": path["back_exp"]} if ctx.fixed else {}
+            fwd = Dense(weights=path["fwd_weights"], name=f"tess_proj{l}", **fwd_exp)
+            back = Dense(weights=path["back_weights"], num_message_bits=path["back_bits"],
+                         name=f"tess_back{l}", **back_exp)
+            unit = ErrorUnit(shape=(self.signs[l].shape[0],), **path["unit"],
+                             name=f"tess_unit{l}")
+            layer.s_out.connect(fwd.s_in)
             fwd.a_out.connect(unit.o_in)
             ctx.loader.ground_truth.connect(unit.label_in)
             unit.err_out.connect(back.s_in)
-            back.a_out.connect(ctx.neurons[l].a_third_factor_in)
+            back.a_out.connect(layer.a_third_factor_in)
 
 
 class TESSGraph(GraphLearning):

@@ -274,16 +274,19 @@ SMALL_BLOCK = 2048
 
 
 class _ActiveBlock:
-    """Apply a weight rule only to the block of synapses it can change this step.
+    """Apply each synaptic variable's rule only to the block of synapses it can change
+    this step.
 
     The engine evaluates every product over all N_post x N_pre synapses and then
     accumulates, (stochastically) rounds and saturates them all. Outside the block of
-    :func:`active_block` every product is 0, so there the accumulator holds the weight
-    itself: exact rounding (no fraction) and saturation (the weight is in range) leave it
-    unchanged. Here the same applier and the same rounding and saturation run on the
-    block only, with the same scalar random number: the same weights, bit for bit. The
-    first update runs over all synapses (it saturates weights given out of range), and
-    rules that also learn tags or delays always do.
+    :func:`active_block` every product is 0, so there the accumulator holds the variable
+    itself: exact rounding (no fraction: the accumulator's extra bits are the variable's
+    own shift) and saturation (the value is in range) leave it unchanged. Here the same
+    applier and the same rounding and saturation run on the block only, with the same
+    scalar random number: the same weights and tags, bit for bit. Every variable's
+    update reads the values from before the step (the engine's order), so with several
+    variables (a rule that learns tags) each block is written into a copy. The first
+    update runs over all synapses (it saturates values given out of range).
     """
 
     _full_pass_done = False
@@ -292,26 +295,35 @@ class _ActiveBlock:
         from scipy.sparse import csr_matrix
 
         w = self.weights
-        if (list(self._learning_rule_appliers) != ["weights"] or not self._full_pass_done
-                or isinstance(w, csr_matrix) or min(w.shape) < 2 or w.size <= SMALL_BLOCK):
+        if (not self._full_pass_done or isinstance(w, csr_matrix) or min(w.shape) < 2
+                or w.size <= SMALL_BLOCK):
             super()._apply_learning_rules(x_traces_history, y_traces_history)
             self._full_pass_done = True
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
-        applier = self._learning_rule_appliers["weights"]
-        products = applier._product_series.products
-        if getattr(self, "_block_plan", None) is None:
-            self._block_plan = block_plan(products)
-        rows, cols = active_block(products, args, w.shape, self._block_plan)
-        if rows.size == 0 or cols.size == 0:
-            return
-        if rows.size * cols.size > 0.5 * w.size:    # gathering would cost more: all of it
-            self.weights = self._update_block(applier, w, args)
-            return
-        block = np.ix_(rows, cols)
-        w[block] = self._update_block(applier, w[block],
-                                      _block_args(args, w.shape, rows, cols,
-                                                  _referenced(products)))
+        plans = self.__dict__.setdefault("_block_plans", {})
+        several = len(self._learning_rule_appliers) > 1
+        new = {}
+        for name, applier in self._learning_rule_appliers.items():
+            var = getattr(self, name)
+            products = applier._product_series.products
+            plan = plans.get(name)
+            if plan is None:
+                plan = plans[name] = block_plan(products)
+            rows, cols = active_block(products, args, var.shape, plan)
+            if rows.size == 0 or cols.size == 0:
+                continue
+            if rows.size * cols.size > 0.5 * var.size:  # gathering would cost more
+                new[name] = self._update_block(applier, var, args, name)
+                continue
+            block = np.ix_(rows, cols)
+            out = var.copy() if several else var
+            out[block] = self._update_block(applier, var[block],
+                                            _block_args(args, var.shape, rows, cols,
+                                                        _referenced(products)), name)
+            new[name] = out
+        for name, value in new.items():
+            setattr(self, name, value)
 
 
 class _OneStep:
@@ -581,9 +593,9 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
 
-    def _update_block(self, applier, w, args):
-        """The float engine's update of a block of weights."""
-        return self._saturate_synaptic_variable("weights", applier.apply(w, **args))
+    def _update_block(self, applier, w, args, name: str = "weights"):
+        """The float engine's update of a block of a synaptic variable."""
+        return self._saturate_synaptic_variable(name, applier.apply(w, **args))
 
 
 @implements(proc=LearningDense, protocol=LoihiProtocol)
@@ -598,11 +610,10 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
     def _create_learning_rule_applier(self, product_series):
         return _BroadcastApplierBitApprox(product_series)
 
-    def _update_block(self, applier, w, args):
-        """The bit-approximate engine's update of a block of weights: accumulate in the
-        accumulator's units, saturate, round stochastically, back to weight units,
-        saturate."""
-        name = "weights"
+    def _update_block(self, applier, w, args, name: str = "weights"):
+        """The bit-approximate engine's update of a block of a synaptic variable:
+        accumulate in the accumulator's units, saturate, round stochastically, back to
+        the variable's units, saturate."""
         shift = W_ACCUMULATOR_S - W_SYN_VAR_S[name]
         v = applier.apply(w << shift, **args)
         v = self._saturate_synaptic_variable_accumulator(name, v)

@@ -46,6 +46,10 @@ def test_layer_checks_its_parameters():
         _layer(lam_pots=0.3)
     with pytest.raises(ValueError, match="signal_weights must be"):
         _layer(signal_weights=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="not both"):
+        _layer(signal_weights=np.ones((4, 2)), local_error={})
+    with pytest.raises(ValueError, match="local_error lacks"):
+        _layer(local_error={"fwd_weights": np.ones((2, 4))})
     with pytest.raises(ValueError, match="psi_lag"):
         _layer(psi_lag=2)
     slow = Loihi3FLearningRule(dw="x0*y1", x1_impulse=16, x1_tau=10, t_epoch=2)
@@ -79,3 +83,22 @@ def test_learning_graph_fuses_each_learning_layer(trained, backend):
     ctx = fused.ctx
     with pytest.raises(ValueError, match="other signal weights"):
         ctx.send_signal(ctx.error.err_out, 0, np.ones((net.layer_sizes[1], 10)), "x")
+
+
+def test_tess_graph_builds_each_layers_error_path_in(trained):
+    """TESS's per-layer path (projection, error unit, back projection) is inside each
+    fused layer, which takes the label; the separate graph has the three processes per
+    layer (their numbers are equal: the stock-models test)."""
+    from lava_local.networks.graph import build_graph
+
+    _, _, net, test, _ = trained
+    fused = build_graph(net, test, "sim-fixed", learn="tess", n_samples=1)
+    for layer in fused.denses[:-1]:
+        le = layer.proc_params["local_error"]
+        assert le["fwd_weights"].shape == (10, layer.weights.shape[0])
+        assert le["back_weights"].shape == (layer.weights.shape[0], 10)
+        assert le["unit"]["f"] == "identity" and len(layer.label_in.in_connections) == 1
+    apart = build_graph(net, test, "sim-fixed", learn="tess", n_samples=1, fuse_layers=False)
+    names = {p.name for n in apart.ctx.neurons for p in
+             (c.process for c in n.s_out.out_connections)}
+    assert {f"tess_proj{l}" for l in range(net.n_hidden)} <= names

@@ -506,53 +506,48 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
             eta=eta, alpha_pre=1.0, alpha_post=0.0, lam_pre=parts.readout_decay(net),
             lam_post=0.0, mode=ctx.mode, weight_precision=precs[-1],
             delta_max=1.0 / ctx.n_win, psi_max=1.0)
-        dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
-                                  learning_rule=rule_out.learning_rule(rng_seed + L),
-                                  name="dense_out", **reset_at(ctx.readout_offset - 1))
-    else:
-        dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="dense_out")
     if len(layers[-1]["in_lava"]) == 3:
         src = src.reshape((int(np.prod(layers[-1]["in_lava"])),))
+    timing = {"interval": interval, "offset": ctx.readout_offset,
+              "window_start": net.window_start, "window_end": T}
     if out_learns and fuse_layers and backend != "loihi2":
         # the readout's synapses, readout and error unit in one process (same numbers)
         out = LearningReadout(
             weights=w_back[-1].copy(), weight_exp=w_exp[-1], name="readout",
             learning_rule=rule_out.learning_rule(rng_seed + L), rule=rule_out,
-            kappa=net.kappa, interval=interval, offset=ctx.readout_offset,
-            window_start=net.window_start, window_end=T, n_samples=n,
-            scale=1.0 / ctx.n_win, precision=big_p, **reset_at(ctx.readout_offset - 1))
+            kappa=net.kappa, n_samples=n, scale=1.0 / ctx.n_win, precision=big_p,
+            **timing, **reset_at(ctx.readout_offset - 1))
         denses.append(out)
         src.connect(out.s_in)
         ctx.loader.ground_truth.connect(out.label_in)
         ctx.readout = ctx.error = out
-        parts.attach(ctx)
-        return _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n,
-                               dataset, engine)
-    denses.append(dense_out)
-    src.connect(dense_out.s_in)
-    ctx.readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa,
-                               interval=interval, offset=ctx.readout_offset,
-                               window_start=net.window_start, window_end=T, n_samples=n,
-                               precision=big_p)
-    dense_out.a_out.connect(ctx.readout.a_in)
+    else:
+        if out_learns:
+            dense_out = LearningDense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
+                                      learning_rule=rule_out.learning_rule(rng_seed + L),
+                                      name="dense_out", **reset_at(ctx.readout_offset - 1))
+        else:
+            dense_out = Dense(weights=w_back[-1].copy(), weight_exp=w_exp[-1],
+                              name="dense_out")
+        denses.append(dense_out)
+        src.connect(dense_out.s_in)
+        ctx.readout = LeakyReadout(shape=(w_back[-1].shape[0],), kappa=net.kappa,
+                                   n_samples=n, precision=big_p, **timing)
+        dense_out.a_out.connect(ctx.readout.a_in)
+        if learning:
+            err = ErrorUnit(shape=(w_back[-1].shape[0],), scale=1.0 / ctx.n_win,
+                            precision=big_p, rule=rule_out, **timing)
+            ctx.readout.o_out.connect(err.o_in)
+            if rule_out is not None:
+                for a, b in ((err.s_out_bap, dense_out.s_in_bap),
+                             (err.s_out_y1, dense_out.s_in_y1),
+                             (err.s_out_y2, dense_out.s_in_y2),
+                             (err.s_out_y3, dense_out.s_in_y3)):
+                    a.connect(b)
+            ctx.loader.ground_truth.connect(err.label_in)
+            ctx.error = err
     if learning:
-        err = ErrorUnit(shape=(w_back[-1].shape[0],), interval=interval,
-                        offset=ctx.readout_offset, window_start=net.window_start,
-                        window_end=T, scale=1.0 / ctx.n_win, precision=big_p, rule=rule_out)
-        ctx.readout.o_out.connect(err.o_in)
-        if rule_out is not None:
-            for a, b in ((err.s_out_bap, dense_out.s_in_bap), (err.s_out_y1, dense_out.s_in_y1),
-                         (err.s_out_y2, dense_out.s_in_y2), (err.s_out_y3, dense_out.s_in_y3)):
-                a.connect(b)
-        ctx.loader.ground_truth.connect(err.label_in)
-        ctx.error = err
         parts.attach(ctx)
-    return _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n, dataset,
-                           engine)
-
-
-def _learning_graph(ctx, denses, parts, eta, reset_traces, idle, graded, n, dataset,
-                    engine) -> LavaGraph:
     record = ({**parts.record(), "eta": eta, "reset_traces": reset_traces,
                "idle_steps": idle, "frozen": ["dense0 (graded inputs)"] if graded else []}
               if parts else None)

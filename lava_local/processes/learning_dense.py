@@ -59,7 +59,7 @@ from lava.proc.dense.models import (
     PyLearningDenseModelFloat,
 )
 from lava.proc.dense.process import LearningDense
-from lava.utils.weightutils import truncate_weights
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 _X = {"x1": 0, "x2": 1}
 _Y = {"y1": 0, "y2": 1, "y3": 2}
@@ -307,9 +307,9 @@ class _ActiveBlock:
         for name, applier in self._learning_rule_appliers.items():
             var = getattr(self, name)
             products = applier._product_series.products
-            plan = plans.get(name)
-            if plan is None:
-                plan = plans[name] = block_plan(products)
+            if name not in plans:
+                plans[name] = (block_plan(products), _referenced(products))
+            plan, referenced = plans[name]
             rows, cols = active_block(products, args, var.shape, plan)
             if rows.size == 0 or cols.size == 0:
                 continue
@@ -320,7 +320,7 @@ class _ActiveBlock:
             out = var.copy() if several else var
             out[block] = self._update_block(applier, var[block],
                                             _block_args(args, var.shape, rows, cols,
-                                                        _referenced(products)), name)
+                                                        referenced), name)
             new[name] = out
         for name, value in new.items():
             setattr(self, name, value)
@@ -414,7 +414,24 @@ class _OneStepFloat(_OneStep):
 
     def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
         """The Dense's output for the next step (binary spikes)."""
-        return self.weights[:, s_in].sum(axis=1)
+        return self._dense_spikes(self.weights, s_in, 0)
+
+    # PyDenseModelFloat's arithmetic, for the projections fused models build in
+    @staticmethod
+    def _dense_matrix(w: np.ndarray) -> np.ndarray:
+        """A Dense's weights as its Var holds them (C order: a product's summation
+        order follows the layout)."""
+        return np.ascontiguousarray(w, dtype=float)
+
+    @staticmethod
+    def _dense_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """Output for binary input spikes ``s`` (bool)."""
+        return w[:, s].sum(axis=1)
+
+    @staticmethod
+    def _dense_graded(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """Output for graded inputs."""
+        return w.dot(np.zeros(s.shape, dtype=bool) + s)
 
 
 class _OneStepFixed(_OneStep):
@@ -455,9 +472,31 @@ class _OneStepFixed(_OneStep):
             self.weights = truncate_weights(self.weights, sign_mode=self.sign_mode,
                                             num_weight_bits=self.num_weight_bits)
             self.weights_set = True
-        a_accum = self.weights[:, s_in].sum(axis=1)
-        return (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
-                else np.right_shift(a_accum, -self.weight_exp))
+        return _shift(self.weights[:, s_in].sum(axis=1), self.weight_exp)
+
+    # PyDenseModelBitAcc's arithmetic, for the projections fused models build in
+    @staticmethod
+    def _dense_matrix(w: np.ndarray) -> np.ndarray:
+        """A Dense's weights at its first step: int32, clipped and truncated to 8 bits
+        in their sign mode."""
+        w = np.ascontiguousarray(w, dtype=np.int32)
+        sign_mode = determine_sign_mode(w)
+        return truncate_weights(clip_weights(w, sign_mode, num_bits=8), sign_mode, 8)
+
+    @staticmethod
+    def _dense_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """Output for binary input spikes ``s`` (bool), in its int32 output port."""
+        return _shift(w[:, s].sum(axis=1), exp).astype(np.int32)
+
+    @staticmethod
+    def _dense_graded(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+        """Output for graded inputs, in its int32 output port."""
+        return _shift(w.dot(np.zeros(s.shape, dtype=bool) + s), exp).astype(np.int32)
+
+
+def _shift(acc: np.ndarray, exp: int) -> np.ndarray:
+    """A bit-accurate Dense's accumulated input scaled by its weight exponent."""
+    return np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):

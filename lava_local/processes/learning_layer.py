@@ -39,7 +39,6 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import LearningDense
-from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 from lava_local.processes.learning_dense import (
     FastLearningDenseBitApproximate,
@@ -177,14 +176,14 @@ class _LayerStep(_STLLRNeuronBase):
                              "binary pre spikes only")
         p = self.proc_params
         w = p.get("signal_weights")
-        self._signal_w = None if w is None else self._signal_matrix(w)
+        self._signal_w = None if w is None else self._dense_matrix(w)
         self._signal_buff = np.zeros(p["shape"][0], self._a_dtype)
         self._local = None
         if p.get("local_error") is not None:
             le = p["local_error"]
             unit = self._unit_class({**le["unit"], "rule": None})
-            self._local = (self._signal_matrix(le["fwd_weights"]), le["fwd_exp"], unit,
-                           self._signal_matrix(le["back_weights"]), le["back_exp"])
+            self._local = (self._dense_matrix(le["fwd_weights"]), le["fwd_exp"], unit,
+                           self._dense_matrix(le["back_weights"]), le["back_exp"])
             self._fwd_buff = np.zeros(np.shape(le["fwd_weights"])[0], self._a_dtype)
 
     def run_spk(self) -> None:
@@ -197,17 +196,17 @@ class _LayerStep(_STLLRNeuronBase):
         else:
             delta = np.zeros(self.a_buff.shape, self._a_dtype) + self._signal_buff
             if self._signal_w is not None:
-                self._signal_buff = self._project(self._signal_w, self.signal_in.recv(),
-                                                  self.proc_params["signal_exp"])
+                self._signal_buff = self._dense_graded(self._signal_w, self.signal_in.recv(),
+                                                       self.proc_params["signal_exp"])
         spikes, y1, y2, bap = self._neuron_step(a_in, delta)
         self.s_out.send(spikes)
         if self._local is not None:     # the layer's own error path (TESS)
             fwd, fwd_exp, unit, back, back_exp = self._local
             o = np.zeros(self._fwd_buff.shape, self._a_dtype) + self._fwd_buff
-            self._fwd_buff = self._project_spikes(fwd, spikes.astype(bool), fwd_exp)
+            self._fwd_buff = self._dense_spikes(fwd, spikes.astype(bool), fwd_exp)
             unit.time_step = self.time_step
             err, _, _ = unit._error_step(o, int(np.asarray(self.label_in.recv()).ravel()[0]))
-            self._signal_buff = self._project(back, err, back_exp)
+            self._signal_buff = self._dense_graded(back, err, back_exp)
         # 2. the synapse: its traces are reset at a sample's first step, then take this
         # step's pre spikes and the neuron's post traces, then the engine learns
         self._reset_traces_if_due()
@@ -241,22 +240,6 @@ class PyLearningLIFLayerFloat(_LayerStep, _FloatArith, FastLearningDenseFloat):
     label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     _unit_class = _LocalUnitFloat
 
-    @staticmethod
-    def _signal_matrix(w: np.ndarray) -> np.ndarray:
-        # C order, as a Dense's weights Var holds it (a product's summation order
-        # follows the layout)
-        return np.ascontiguousarray(w, dtype=float)
-
-    @staticmethod
-    def _project(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
-        """PyDenseModelFloat with graded inputs."""
-        return w.dot(np.zeros(s.shape, dtype=bool) + s)
-
-    @staticmethod
-    def _project_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
-        """PyDenseModelFloat with binary inputs."""
-        return w[:, s].sum(axis=1)
-
 
 @implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
 @requires(CPU)
@@ -282,30 +265,6 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
     def __init__(self, proc_params: dict) -> None:
         super().__init__(proc_params)
         self._setup_layer()
-
-    @staticmethod
-    def _signal_matrix(w: np.ndarray) -> np.ndarray:
-        """PyDenseModelBitAcc's weights at its first step: clipped and truncated to
-        8 bits in their sign mode."""
-        w = np.ascontiguousarray(w, dtype=np.int32)
-        sign_mode = determine_sign_mode(w)
-        w = clip_weights(w, sign_mode, num_bits=8)
-        return truncate_weights(w, sign_mode, 8)
-
-    @staticmethod
-    def _project(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
-        """PyDenseModelBitAcc with graded inputs: the product shifted by the weight
-        exponent, in the int32 of its output port."""
-        acc = w.dot(np.zeros(s.shape, dtype=bool) + s)
-        out = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
-        return out.astype(np.int32)
-
-    @staticmethod
-    def _project_spikes(w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
-        """PyDenseModelBitAcc with binary inputs."""
-        acc = w[:, s].sum(axis=1)
-        out = np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
-        return out.astype(np.int32)
 
 
 class LearningReadout(LearningDense):

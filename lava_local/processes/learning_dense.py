@@ -46,6 +46,7 @@ from lava.magma.core.learning.constants import (
     W_ACCUMULATOR_U,
     W_S_MANT,
     W_SYN_VAR_S,
+    W_SYN_VAR_U,
 )
 from lava.magma.core.learning.learning_rule_applier import (
     LearningRuleApplierBitApprox,
@@ -60,6 +61,15 @@ from lava.proc.dense.models import (
 )
 from lava.proc.dense.process import LearningDense
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+from lava_local.processes.kernels import (
+    as_operand,
+    fits_kernel,
+    fixed_series_kernel,
+    float_series_kernel,
+    kind_of,
+    use_kernel,
+)
 
 _X = {"x1": 0, "x2": 1}
 _Y = {"y1": 0, "y2": 1, "y3": 2}
@@ -291,6 +301,20 @@ class _ActiveBlock:
 
     _full_pass_done = False
 
+    def _build_learning_rule_appliers(self) -> None:
+        """Lava's appliers; where the matrix is given to compiled kernels
+        (:mod:`.kernels`: large enough, numba present, traces one step per epoch) their
+        kernels are compiled (or loaded) here, in the process's start-up, rather than
+        at the first step."""
+        super()._build_learning_rule_appliers()
+        self._kernels = (self._learning_rule.t_epoch == 1
+                         and fits_kernel(tuple(self._shape)))
+        if self._kernels:
+            for name, applier in self._learning_rule_appliers.items():
+                if hasattr(applier, "warm_kernel"):
+                    self._warm_kernel(applier, name,
+                                      fast_trace_kinds(applier._product_series.products))
+
     def _apply_learning_rules(self, x_traces_history, y_traces_history) -> None:
         from scipy.sparse import csr_matrix
 
@@ -313,6 +337,17 @@ class _ActiveBlock:
             rows, cols = active_block(products, args, var.shape, plan)
             if rows.size == 0 or cols.size == 0:
                 continue
+            if getattr(self, "_kernels", False) and hasattr(applier, "update"):
+                # a compiled pass over the block, in place (no gather and scatter);
+                # outside the block the products are 0, so a column loop over every
+                # pre neuron (vectorised) leaves the synapses it adds unchanged
+                var = np.ascontiguousarray(var)
+                value = self._kernel_update(
+                    applier, var.copy() if several else var, var, rows,
+                    None if 3 * cols.size > var.shape[1] else cols, args, name)
+                if value is not None:
+                    new[name] = value
+                    continue
             if rows.size * cols.size > 0.5 * var.size:  # gathering would cost more
                 new[name] = self._update_block(applier, var, args, name)
                 continue
@@ -499,6 +534,32 @@ def _shift(acc: np.ndarray, exp: int) -> np.ndarray:
     return np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
 
 
+_ROWS2 = np.arange(2)
+_ACC_RANGE = (-(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1)
+
+
+def _dummy(kind: str, dtype):
+    """A kernel operand of ``kind`` for a 2 x 2 matrix (to compile a kernel)."""
+    return as_operand(np.zeros((2, 2) if kind == "f" else 2), kind, dtype)
+
+
+def fast_trace_kinds(products) -> list[tuple[str, ...]]:
+    """The kinds (:func:`~lava_local.processes.kernels.kind_of`) of each product's
+    dependency and factors as :class:`_FastTraces` gives them at t_epoch = 1: x0 and the
+    pre traces per pre neuron, y0 and the post traces per post neuron, u and constants
+    scalars, synaptic variables per synapse."""
+    def kind(state_var: str) -> str:
+        if state_var in ("u", "C"):
+            return "s"
+        if state_var in ("x0", "x1", "x2"):
+            return "r"
+        if state_var in ("y0", "y1", "y2", "y3"):
+            return "c"
+        return "f"
+    return [tuple(kind(v) for v in (p.dependency, *(f.state_var for f in p.factors)))
+            for p in products]
+
+
 class _EvalApplierFloat(LearningRuleApplierFloat):
     """Lava's float applier, evaluated product by product with fewer full-size
     operations.
@@ -524,12 +585,44 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                                "eval") for f in product.factors]
             self._plan.append((scale, product.dependency, factors))
 
-    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+    def warm_kernel(self, kinds: list[tuple[str, ...]]) -> None:
+        """Compile (or load from the disk cache) the kernels for operands of ``kinds``
+        (per product: its dependency's and factors' kinds) now, not at the first step."""
+        terms = tuple((scale, k) for (scale, _, _), k in zip(self._plan, kinds))
+        args = [_dummy(k, np.float64) for ks in kinds for k in ks]
+        for all_cols in (True, False):
+            float_series_kernel(terms, all_cols)(np.empty((2, 2)), np.zeros((2, 2)),
+                                                 _ROWS2, _ROWS2, 0.0, *args)
+
+    def _operands(self, applier_args: dict) -> list:
+        """Per product: its scale, its dependency's value and its factors' values."""
         env = {"np": np}
+        return [(scale, applier_args[dep],
+                 [eval(code, env, applier_args) for code in factors])  # noqa: S307
+                for scale, dep, factors in self._plan]
+
+    def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
+               **applier_args) -> None:
+        """``out = acc + series`` on the synapses ``rows`` x ``cols`` (``cols`` None:
+        every pre neuron), in one compiled pass (:mod:`.kernels`): the same operations
+        in the same order as :meth:`apply`. ``out`` may be ``acc`` itself."""
+        terms, args = [], []
+        for scale, d, fs in self._operands(applier_args):
+            kinds = tuple(kind_of(v, acc.shape) for v in (d, *fs))
+            terms.append((scale, kinds))
+            args += [as_operand(v, k, np.float64) for v, k in zip((d, *fs), kinds)]
+        float_series_kernel(tuple(terms), cols is None)(
+            out, acc, rows, _ROWS2 if cols is None else cols, 0.0, *args)
+
+    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+        if use_kernel(init_accumulator, "f"):
+            acc = np.ascontiguousarray(init_accumulator, dtype=np.float64)
+            out = np.empty_like(acc)
+            self.update(out, acc, np.arange(acc.shape[0]), None, **applier_args)
+            return out
+        operands = self._operands(applier_args)
         total = None
-        for scale, dep, factors in self._plan:
-            d = applier_args[dep]
-            fs = [eval(code, env, applier_args) for code in factors]  # noqa: S307
+        for scale, d, fs in operands:
             v = None
             if isinstance(d, np.ndarray):
                 k = next((i for i, f in enumerate(fs) if np.shape(f) == d.shape), None)
@@ -580,21 +673,66 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
             self._plan.append((product.dependency, np.int32(product.s_mantissa), factors,
                                max(0, width - W_ACCUMULATOR_U), product.s_exp))
 
-    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
-        lo, hi = -(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1
-        shape = applier_args["shape"]
-        col_shape, row_shape = (shape[0], 1), (1, shape[1])
-        result = init_accumulator if not self._plan else None
+    def _operands(self, applier_args: dict) -> list:
+        """Per product: its mantissa, its dependency's and clipped factors' int32
+        values, its right and left shifts."""
         clip = np.core.umath.clip
+        operands = []
         for dep, mant, factors, right, left in self._plan:
-            # the int32 product of the dependency, the mantissa and the clipped factors,
-            # grouped per-post x per-pre x per-synapse (int32 products wrap modulo 2^32,
-            # so any grouping gives the same numbers as Lava's left-to-right one)
-            small, col, row, full = mant, None, None, []
             pieces = [np.asarray(applier_args[dep]).astype(np.int32)]
             for factor, f_lo, f_hi in factors:
                 val = self._compute_factor(dep, factor, applier_args)
                 pieces.append(np.asarray(clip(val, f_lo, f_hi)).astype(np.int32))
+            operands.append((mant, pieces, right, left))
+        return operands
+
+    def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
+               finish: tuple | None = None, rand: float = 0.0, **applier_args) -> None:
+        """:meth:`apply` on the synapses ``rows`` x ``cols`` (``cols`` None: every pre
+        neuron) in one compiled pass (:mod:`.kernels`), the same integers, into
+        ``out`` (may be ``acc``); with ``finish`` (:func:`.kernels.fixed_series_source`)
+        the engine's whole update of the variable ``acc`` with the random number
+        ``rand``."""
+        lo, hi = _ACC_RANGE
+        terms, args = [], []
+        for mant, pieces, right, left in self._operands(applier_args):
+            kinds = tuple(kind_of(v, acc.shape) for v in pieces)
+            terms.append((int(mant), kinds, int(right), int(left)))
+            args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
+        fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None)(
+            out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *args)
+
+    def warm_kernel(self, kinds: list[tuple[str, ...]], finish: tuple | None = None) -> None:
+        """Compile (or load from the disk cache) the kernels for operands of ``kinds``
+        (per product: its dependency's and factors' kinds), ``finish``, and int32 or
+        int64 variables now, not at the first step."""
+        lo, hi = _ACC_RANGE
+        terms = tuple((int(mant), k, int(right), int(left))
+                      for (_, mant, _, right, left), k in zip(self._plan, kinds))
+        args = [_dummy(k, np.int64) for ks in kinds for k in ks]
+        for dtype in (np.int32, np.int64):
+            for fin, all_cols in ((None, True), (finish, True), (finish, False)):
+                fixed_series_kernel(terms, lo, hi, fin, all_cols)(
+                    np.empty((2, 2), dtype), np.zeros((2, 2), dtype), _ROWS2, _ROWS2, 0.0,
+                    *args)
+
+    def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
+        lo, hi = _ACC_RANGE
+        shape = applier_args["shape"]
+        col_shape, row_shape = (shape[0], 1), (1, shape[1])
+        result = init_accumulator if not self._plan else None
+        clip = np.core.umath.clip
+        if self._plan and use_kernel(init_accumulator, "i"):
+            acc = np.ascontiguousarray(init_accumulator)
+            out = np.empty(shape, dtype=np.result_type(acc.dtype, np.int32))
+            self.update(out, acc, np.arange(shape[0]), None, **applier_args)
+            return out
+        operands = self._operands(applier_args)
+        for mant, pieces, right, left in operands:
+            # the int32 product of the dependency, the mantissa and the clipped factors,
+            # grouped per-post x per-pre x per-synapse (int32 products wrap modulo 2^32,
+            # so any grouping gives the same numbers as Lava's left-to-right one)
+            small, col, row, full = mant, None, None, []
             for p in pieces:
                 if p.size == 1:
                     small = small * p
@@ -632,6 +770,16 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
 
+    def _warm_kernel(self, applier, name: str, kinds) -> None:
+        applier.warm_kernel(kinds)
+
+    def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
+        """The float engine's update of ``var`` on ``rows`` x ``cols`` by a kernel,
+        into ``out``; saturated as the engine does (on every synapse: the others hold
+        saturated values already)."""
+        applier.update(out, var, rows, cols, **args)
+        return self._saturate_synaptic_variable(name, out)
+
     def _update_block(self, applier, w, args, name: str = "weights"):
         """The float engine's update of a block of a synaptic variable."""
         return self._saturate_synaptic_variable(name, applier.apply(w, **args))
@@ -648,6 +796,42 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
 
     def _create_learning_rule_applier(self, product_series):
         return _BroadcastApplierBitApprox(product_series)
+
+    def _kernel_finish(self, name: str) -> tuple | None:
+        """The ``finish`` of :func:`.kernels.fixed_series_source` for the variable
+        ``name``: its shift to the accumulator's units, the stochastic rounding's bits,
+        and the bounds of this model's own two saturations, read from those functions
+        on every value they can meet (None if either is not a clip to an interval)."""
+        cache = self.__dict__.setdefault("_finishes", {})
+        if name not in cache:
+            cache[name] = None
+            bounds = []
+            for saturate, top in ((self._saturate_synaptic_variable_accumulator, 2 ** 17),
+                                  (self._saturate_synaptic_variable, 2 ** 12)):
+                probe = np.arange(-top, top + 1)
+                got = np.asarray(saturate(name, probe.copy()))
+                lo, hi = int(got.min()), int(got.max())
+                if not np.array_equal(got, np.clip(probe, lo, hi)):
+                    break
+                bounds += [lo, hi]
+            else:
+                cache[name] = (W_ACCUMULATOR_S - W_SYN_VAR_S[name],
+                               W_ACCUMULATOR_U - W_SYN_VAR_U[name], *bounds)
+        return cache[name]
+
+    def _warm_kernel(self, applier, name: str, kinds) -> None:
+        applier.warm_kernel(kinds, self._kernel_finish(name))
+
+    def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
+        """The bit-approximate engine's whole update of ``var`` (accumulate, saturate,
+        round stochastically, shift back, saturate) on ``rows`` x ``cols`` by a kernel,
+        into ``out``; None where this model's saturations are not clips."""
+        finish = self._kernel_finish(name)
+        if finish is None:
+            return None
+        applier.update(out, var, rows, cols, finish=finish,
+                       rand=self._conn_var_random.random_stochastic_round, **args)
+        return out
 
     def _update_block(self, applier, w, args, name: str = "weights"):
         """The bit-approximate engine's update of a block of a synaptic variable:

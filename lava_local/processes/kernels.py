@@ -1,0 +1,257 @@
+"""Compiled per-synapse kernels for the learning engine's appliers (numba).
+
+Lava's appliers evaluate a rule's product series with numpy, one full-size
+N_post x N_pre array per factor, product and sum: a dozen passes over memory for
+S-TLLR's six products. Here the same series becomes one loop over the synapses,
+generated from the series and compiled with numba, that does each synapse's arithmetic
+in the engine's order:
+
+- float (:func:`float_series_kernel`), as ``LearningRuleApplierFloat`` evaluates
+  ``w + (s1 * dep1 * f11 * f12 ... + s2 * dep2 * f21 ...)`` left to right: the same
+  IEEE double operations on the same operands in the same order (numba compiles without
+  fast-math, so nothing is reassociated or fused), hence the same floats;
+- fixed (:func:`fixed_series_kernel`), as ``LearningRuleApplierBitApprox`` does per
+  product: the int32 product of the dependency, the clipped factors and the mantissa
+  (computed in int64 and wrapped to int32: products wrap modulo 2^32 either way), the
+  right shift to the accumulator's width, the left shift by the scale exponent (wrapped
+  to int32), the clip to the accumulator's range, and the accumulation, clipped again.
+
+Each operand is a scalar, a per-post column (index ``i``), a per-pre row (index ``j``)
+or a per-synapse matrix (``i, j``): its *kind*. The factors' own sub-expressions
+(constants, signs, clipping) are evaluated beforehand with numpy, as the appliers do
+(cheap for traces and dependencies). A kernel is compiled once per series and kinds and
+reused (in memory and on disk, :func:`kernel_cache_dir`); ``LAVA_LOCAL_KERNELS``
+(:func:`kernel_setting`) says where kernels run.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: the kinds of operand a kernel indexes: scalar, per post (row i), per pre (column j),
+#: per synapse
+KINDS = ("s", "c", "r", "f")
+
+
+def kernel_setting() -> str:
+    """``LAVA_LOCAL_KERNELS``: ``0`` never use kernels, ``all`` use them on every matrix
+    they can run on (tests), anything else (the default) on matrices of at least
+    :data:`MIN_SYNAPSES` synapses."""
+    value = os.environ.get("LAVA_LOCAL_KERNELS", "auto")
+    return value if value in ("0", "all") else "auto"
+
+
+def kernels_enabled() -> bool:
+    """Whether compiled kernels may be used: numba imports and ``LAVA_LOCAL_KERNELS``
+    is not ``0``."""
+    if kernel_setting() == "0":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: the fewest synapses a kernel runs on by default: below it numpy's passes cost about
+#: as much as a kernel call, and a process that uses none never imports numba
+MIN_SYNAPSES = 65536
+
+
+def fits_kernel(shape: tuple[int, ...]) -> bool:
+    """Whether a matrix of ``shape`` is given to kernels (neither side 1; at least
+    :data:`MIN_SYNAPSES` synapses unless ``LAVA_LOCAL_KERNELS=all``) and they are
+    enabled."""
+    return (len(shape) == 2 and min(shape) >= 2
+            and (kernel_setting() == "all" or shape[0] * shape[1] >= MIN_SYNAPSES)
+            and kernels_enabled())
+
+
+def use_kernel(init_accumulator, kinds: str) -> bool:
+    """Whether a kernel applies a series to ``init_accumulator``: a 2-D array that
+    :func:`fits_kernel`, of a dtype kind in ``kinds`` (``"f"`` float, ``"i"``
+    integer)."""
+    return (isinstance(init_accumulator, np.ndarray)
+            and init_accumulator.dtype.kind in kinds and fits_kernel(init_accumulator.shape))
+
+
+def kind_of(value, shape: tuple[int, int]) -> str:
+    """The kind of an applier operand for a variable of ``shape`` (N_post, N_pre), both
+    at least 2: ``"s"`` a scalar, ``"c"`` one value per post neuron (shape (N_post, 1)),
+    ``"r"`` one per pre neuron ((1, N_pre) or (N_pre,)) or ``"f"`` one per synapse."""
+    s = np.shape(value)
+    if int(np.prod(s)) == 1:
+        return "s"
+    if s == (shape[0], 1):
+        return "c"
+    if s in ((1, shape[1]), (shape[1],)):
+        return "r"
+    if s == tuple(shape):
+        return "f"
+    raise ValueError(f"an applier operand of shape {s} does not broadcast to {shape}")
+
+
+def as_operand(value, kind: str, dtype):
+    """The operand in the form its kind's index expects: a scalar, a 1-D array, or a
+    C-ordered 2-D array, of ``dtype``."""
+    if kind == "s":
+        return dtype(np.asarray(value).reshape(-1)[0])
+    if kind == "f":
+        return np.ascontiguousarray(value, dtype=dtype)
+    return np.ascontiguousarray(np.asarray(value, dtype=dtype).reshape(-1))
+
+
+def _index(name: str, kind: str) -> str:
+    return {"s": name, "c": f"{name}[i]", "r": f"{name}[j]", "f": f"{name}[i, j]"}[kind]
+
+
+def _header(names: list[str], all_cols: bool) -> list[str]:
+    """The kernel's signature and loops: over the post neurons ``rows`` and the pre
+    neurons ``cols`` (every pre neuron, in order, when ``all_cols``: a contiguous inner
+    loop that compiles to vector instructions), ``rand`` the step's random number. A
+    row's new values go to a buffer first (``out`` may be ``acc``: written straight
+    back, the loop would not vectorise)."""
+    return [f"def kernel(out, acc, rows, cols, rand{''.join(', ' + n for n in names)}):",
+            "    m = out.shape[1]",
+            "    buf = np.empty(m, dtype=out.dtype)",
+            "    for ii in range(rows.size):",
+            "        i = rows[ii]",
+            f"        for jj in range({'m' if all_cols else 'cols.size'}):",
+            "            j = " + ("jj" if all_cols else "cols[jj]")]
+
+
+def _footer(all_cols: bool) -> list[str]:
+    return ["            buf[jj] = r",
+            f"        for jj in range({'m' if all_cols else 'cols.size'}):",
+            "            out[i, " + ("jj" if all_cols else "cols[jj]") + "] = buf[jj]"]
+
+
+def kernel_cache_dir() -> Path:
+    """Where compiled kernels are kept between processes: ``LAVA_LOCAL_CACHE`` or
+    ``~/.cache/lava-local``, sub-folder ``kernels``."""
+    root = os.environ.get("LAVA_LOCAL_CACHE") or Path.home() / ".cache" / "lava-local"
+    return Path(root) / "kernels"
+
+
+@functools.cache
+def _compile(source: str):
+    """The njit-compiled ``kernel`` of ``source``.
+
+    The source is written once to a file named by its hash in :func:`kernel_cache_dir`
+    and imported from there, so that numba's on-disk cache keeps the machine code: a
+    Lava process started later (every run forks new ones) loads it instead of compiling
+    again. Where that folder cannot be written the kernel is compiled in memory."""
+    from numba import njit
+
+    text = ("import numpy as np\nfrom numba import njit\n\n\n"
+            "@njit(cache=True, nogil=True)\n" + source)
+    try:
+        folder = kernel_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"k_{hashlib.sha1(text.encode()).hexdigest()[:20]}.py"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            if not path.exists():
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+        name = f"lava_local_kernel_{path.stem}"
+        if name not in sys.modules:      # numba's cache finds the module by its name
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        return sys.modules[name].kernel
+    except OSError:
+        env: dict = {"np": np}
+        exec(compile(source, "<lava-local kernel>", "exec"), env)  # noqa: S102
+        return njit(nogil=True)(env["kernel"])
+
+
+def float_series_source(terms: tuple, all_cols: bool = True) -> str:
+    """The kernel's source for a float series: ``terms`` holds, per product, its scale
+    (a float) and the kinds of its dependency and factors, in the series' order.
+
+    ``out[i, j] = acc[i, j] + (((s1 * d1) * f11) * f12 + ((s2 * d2) * f21) ...)`` for
+    ``i`` in ``rows`` and ``j`` in ``cols`` (:func:`_header`).
+    """
+    names, lines = [], []
+    for p, (scale, kinds) in enumerate(terms):
+        expr = repr(float(scale))
+        for k, kind in enumerate(kinds):
+            name = f"a{p}_{k}"
+            names.append(name)
+            expr = f"({expr} * {_index(name, kind)})"
+        lines.append(f"            {'t' if p == 0 else 'v'} = {expr}")
+        if p:
+            lines.append("            t = t + v")
+    body = lines + ["            r = acc[i, j] + t"] if terms else \
+        ["            r = acc[i, j]"]
+    return "\n".join(_header(names, all_cols) + body + _footer(all_cols)) + "\n"
+
+
+def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = None,
+                        all_cols: bool = True) -> str:
+    """The kernel's source for a bit-approximate series: ``terms`` holds, per product,
+    its mantissa, the kinds of its dependency and (clipped, integer) factors, its right
+    shift and its left shift (the scale exponent); ``lo, hi`` the accumulator's range.
+
+    Per product ``c = wrap32(wrap32(d * f1 * f2 ... * mant) >> right << left)``,
+    ``c = clip(c, lo, hi)``, ``r = clip(r + c, lo, hi)`` from ``r = acc[i, j]``, for
+    ``i`` in ``rows`` and ``j`` in ``cols`` (:func:`_header`).
+
+    With ``finish = (shift, k, a_lo, a_hi, s_lo, s_hi)`` the kernel is the engine's
+    whole update of a synaptic variable ``acc`` instead: ``r`` starts from
+    ``acc[i, j] << shift`` (the accumulator's units); after the products it is
+    saturated to ``[a_lo, a_hi]`` (the accumulator's sign rule), rounded stochastically
+    to a multiple of ``2^k`` as ``stochastic_round`` does (``floor(r / 2^k)`` plus 1
+    where ``rand`` is below the fraction ``(r mod 2^k) / 2^k``: the same comparison of
+    the same doubles), shifted back by ``shift`` and saturated to ``[s_lo, s_hi]`` (the
+    variable's range).
+    """
+    names = []
+    lines = [f"            r = acc[i, j] << {int(finish[0])}" if finish else
+             "            r = acc[i, j]"]
+    wrap = "(((({v}) + 2147483648) & 4294967295) - 2147483648)"
+    for p, (mant, kinds, right, left) in enumerate(terms):
+        expr = []
+        for k, kind in enumerate(kinds):
+            name = f"a{p}_{k}"
+            names.append(name)
+            expr.append(_index(name, kind))
+        prod = " * ".join(expr + [str(int(mant))])
+        lines += [f"            c = {wrap.format(v=prod)}",
+                  f"            c = {wrap.format(v=f'(c >> {int(right)}) << {int(left)}')}",
+                  f"            c = min(max(c, {lo}), {hi})",
+                  f"            r = min(max(r + c, {lo}), {hi})"]
+    if finish:
+        shift, k, a_lo, a_hi, s_lo, s_hi = (int(v) for v in finish)
+        lines += [f"            r = min(max(r, {a_lo}), {a_hi})",
+                  f"            q = (r >> {k}) + (1 if rand < (r & {2 ** k - 1}) * "
+                  f"{repr(2.0 ** -k)} else 0)",
+                  f"            r = (q << {k}) >> {shift}",
+                  f"            r = min(max(r, {s_lo}), {s_hi})"]
+    return "\n".join(_header(names, all_cols) + lines + _footer(all_cols)) + "\n"
+
+
+@functools.cache
+def float_series_kernel(terms: tuple, all_cols: bool = True):
+    """The compiled float kernel of :func:`float_series_source`."""
+    return _compile(float_series_source(terms, all_cols))
+
+
+@functools.cache
+def fixed_series_kernel(terms: tuple, lo: int, hi: int, finish: tuple | None = None,
+                        all_cols: bool = True):
+    """The compiled bit-approximate kernel of :func:`fixed_series_source`."""
+    return _compile(fixed_series_source(terms, lo, hi, finish, all_cols))

@@ -88,7 +88,7 @@ def kind_of(value, shape: tuple[int, int]) -> str:
     at least 2: ``"s"`` a scalar, ``"c"`` one value per post neuron (shape (N_post, 1)),
     ``"r"`` one per pre neuron ((1, N_pre) or (N_pre,)) or ``"f"`` one per synapse."""
     s = np.shape(value)
-    if int(np.prod(s)) == 1:
+    if s in ((), (1,), (1, 1)):
         return "s"
     if s == (shape[0], 1):
         return "c"

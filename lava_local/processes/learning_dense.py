@@ -340,11 +340,12 @@ class _ActiveBlock:
             if getattr(self, "_kernels", False) and hasattr(applier, "update"):
                 # a compiled pass over the block, in place (no gather and scatter);
                 # outside the block the products are 0, so a column loop over every
-                # pre neuron (vectorised) leaves the synapses it adds unchanged
+                # pre neuron (vectorised, about 4x faster per synapse than an indexed
+                # one) leaves the synapses it adds unchanged
                 var = np.ascontiguousarray(var)
                 value = self._kernel_update(
                     applier, var.copy() if several else var, var, rows,
-                    None if 3 * cols.size > var.shape[1] else cols, args, name)
+                    None if 4 * cols.size > var.shape[1] else cols, args, name)
                 if value is not None:
                     new[name] = value
                     continue

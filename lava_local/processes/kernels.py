@@ -33,6 +33,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -83,10 +84,32 @@ def use_kernel(init_accumulator, kinds: str) -> bool:
             and init_accumulator.dtype.kind in kinds and fits_kernel(init_accumulator.shape))
 
 
-def kind_of(value, shape: tuple[int, int]) -> str:
+class VarFactor(NamedTuple):
+    """A synaptic variable (weights, tags) as a factor, evaluated by the kernel synapse
+    by synapse from the variable itself (no full-size temporaries): ``value + const``
+    (when ``has_const``), then its sign if ``sgn``, else (bit-approximate) clipped to
+    ``[lo, hi]`` (None for float)."""
+
+    value: np.ndarray
+    has_const: bool
+    const: float
+    sgn: bool
+    lo: int | None = None
+    hi: int | None = None
+
+    def kind(self) -> tuple:
+        return ("v", self.has_const, self.const, self.sgn, self.lo, self.hi)
+
+
+def kind_of(value, shape: tuple[int, int]) -> str | tuple:
     """The kind of an applier operand for a variable of ``shape`` (N_post, N_pre), both
     at least 2: ``"s"`` a scalar, ``"c"`` one value per post neuron (shape (N_post, 1)),
     ``"r"`` one per pre neuron ((1, N_pre) or (N_pre,)) or ``"f"`` one per synapse."""
+    if isinstance(value, VarFactor):
+        if np.shape(value.value) != tuple(shape):
+            raise ValueError(f"a synaptic variable of shape {np.shape(value.value)} is not "
+                             f"{shape}")
+        return value.kind()
     s = np.shape(value)
     if s in ((), (1,), (1, 1)):
         return "s"
@@ -102,6 +125,8 @@ def kind_of(value, shape: tuple[int, int]) -> str:
 def as_operand(value, kind: str, dtype):
     """The operand in the form its kind's index expects: a scalar, a 1-D array, or a
     C-ordered 2-D array, of ``dtype``."""
+    if isinstance(value, VarFactor):     # as it is (compiled for its own dtype)
+        return np.ascontiguousarray(value.value)
     if kind == "s":
         return dtype(np.asarray(value).reshape(-1)[0])
     if kind == "f":
@@ -109,7 +134,16 @@ def as_operand(value, kind: str, dtype):
     return np.ascontiguousarray(np.asarray(value, dtype=dtype).reshape(-1))
 
 
-def _index(name: str, kind: str) -> str:
+def _index(name: str, kind: str | tuple) -> str:
+    """The operand's value at synapse (i, j) in a kernel's source."""
+    if isinstance(kind, tuple):           # a VarFactor
+        _, has_const, const, sgn, lo, hi = kind
+        v = f"{name}[i, j]"
+        if has_const:
+            v = f"({v} + {repr(const) if lo is None else int(const)})"
+        if sgn:
+            return f"np.sign({v})"
+        return v if lo is None else f"min(max({v}, {int(lo)}), {int(hi)})"
     return {"s": name, "c": f"{name}[i]", "r": f"{name}[j]", "f": f"{name}[i, j]"}[kind]
 
 

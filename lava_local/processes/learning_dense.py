@@ -63,6 +63,7 @@ from lava.proc.dense.process import LearningDense
 from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
 
 from lava_local.processes.kernels import (
+    VarFactor,
     as_operand,
     fits_kernel,
     fixed_series_kernel,
@@ -283,6 +284,24 @@ def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str])
 SMALL_BLOCK = 2048
 
 
+def update_order(reads: dict[str, set[str]]) -> tuple[list[str], bool]:
+    """An order in which synaptic variables can be updated in place, each reading the
+    others' values from before the step (the engine's order), given the applier
+    arguments each variable's series ``reads``: a variable goes once no variable still
+    to come reads it (its own values it reads synapse by synapse, in place). Returns the
+    order and whether copies are needed instead (a cycle: every variable written into a
+    copy, in the given order)."""
+    left, order = list(reads), []
+    while left:
+        free = next((v for v in left
+                     if not any(v in reads[o] for o in left if o != v)), None)
+        if free is None:
+            return list(reads), True
+        order.append(free)
+        left.remove(free)
+    return order, False
+
+
 class _ActiveBlock:
     """Apply each synaptic variable's rule only to the block of synapses it can change
     this step.
@@ -294,9 +313,11 @@ class _ActiveBlock:
     own shift) and saturation (the value is in range) leave it unchanged. Here the same
     applier and the same rounding and saturation run on the block only, with the same
     scalar random number: the same weights and tags, bit for bit. Every variable's
-    update reads the values from before the step (the engine's order), so with several
-    variables (a rule that learns tags) each block is written into a copy. The first
-    update runs over all synapses (it saturates values given out of range).
+    update reads the values from before the step (the engine's order): with several
+    variables (a rule that learns tags) they are updated in place in an order where no
+    variable is read after it changed (:func:`update_order`; TP: weights, then d, then
+    t), or each into a copy where there is none. The first update runs over all
+    synapses (it saturates values given out of range).
     """
 
     _full_pass_done = False
@@ -312,8 +333,7 @@ class _ActiveBlock:
         if self._kernels:
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
-                    self._warm_kernel(applier, name,
-                                      fast_trace_kinds(applier._product_series.products))
+                    self._warm_kernel(applier, name)
 
     def _apply_learning_rules(self, x_traces_history, y_traces_history) -> None:
         from scipy.sparse import csr_matrix
@@ -326,13 +346,20 @@ class _ActiveBlock:
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
         plans = self.__dict__.setdefault("_block_plans", {})
-        several = len(self._learning_rule_appliers) > 1
-        new = {}
         for name, applier in self._learning_rule_appliers.items():
+            if name not in plans:
+                products = applier._product_series.products
+                plans[name] = (block_plan(products), _referenced(products))
+        order = getattr(self, "_update_order", None)
+        if order is None:
+            order = self._update_order = update_order(
+                {name: plans[name][1] for name in self._learning_rule_appliers})
+        names, several = order
+        new = {}
+        for name in names:
+            applier = self._learning_rule_appliers[name]
             var = getattr(self, name)
             products = applier._product_series.products
-            if name not in plans:
-                plans[name] = (block_plan(products), _referenced(products))
             plan, referenced = plans[name]
             rows, cols = active_block(products, args, var.shape, plan)
             if rows.size == 0 or cols.size == 0:
@@ -539,26 +566,50 @@ _ROWS2 = np.arange(2)
 _ACC_RANGE = (-(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1)
 
 
-def _dummy(kind: str, dtype):
-    """A kernel operand of ``kind`` for a 2 x 2 matrix (to compile a kernel)."""
+def _dummy(kind, dtype, var_dtype=np.float64):
+    """A kernel operand of ``kind`` for a 2 x 2 matrix (to compile a kernel); a
+    synaptic variable's of ``var_dtype``."""
+    if isinstance(kind, tuple):
+        return np.zeros((2, 2), dtype=var_dtype)
     return as_operand(np.zeros((2, 2) if kind == "f" else 2), kind, dtype)
 
 
-def fast_trace_kinds(products) -> list[tuple[str, ...]]:
+def _var_factor_spec(factor, clip: tuple[int, int] | None):
+    """A synaptic variable factor's (variable, has const, const, sign, lo, hi), or None
+    for any other factor; ``clip`` the bit-approximate factor's range (None: float)."""
+    from lava.magma.core.learning import string_symbols as sym
+
+    if factor.state_var not in sym.SYNAPTIC_VARIABLE_VAR_MAPPING:
+        return None
+    lo, hi = clip if clip is not None else (None, None)
+    return (sym.SYNAPTIC_VARIABLE_VAR_MAPPING[factor.state_var], factor.has_const(),
+            factor.const if factor.has_const() else 0, bool(factor.is_sgn), lo, hi)
+
+
+def _var_factor(spec, applier_args: dict) -> VarFactor:
+    return VarFactor(applier_args[spec[0]], *spec[1:])
+
+
+def fast_trace_kinds(products, fixed: bool = False) -> list[tuple]:
     """The kinds (:func:`~lava_local.processes.kernels.kind_of`) of each product's
-    dependency and factors as :class:`_FastTraces` gives them at t_epoch = 1: x0 and the
-    pre traces per pre neuron, y0 and the post traces per post neuron, u and constants
-    scalars, synaptic variables per synapse."""
-    def kind(state_var: str) -> str:
-        if state_var in ("u", "C"):
+    dependency and factors as the kernels get them from :class:`_FastTraces` at
+    t_epoch = 1: x0 and the pre traces per pre neuron, y0 and the post traces per post
+    neuron, u and constants scalars, synaptic variables as
+    :class:`~lava_local.processes.kernels.VarFactor` (``fixed``: clipped to their
+    factor widths)."""
+    def kind(factor):
+        v = factor.state_var
+        if v in ("u", "C"):
             return "s"
-        if state_var in ("x0", "x1", "x2"):
+        if v in ("x0", "x1", "x2"):
             return "r"
-        if state_var in ("y0", "y1", "y2", "y3"):
+        if v in ("y0", "y1", "y2", "y3"):
             return "c"
-        return "f"
-    return [tuple(kind(v) for v in (p.dependency, *(f.state_var for f in p.factors)))
-            for p in products]
+        w = FACTOR_TO_WIDTH_DICT[v]
+        spec = _var_factor_spec(factor, (-(2 ** w), 2 ** w - 1) if fixed else None)
+        return VarFactor(None, *spec[1:]).kind()
+    return [("s" if p.dependency == "u" else "r" if p.dependency == "x0" else "c",
+             *(kind(f) for f in p.factors)) for p in products]
 
 
 class _EvalApplierFloat(LearningRuleApplierFloat):
@@ -582,24 +633,28 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
         self._plan = []
         for product in self._product_series.products:
             scale = eval(f"({product.s_mantissa}) * 2. ** (({product.s_exp}) - 7)")  # noqa: S307
-            factors = [compile(self._extract_factor_str(f, product.dependency), "<factor>",
-                               "eval") for f in product.factors]
+            factors = [(compile(self._extract_factor_str(f, product.dependency), "<factor>",
+                                "eval"), _var_factor_spec(f, None)) for f in product.factors]
             self._plan.append((scale, product.dependency, factors))
 
-    def warm_kernel(self, kinds: list[tuple[str, ...]]) -> None:
-        """Compile (or load from the disk cache) the kernels for operands of ``kinds``
-        (per product: its dependency's and factors' kinds) now, not at the first step."""
+    def warm_kernel(self) -> None:
+        """Compile (or load from the disk cache) the kernels for the operands the
+        one-step engine gives (:func:`fast_trace_kinds`) now, not at the first step."""
+        kinds = fast_trace_kinds(self._product_series.products)
         terms = tuple((scale, k) for (scale, _, _), k in zip(self._plan, kinds))
         args = [_dummy(k, np.float64) for ks in kinds for k in ks]
         for all_cols in (True, False):
             float_series_kernel(terms, all_cols)(np.empty((2, 2)), np.zeros((2, 2)),
                                                  _ROWS2, _ROWS2, 0.0, *args)
 
-    def _operands(self, applier_args: dict) -> list:
-        """Per product: its scale, its dependency's value and its factors' values."""
+    def _operands(self, applier_args: dict, raw: bool = False) -> list:
+        """Per product: its scale, its dependency's value and its factors' values (with
+        ``raw``, a synaptic variable factor as a :class:`.kernels.VarFactor`)."""
         env = {"np": np}
         return [(scale, applier_args[dep],
-                 [eval(code, env, applier_args) for code in factors])  # noqa: S307
+                 [_var_factor(spec, applier_args) if raw and spec is not None
+                  else eval(code, env, applier_args)  # noqa: S307
+                  for code, spec in factors])
                 for scale, dep, factors in self._plan]
 
     def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
@@ -608,7 +663,7 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
         every pre neuron), in one compiled pass (:mod:`.kernels`): the same operations
         in the same order as :meth:`apply`. ``out`` may be ``acc`` itself."""
         terms, args = [], []
-        for scale, d, fs in self._operands(applier_args):
+        for scale, d, fs in self._operands(applier_args, raw=True):
             kinds = tuple(kind_of(v, acc.shape) for v in (d, *fs))
             terms.append((scale, kinds))
             args += [as_operand(v, k, np.float64) for v, k in zip((d, *fs), kinds)]
@@ -674,14 +729,19 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
             self._plan.append((product.dependency, np.int32(product.s_mantissa), factors,
                                max(0, width - W_ACCUMULATOR_U), product.s_exp))
 
-    def _operands(self, applier_args: dict) -> list:
+    def _operands(self, applier_args: dict, raw: bool = False) -> list:
         """Per product: its mantissa, its dependency's and clipped factors' int32
-        values, its right and left shifts."""
+        values (with ``raw``, a synaptic variable factor as a
+        :class:`.kernels.VarFactor`), its right and left shifts."""
         clip = np.core.umath.clip
         operands = []
         for dep, mant, factors, right, left in self._plan:
             pieces = [np.asarray(applier_args[dep]).astype(np.int32)]
             for factor, f_lo, f_hi in factors:
+                spec = _var_factor_spec(factor, (f_lo, f_hi)) if raw else None
+                if spec is not None:
+                    pieces.append(_var_factor(spec, applier_args))
+                    continue
                 val = self._compute_factor(dep, factor, applier_args)
                 pieces.append(np.asarray(clip(val, f_lo, f_hi)).astype(np.int32))
             operands.append((mant, pieces, right, left))
@@ -696,22 +756,23 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         ``rand``."""
         lo, hi = _ACC_RANGE
         terms, args = [], []
-        for mant, pieces, right, left in self._operands(applier_args):
+        for mant, pieces, right, left in self._operands(applier_args, raw=True):
             kinds = tuple(kind_of(v, acc.shape) for v in pieces)
             terms.append((int(mant), kinds, int(right), int(left)))
             args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
         fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None)(
             out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *args)
 
-    def warm_kernel(self, kinds: list[tuple[str, ...]], finish: tuple | None = None) -> None:
-        """Compile (or load from the disk cache) the kernels for operands of ``kinds``
-        (per product: its dependency's and factors' kinds), ``finish``, and int32 or
-        int64 variables now, not at the first step."""
+    def warm_kernel(self, finish: tuple | None = None) -> None:
+        """Compile (or load from the disk cache) the kernels for the operands the
+        one-step engine gives (:func:`fast_trace_kinds`), ``finish``, and int32 or int64
+        variables now, not at the first step."""
         lo, hi = _ACC_RANGE
+        kinds = fast_trace_kinds(self._product_series.products, fixed=True)
         terms = tuple((int(mant), k, int(right), int(left))
                       for (_, mant, _, right, left), k in zip(self._plan, kinds))
-        args = [_dummy(k, np.int64) for ks in kinds for k in ks]
         for dtype in (np.int32, np.int64):
+            args = [_dummy(k, np.int64, dtype) for ks in kinds for k in ks]
             for fin, all_cols in ((None, True), (finish, True), (finish, False)):
                 fixed_series_kernel(terms, lo, hi, fin, all_cols)(
                     np.empty((2, 2), dtype), np.zeros((2, 2), dtype), _ROWS2, _ROWS2, 0.0,
@@ -771,8 +832,8 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
 
-    def _warm_kernel(self, applier, name: str, kinds) -> None:
-        applier.warm_kernel(kinds)
+    def _warm_kernel(self, applier, name: str) -> None:
+        applier.warm_kernel()
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
         """The float engine's update of ``var`` on ``rows`` x ``cols`` by a kernel,
@@ -820,8 +881,8 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
                                W_ACCUMULATOR_U - W_SYN_VAR_U[name], *bounds)
         return cache[name]
 
-    def _warm_kernel(self, applier, name: str, kinds) -> None:
-        applier.warm_kernel(kinds, self._kernel_finish(name))
+    def _warm_kernel(self, applier, name: str) -> None:
+        applier.warm_kernel(self._kernel_finish(name))
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
         """The bit-approximate engine's whole update of ``var`` (accumulate, saturate,

@@ -187,6 +187,23 @@ def test_fast_learning_models_equal_lavas_stock_models_bit_for_bit(trained, back
     against the two-process graph run by Lava's own LearningDense models (traces not
     reset, which the stock models cannot do): the same weights, bit for bit, and the
     same predictions, for every rule's product series (S-TLLR; TP with its tags)."""
+    _fast_equals_stock(trained, backend, learn)
+
+
+@pytest.mark.parametrize("backend, learn", [("sim-float", "stllr-dfa"),
+                                            ("sim-float", "tp"), ("sim-fixed", "tp")])
+def test_compiled_kernels_equal_lavas_stock_models_bit_for_bit(trained, backend, learn,
+                                                                monkeypatch, tmp_path):
+    """The same with the compiled kernels on every learning matrix (by default only on
+    large ones): every step's update in one pass, in place (TP's tags in the order
+    weights, d, t; bit-approximate: with the saturations and stochastic rounding)."""
+    monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")
+    monkeypatch.setenv("LAVA_LOCAL_CACHE", str(tmp_path))
+    _fast_equals_stock(trained, backend, learn)
+    assert list((tmp_path / "kernels").glob("k_*.py")), "no kernel was compiled"
+
+
+def _fast_equals_stock(trained, backend, learn):
     from lava_local.lava_runtime import ensure_lava_runtime
     from lava_local.networks.graph import build_graph
 

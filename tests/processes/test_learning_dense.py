@@ -133,3 +133,19 @@ def test_active_block_holds_every_nonzero_product(dw):
         if dw == "S-TLLR":
             assert np.array_equal(np.flatnonzero(support.any(1)), rows)
             assert np.array_equal(np.flatnonzero(support.any(0)), cols)
+
+
+def test_update_order_reads_every_variable_before_it_changes():
+    """TP's series: dw reads d, dd reads t and d, dt reads t: in place as w, d, t; a
+    cycle needs copies."""
+    from lava_local.processes.learning_dense import update_order
+
+    reads = {"weights": {"tag_2", "y1_u", "u"}, "tag_2": {"tag_1", "tag_2", "u"},
+             "tag_1": {"tag_1", "x0", "u"}}
+    order, copies = update_order(reads)
+    assert order == ["weights", "tag_2", "tag_1"] and not copies
+    for i, name in enumerate(order):     # nothing after a variable reads it
+        assert not any(name in reads[later] for later in order[i + 1:])
+    assert update_order({"weights": {"tag_1"}, "tag_1": {"weights"}}) == (
+        ["weights", "tag_1"], True)
+    assert update_order({"weights": {"weights", "x1_u"}}) == (["weights"], False)

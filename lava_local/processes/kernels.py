@@ -212,12 +212,15 @@ def _compile(source: str):
         return njit(nogil=True)(env["kernel"])
 
 
-def float_series_source(terms: tuple, all_cols: bool = True) -> str:
+def float_series_source(terms: tuple, all_cols: bool = True,
+                        clamp: tuple | None = None) -> str:
     """The kernel's source for a float series: ``terms`` holds, per product, its scale
     (a float) and the kinds of its dependency and factors, in the series' order.
 
     ``out[i, j] = acc[i, j] + (((s1 * d1) * f11) * f12 + ((s2 * d2) * f21) ...)`` for
-    ``i`` in ``rows`` and ``j`` in ``cols`` (:func:`_header`).
+    ``i`` in ``rows`` and ``j`` in ``cols`` (:func:`_header`), then with ``clamp =
+    (lo, hi)`` raised to ``lo`` and lowered to ``hi`` (a bound None: none; NaN stays
+    NaN, as with ``np.maximum`` / ``np.minimum``).
     """
     names, lines = [], []
     for p, (scale, kinds) in enumerate(terms):
@@ -231,6 +234,11 @@ def float_series_source(terms: tuple, all_cols: bool = True) -> str:
             lines.append("            t = t + v")
     body = lines + ["            r = acc[i, j] + t"] if terms else \
         ["            r = acc[i, j]"]
+    lo, hi = clamp if clamp is not None else (None, None)
+    if lo is not None:
+        body += [f"            if r < {float(lo)!r}:", f"                r = {float(lo)!r}"]
+    if hi is not None:
+        body += [f"            if r > {float(hi)!r}:", f"                r = {float(hi)!r}"]
     return "\n".join(_header(names, all_cols) + body + _footer(all_cols)) + "\n"
 
 
@@ -279,9 +287,9 @@ def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = N
 
 
 @functools.cache
-def float_series_kernel(terms: tuple, all_cols: bool = True):
+def float_series_kernel(terms: tuple, all_cols: bool = True, clamp: tuple | None = None):
     """The compiled float kernel of :func:`float_series_source`."""
-    return _compile(float_series_source(terms, all_cols))
+    return _compile(float_series_source(terms, all_cols, clamp))
 
 
 @functools.cache
@@ -289,3 +297,24 @@ def fixed_series_kernel(terms: tuple, lo: int, hi: int, finish: tuple | None = N
                         all_cols: bool = True):
     """The compiled bit-approximate kernel of :func:`fixed_series_source`."""
     return _compile(fixed_series_source(terms, lo, hi, finish, all_cols))
+
+
+_NONZERO_SOURCE = """def kernel(v, const, rows, cols):
+    n, m = v.shape
+    for i in range(n):
+        hit = False
+        for j in range(m):
+            x = v[i, j] + const != 0
+            cols[j] |= x
+            hit |= x
+        rows[i] |= hit
+"""
+
+
+def nonzero_rows_cols(value: np.ndarray, const) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows and which columns of ``value + const`` (a C-ordered matrix) hold a
+    non-zero, in one compiled pass (no full-size temporaries)."""
+    rows = np.zeros(value.shape[0], dtype=np.bool_)
+    cols = np.zeros(value.shape[1], dtype=np.bool_)
+    _compile(_NONZERO_SOURCE)(value, const, rows, cols)
+    return rows, cols

@@ -69,6 +69,7 @@ from lava_local.processes.kernels import (
     fixed_series_kernel,
     float_series_kernel,
     kind_of,
+    nonzero_rows_cols,
     use_kernel,
 )
 
@@ -182,7 +183,8 @@ def block_plan(products) -> list[list[tuple]]:
     return plan
 
 
-def active_block(products, args: dict, shape: tuple[int, int], plan=None):
+def active_block(products, args: dict, shape: tuple[int, int], plan=None,
+                 seen: dict | None = None):
     """Rows and columns outside of which every product of the series is zero.
 
     Each product is its dependency (x0: one value per pre neuron, y0: per post neuron,
@@ -190,12 +192,13 @@ def active_block(products, args: dict, shape: tuple[int, int], plan=None):
     outside (posts where every per-post piece is non-zero) x (pres where every per-pre
     piece is non-zero). The union over products bounds the synapses a step can change.
     ``plan`` is :func:`block_plan` of ``products`` (made here if not given); each
-    piece's non-zeros are found once per call.
+    piece's non-zeros are found once per call, or once for all calls that share the
+    dict ``seen`` (the blocks of several variables from the same arguments).
     """
     n_post, n_pre = shape
     rows = np.zeros(n_post, dtype=bool)
     cols = np.zeros(n_pre, dtype=bool)
-    seen: dict = {}
+    seen = {} if seen is None else seen
     for pieces in block_plan(products) if plan is None else plan:
         r = c = None
         for key, const in pieces:
@@ -206,8 +209,11 @@ def active_block(products, args: dict, shape: tuple[int, int], plan=None):
             nz = seen.get((key, const))
             if nz is None:
                 v = np.asarray(args[key])
-                if const:
+                if v.shape == shape and v.flags.c_contiguous and fits_kernel(shape):
+                    seen[(key, const)] = nz = ("f", *nonzero_rows_cols(v, const))
+                elif const:
                     v = v + const
+            if nz is None:
                 if v.size == 1:
                     nz = ("u", v.reshape(-1)[0] != 0)
                 elif v.shape == (1, n_pre):
@@ -331,6 +337,9 @@ class _ActiveBlock:
         self._kernels = (self._learning_rule.t_epoch == 1
                          and fits_kernel(tuple(self._shape)))
         if self._kernels:
+            for dtype, const in ((np.int32, 0), (np.int64, 0), (np.float64, 0),
+                                 (np.float64, 0.0)):     # the active block's kernel
+                nonzero_rows_cols(np.zeros((2, 2), dtype), const)
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
                     self._warm_kernel(applier, name)
@@ -355,13 +364,13 @@ class _ActiveBlock:
             order = self._update_order = update_order(
                 {name: plans[name][1] for name in self._learning_rule_appliers})
         names, several = order
-        new = {}
+        new, seen = {}, {}      # the pieces' non-zeros: of the values before the step
         for name in names:
             applier = self._learning_rule_appliers[name]
             var = getattr(self, name)
             products = applier._product_series.products
             plan, referenced = plans[name]
-            rows, cols = active_block(products, args, var.shape, plan)
+            rows, cols = active_block(products, args, var.shape, plan, seen)
             if rows.size == 0 or cols.size == 0:
                 continue
             if getattr(self, "_kernels", False) and hasattr(applier, "update"):
@@ -637,15 +646,16 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                                 "eval"), _var_factor_spec(f, None)) for f in product.factors]
             self._plan.append((scale, product.dependency, factors))
 
-    def warm_kernel(self) -> None:
+    def warm_kernel(self, clamp: tuple | None = None) -> None:
         """Compile (or load from the disk cache) the kernels for the operands the
-        one-step engine gives (:func:`fast_trace_kinds`) now, not at the first step."""
+        one-step engine gives (:func:`fast_trace_kinds`) and ``clamp`` now, not at the
+        first step."""
         kinds = fast_trace_kinds(self._product_series.products)
         terms = tuple((scale, k) for (scale, _, _), k in zip(self._plan, kinds))
         args = [_dummy(k, np.float64) for ks in kinds for k in ks]
         for all_cols in (True, False):
-            float_series_kernel(terms, all_cols)(np.empty((2, 2)), np.zeros((2, 2)),
-                                                 _ROWS2, _ROWS2, 0.0, *args)
+            float_series_kernel(terms, all_cols, clamp)(
+                np.empty((2, 2)), np.zeros((2, 2)), _ROWS2, _ROWS2, 0.0, *args)
 
     def _operands(self, applier_args: dict, raw: bool = False) -> list:
         """Per product: its scale, its dependency's value and its factors' values (with
@@ -658,16 +668,17 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                 for scale, dep, factors in self._plan]
 
     def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
-               **applier_args) -> None:
+               clamp: tuple | None = None, **applier_args) -> None:
         """``out = acc + series`` on the synapses ``rows`` x ``cols`` (``cols`` None:
         every pre neuron), in one compiled pass (:mod:`.kernels`): the same operations
-        in the same order as :meth:`apply`. ``out`` may be ``acc`` itself."""
+        in the same order as :meth:`apply`, then the ``clamp`` of
+        :func:`.kernels.float_series_source`. ``out`` may be ``acc`` itself."""
         terms, args = [], []
         for scale, d, fs in self._operands(applier_args, raw=True):
             kinds = tuple(kind_of(v, acc.shape) for v in (d, *fs))
             terms.append((scale, kinds))
             args += [as_operand(v, k, np.float64) for v, k in zip((d, *fs), kinds)]
-        float_series_kernel(tuple(terms), cols is None)(
+        float_series_kernel(tuple(terms), cols is None, clamp)(
             out, acc, rows, _ROWS2 if cols is None else cols, 0.0, *args)
 
     def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
@@ -832,15 +843,32 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
     def _create_learning_rule_applier(self, product_series):
         return _EvalApplierFloat(product_series)
 
+    def _kernel_clamp(self, name: str) -> tuple | None:
+        """The bounds (lo, hi; None: unbounded) of this model's saturation of the
+        variable ``name``, read from it (None if it is not a clamp)."""
+        cache = self.__dict__.setdefault("_clamps", {})
+        if name not in cache:
+            probe = np.array([-1e300, -2.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5, 1e300])
+            got = np.asarray(self._saturate_synaptic_variable(name, probe.copy()),
+                             dtype=float)
+            lo = None if got[0] == probe[0] else float(got[0])
+            hi = None if got[-1] == probe[-1] else float(got[-1])
+            want = np.clip(probe, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+            cache[name] = (lo, hi) if np.array_equal(got, want) else None
+        return cache[name]
+
     def _warm_kernel(self, applier, name: str) -> None:
-        applier.warm_kernel()
+        applier.warm_kernel(self._kernel_clamp(name))
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
-        """The float engine's update of ``var`` on ``rows`` x ``cols`` by a kernel,
-        into ``out``; saturated as the engine does (on every synapse: the others hold
-        saturated values already)."""
-        applier.update(out, var, rows, cols, **args)
-        return self._saturate_synaptic_variable(name, out)
+        """The float engine's update of ``var`` (the series, then the saturation) on
+        ``rows`` x ``cols`` by a kernel, into ``out``; None where this model's
+        saturation is not a clamp."""
+        clamp = self._kernel_clamp(name)
+        if clamp is None:
+            return None
+        applier.update(out, var, rows, cols, clamp=clamp, **args)
+        return out
 
     def _update_block(self, applier, w, args, name: str = "weights"):
         """The float engine's update of a block of a synaptic variable."""

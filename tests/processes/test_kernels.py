@@ -231,3 +231,29 @@ def test_fast_trace_kinds_are_the_one_step_engines(fixed):
             values = (op[1], *op[2]) if not fixed else op[1]
             got.append(tuple(kernels.kind_of(v, (n_post, n_pre)) for v in values))
         assert got == fast_trace_kinds(ps.products, fixed=fixed), name
+
+
+@pytest.mark.parametrize("sign_mode", [SignMode.MIXED, SignMode.EXCITATORY,
+                                       SignMode.INHIBITORY])
+@pytest.mark.parametrize("name", ["weights", "tag_1", "tag_2"])
+def test_float_kernel_clamp_is_the_engines_saturation(all_kernels, sign_mode, name):
+    """The float kernel with the clamp read from the model's own saturation against the
+    float engine's update (series, then saturation), per variable and sign mode."""
+    from lava_local.processes.learning_dense import FastLearningDenseFloat
+
+    cls = FastLearningDenseFloat
+    rng = np.random.default_rng(9)
+    ns = SimpleNamespace(sign_mode=sign_mode)
+    for m in ("_saturate_synaptic_variable", "_kernel_clamp"):
+        setattr(ns, m, partial(getattr(cls, m), ns))
+    clamp = ns._kernel_clamp(name)
+    assert clamp is not None
+    ps = _series("2^3*x0*y1*w + 3*y0*(x1 + 2)*y2 - u0*t*2^2 + 2^4*u0*d*y3")
+    for _ in range(4):
+        args = general_args(rng, 6, 9, integer=False, p_zero=0.2)
+        var = rng.normal(size=(6, 9))
+        want = cls._update_block(ns, LearningRuleApplierFloat(ps), var.copy(), args, name)
+        out = var.copy()
+        _EvalApplierFloat(ps).update(out, out, np.arange(6), None, clamp=clamp, **args)
+        np.testing.assert_array_equal(out, want)
+        assert (want != var + 0).any()

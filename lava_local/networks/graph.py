@@ -433,7 +433,10 @@ def build_graph(net: ExportedNet, dataset, backend: str = "sim-float", learn: st
             src = src.reshape((int(np.prod(ly["in_lava"])),))
         if fused:
             sw, local = parts.signal_weights(ctx, l), parts.local_error(ctx, l)
+            proto = parts.prototype_unit(ctx, l)
             signal = {} if local is None else {"local_error": local}
+            if proto is not None:
+                signal = {"prototype_unit": proto}
             if sw is not None:
                 form = ctx.signal_form(sw)
                 signal = {"signal_weights": form["weights"],

@@ -53,12 +53,17 @@ from lava_local.processes.readout import (
     _ReadoutFloatArith,
     _ReadoutStep,
 )
+from lava_local.processes.tp_unit import _TPFixedArith, _TPFloatArith, _TPStep
 
 #: The neuron's parameters (:class:`~lava_local.processes.STLLRNeuron`), and their
 #: defaults, that the layer takes besides the ``LearningDense`` ones.
 NEURON_DEFAULTS = {"lam_post": 0.2, "post_form": "paper", "surrogate": "triangle",
                    "precision": 7, "delta_unit": 2.0 ** -7, "reset_interval": 0,
                    "reset_offset": 0, "psi_lag": 0, "n_active": 0}
+
+#: The settings of a built-in prototype unit (:class:`~lava_local.processes.TPUnit`'s).
+TP_UNIT_KEYS = ("prototypes", "targets", "beta", "interval", "offset", "window_start",
+                "scale")
 
 
 def _refuse(proc, error: Exception):
@@ -100,12 +105,20 @@ class LearningLIFLayer(LearningDense):
         ``label_in``), the error through ``back_weights`` (graded, ``back_exp``) into the
         learning signal — each projection one step late, as the separate Dense processes
         deliver them.
+    prototype_unit : dict, optional
+        The layer's prototype unit, built in (``GraphParts.prototype_unit``: Traces
+        Propagation): the keyword settings of a :class:`~lava_local.processes.TPUnit`
+        (``prototypes``, ``targets``, ``beta``, ``interval``, ``offset``,
+        ``window_start``, ``scale``) fed by the layer's spikes and the label on
+        ``label_in``; its learning signal reaches the neurons one step late, as the
+        separate unit's ``m_out`` does.
     """
 
     def __init__(self, *, weights: np.ndarray, learning_rule, gamma: float, v_th: float,
                  rule, weight_exp: int = 0, name: str | None = None,
                  signal_weights: np.ndarray | None = None, signal_exp: int = 0,
-                 local_error: dict | None = None, **kwargs):
+                 local_error: dict | None = None, prototype_unit: dict | None = None,
+                 **kwargs):
         unknown = set(kwargs) - set(NEURON_DEFAULTS) - {"trace_reset_interval",
                                                         "trace_reset_offset"}
         if unknown:
@@ -122,8 +135,24 @@ class LearningLIFLayer(LearningDense):
             if signal_weights.ndim != 2 or signal_weights.shape[0] != weights.shape[0]:
                 _refuse(self, ValueError("signal_weights must be (N_post, C) with N_post = "
                                          f"{weights.shape[0]}, got {signal_weights.shape}"))
-        if signal_weights is not None and local_error is not None:
-            _refuse(self, ValueError("give signal_weights or local_error, not both"))
+        given = [k for k, v in (("signal_weights", signal_weights),
+                                ("local_error", local_error),
+                                ("prototype_unit", prototype_unit)) if v is not None]
+        if len(given) > 1:
+            _refuse(self, ValueError(f"give one learning-signal path, not {given}"))
+        if prototype_unit is not None:
+            missing = set(TP_UNIT_KEYS) - set(prototype_unit)
+            unknown = set(prototype_unit) - set(TP_UNIT_KEYS)
+            if missing or unknown:
+                _refuse(self, ValueError(f"prototype_unit lacks {sorted(missing)} / has "
+                                         f"unknown {sorted(unknown)}"))
+            n_steps, n_classes, n = np.shape(prototype_unit["prototypes"])
+            if n != weights.shape[0] or np.shape(prototype_unit["targets"]) != (
+                    n_steps, n_classes, n_classes):
+                _refuse(self, ValueError(
+                    f"prototype_unit's prototypes {np.shape(prototype_unit['prototypes'])}"
+                    f" / targets {np.shape(prototype_unit['targets'])} do not fit a layer "
+                    f"of {weights.shape[0]} neurons"))
         if local_error is not None:
             missing = {"fwd_weights", "fwd_exp", "unit", "back_weights", "back_exp"} \
                 - set(local_error)
@@ -132,8 +161,9 @@ class LearningLIFLayer(LearningDense):
         super().__init__(weights=weights, learning_rule=learning_rule,
                          weight_exp=weight_exp, name=name, gamma=gamma, v_th=v_th,
                          rule=rule, signal_weights=signal_weights, signal_exp=signal_exp,
-                         local_error=local_error, **neuron, **syn)
-        self.label_in = InPort(shape=(1,))          # used with local_error only
+                         local_error=local_error, prototype_unit=prototype_unit,
+                         **neuron, **syn)
+        self.label_in = InPort(shape=(1,))      # used with local_error, prototype_unit
         shape = (weights.shape[0],)
         # (a model's ports exist in every instance: unused without signal_weights)
         n_sig = signal_weights.shape[1] if signal_weights is not None else 1
@@ -165,6 +195,26 @@ class _LocalUnitFixed(_LocalUnit, _ErrorFixedArith):
     pass
 
 
+class _LocalTP(_TPStep):
+    """A :class:`~lava_local.processes.TPUnit`'s step inside another process: its own
+    settings and trace, always learning, the host's time step."""
+
+    def __init__(self, proc_params: dict, n: int) -> None:
+        self.proc_params = proc_params
+        self.eps = np.zeros(n, dtype=self._eps_dtype)
+        self.learn = np.ones(1, dtype=np.int32)
+        self.time_step = 0
+        self._setup_tp()
+
+
+class _LocalTPFloat(_TPFloatArith, _LocalTP):
+    pass
+
+
+class _LocalTPFixed(_TPFixedArith, _LocalTP):
+    pass
+
+
 class _LayerStep(_STLLRNeuronBase):
     """One step of the layer: the neuron, then the synapse and its learning engine."""
 
@@ -185,13 +235,15 @@ class _LayerStep(_STLLRNeuronBase):
             self._local = (self._dense_matrix(le["fwd_weights"]), le["fwd_exp"], unit,
                            self._dense_matrix(le["back_weights"]), le["back_exp"])
             self._fwd_buff = np.zeros(np.shape(le["fwd_weights"])[0], self._a_dtype)
+        pu = p.get("prototype_unit")
+        self._proto = None if pu is None else self._tp_class(pu, p["shape"][0])
 
     def run_spk(self) -> None:
         # 1. the neuron, driven by the synapse's output of the step before and the
         # learning signal (through the built-in projection: its output of the step
         # before, as a Dense delivers it)
         a_in = np.zeros(self.a_buff.shape, self._a_dtype) + self.a_buff
-        if self._signal_w is None and self._local is None:
+        if self._signal_w is None and self._local is None and self._proto is None:
             delta = self.a_third_factor_in.recv()
         else:
             delta = np.zeros(self.a_buff.shape, self._a_dtype) + self._signal_buff
@@ -207,6 +259,10 @@ class _LayerStep(_STLLRNeuronBase):
             unit.time_step = self.time_step
             err, _, _ = unit._error_step(o, int(np.asarray(self.label_in.recv()).ravel()[0]))
             self._signal_buff = self._dense_graded(back, err, back_exp)
+        if self._proto is not None:     # the layer's own prototype unit (TP)
+            self._proto.time_step = self.time_step
+            label = int(np.asarray(self.label_in.recv()).ravel()[0])
+            self._signal_buff = self._proto._tp_step(spikes.astype(self._a_dtype), label)
         # 2. the synapse: its traces are reset at a sample's first step, then take this
         # step's pre spikes and the neuron's post traces, then the engine learns
         self._reset_traces_if_due()
@@ -239,6 +295,7 @@ class PyLearningLIFLayerFloat(_LayerStep, _FloatArith, FastLearningDenseFloat):
 
     label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     _unit_class = _LocalUnitFloat
+    _tp_class = _LocalTPFloat
 
 
 @implements(proc=LearningLIFLayer, protocol=LoihiProtocol)
@@ -260,6 +317,7 @@ class PyLearningLIFLayerFixed(_LayerStep, _FixedArith, FastLearningDenseBitAppro
     signal_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=8)
     label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     _unit_class = _LocalUnitFixed
+    _tp_class = _LocalTPFixed
     _a_dtype = np.int32
 
     def __init__(self, proc_params: dict) -> None:

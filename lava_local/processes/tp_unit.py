@@ -90,21 +90,21 @@ class TPUnit(AbstractProcess):
         self.learn = Var(shape=(1,), init=int(learn))
 
 
-class _TPUnitBase(PyLoihiProcessModel):
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
+class _TPStep:
+    """The unit's step on its own state (``eps``, ``learn``, ``time_step``,
+    ``proc_params``): shared by its ProcessModels and the layer that builds the unit in
+    (:class:`~lava_local.processes.LearningLIFLayer`)."""
+
+    def _setup_tp(self) -> None:
         p = self.proc_params
         self._P, self._Y = p["prototypes"], p["targets"]
         self._interval, self._offset = p["interval"], p["offset"]
         self._t0, self._n_steps = p["window_start"], self._P.shape[0]
-        self._m = None
+        self._setup_tp_arith()
 
-    def run_spk(self) -> None:
-        if self._m is None:
-            self._m = self._zeros()
-        self.m_out.send(self._m)
-        y = self.s_in.recv()
-        label = int(np.asarray(self.label_in.recv()).ravel()[0])
+    def _tp_step(self, y: np.ndarray, label: int) -> np.ndarray:
+        """The learning signal m of this step from the layer's spikes ``y`` and the
+        label (zeros outside the sample's learning window)."""
         t = _sample_step(self.time_step, self._interval, self._offset)
         if t == 0:
             self.eps[:] = 0
@@ -113,18 +113,14 @@ class _TPUnitBase(PyLoihiProcessModel):
             self._trace(y)
             if self.learn[0] and t >= self._t0:
                 m = self._signal(t, label)
-        self._m = m
+        return m
 
 
-@implements(proc=TPUnit, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyTPUnitFloat(_TPUnitBase):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    m_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    eps: np.ndarray = LavaPyType(np.ndarray, float)
-    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+class _TPFloatArith:
+    _eps_dtype = float
+
+    def _setup_tp_arith(self) -> None:
+        pass
 
     def _zeros(self) -> np.ndarray:
         return np.zeros(self.eps.shape, dtype=float)
@@ -137,18 +133,10 @@ class PyTPUnitFloat(_TPUnitBase):
         return m[0] * self.proc_params["scale"]
 
 
-@implements(proc=TPUnit, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyTPUnitFixed(_TPUnitBase):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
-    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    m_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    eps: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+class _TPFixedArith:
+    _eps_dtype = np.int32
 
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
+    def _setup_tp_arith(self) -> None:
         self._d = decay_to_int(self.proc_params["beta"])
         self._P = np.asarray(self._P, dtype=np.int64)
         self._Y = np.asarray(self._Y, dtype=np.int64)
@@ -161,6 +149,43 @@ class PyTPUnitFixed(_TPUnitBase):
 
     def _signal(self, t: int, label: int) -> np.ndarray:
         return tp_fixed_signal(self.eps, self._P[t], self._Y[t][label])
+
+
+class _TPUnitBase(_TPStep, PyLoihiProcessModel):
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._setup_tp()
+        self._m = None
+
+    def run_spk(self) -> None:
+        if self._m is None:
+            self._m = self._zeros()
+        self.m_out.send(self._m)
+        y = self.s_in.recv()
+        label = int(np.asarray(self.label_in.recv()).ravel()[0])
+        self._m = self._tp_step(y, label)
+
+
+@implements(proc=TPUnit, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyTPUnitFloat(_TPFloatArith, _TPUnitBase):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    m_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    eps: np.ndarray = LavaPyType(np.ndarray, float)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+
+@implements(proc=TPUnit, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyTPUnitFixed(_TPFixedArith, _TPUnitBase):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
+    label_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    m_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    eps: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    learn: np.ndarray = LavaPyType(np.ndarray, np.int32)
 
 
 def tp_fixed_signal(eps: np.ndarray, protos: np.ndarray, targets: np.ndarray) -> np.ndarray:

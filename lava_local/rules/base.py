@@ -374,6 +374,16 @@ class GraphParts:
         (:meth:`attach` then connects the label only)."""
         return None
 
+    def prototype_unit(self, ctx, l: int):
+        """Hidden layer l's prototype unit, if the mode's signal for it is one — a unit
+        fed by the layer's spikes and the label whose output is the third factor, one
+        step late: the keyword settings of a :class:`~lava_local.processes.TPUnit`
+        (``prototypes``, ``targets``, ``beta``, ``interval``, ``offset``,
+        ``window_start``, ``scale``) in the backend's units; None otherwise. A simulated
+        graph then builds it into the layer's process (:meth:`attach` then connects the
+        label only)."""
+        return None
+
     def readout_decay(self, net) -> float:
         """Per-step decay of the readout synapses' pre trace (their eligibility)."""
         return net.kappa

@@ -555,18 +555,33 @@ class TPParts(GraphParts):
     def readout_decay(self, net) -> float:
         return self.params.beta
 
+    def _tables(self, ctx) -> list:
+        """The label path's prototypes and soft targets of every hidden layer (made once
+        per graph)."""
+        cached = getattr(self, "_tables_of", None)
+        if cached is None or cached[0] is not ctx:
+            cached = self._tables_of = (ctx, label_path_tables(
+                ctx.net, self.label_proj, self.params.beta, ctx.fixed, ctx.big_p))
+        return cached[1]
+
+    def prototype_unit(self, ctx, l: int) -> dict:
+        protos, targets = self._tables(ctx)[l]
+        return {"prototypes": protos, "targets": targets, "beta": self.params.beta,
+                "interval": ctx.interval, "offset": ctx.layer_offset(l),
+                "window_start": ctx.window_start, "scale": self._scale(ctx)}
+
     def attach(self, ctx) -> None:
         from ..processes import TPUnit
 
-        tables = label_path_tables(ctx.net, self.label_proj, self.params.beta, ctx.fixed,
-                                   ctx.big_p)
-        for l, (protos, targets) in enumerate(tables):
+        for l in range(len(self._tables(ctx))):
             if not ctx.learns[l]:       # frozen (graded inputs, conv)
                 continue
-            unit = TPUnit(shape=(protos.shape[2],), prototypes=protos, targets=targets,
-                          beta=self.params.beta, interval=ctx.interval,
-                          offset=ctx.layer_offset(l), window_start=ctx.window_start,
-                          scale=self._scale(ctx), name=f"tp_unit{l}")
+            layer = ctx.neurons[l]
+            if getattr(layer, "proc_params", {}).get("prototype_unit") is not None:
+                ctx.loader.ground_truth.connect(layer.label_in)    # the unit is built in
+                continue
+            pu = self.prototype_unit(ctx, l)
+            unit = TPUnit(shape=(pu["prototypes"].shape[2],), **pu, name=f"tp_unit{l}")
             ctx.neurons[l].s_out.connect(unit.s_in)
             ctx.loader.ground_truth.connect(unit.label_in)
             unit.m_out.connect(ctx.neurons[l].a_third_factor_in)

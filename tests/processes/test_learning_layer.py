@@ -46,8 +46,17 @@ def test_layer_checks_its_parameters():
         _layer(lam_pots=0.3)
     with pytest.raises(ValueError, match="signal_weights must be"):
         _layer(signal_weights=np.ones((3, 2)))
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="one learning-signal path"):
         _layer(signal_weights=np.ones((4, 2)), local_error={})
+    with pytest.raises(ValueError, match="one learning-signal path"):
+        _layer(local_error={}, prototype_unit={})
+    unit = dict(prototypes=np.zeros((6, 10, 4)), targets=np.zeros((6, 10, 10)), beta=0.9,
+                interval=8, offset=1, window_start=2, scale=0.25)
+    assert _layer(prototype_unit=unit).proc_params["prototype_unit"]["beta"] == 0.9
+    with pytest.raises(ValueError, match="prototype_unit lacks"):
+        _layer(prototype_unit={k: v for k, v in unit.items() if k != "beta"})
+    with pytest.raises(ValueError, match="do not fit a layer of 4"):
+        _layer(prototype_unit={**unit, "prototypes": np.zeros((6, 10, 5))})
     with pytest.raises(ValueError, match="local_error lacks"):
         _layer(local_error={"fwd_weights": np.ones((2, 4))})
     with pytest.raises(ValueError, match="psi_lag"):
@@ -102,3 +111,24 @@ def test_tess_graph_builds_each_layers_error_path_in(trained):
     names = {p.name for n in apart.ctx.neurons for p in
              (c.process for c in n.s_out.out_connections)}
     assert {f"tess_proj{l}" for l in range(net.n_hidden)} <= names
+
+
+def test_tp_graph_builds_each_layers_prototype_unit_in(trained):
+    """TP's prototype unit is inside each fused layer, which takes the label; the
+    separate graph has a TPUnit per layer (their numbers are equal: the stock-models
+    test)."""
+    from lava_local.networks.graph import build_graph
+    from lava_local.processes import TPUnit
+
+    _, _, net, test, _ = trained
+    fused = build_graph(net, test, "sim-float", learn="tp", n_samples=1)
+    for l, layer in enumerate(fused.denses[:-1]):
+        pu = layer.proc_params["prototype_unit"]
+        assert pu["prototypes"].shape[2] == layer.weights.shape[0] == net.layer_sizes[l + 1]
+        assert len(layer.label_in.in_connections) == 1
+        assert not any(isinstance(c.process, TPUnit)
+                       for c in layer.s_out.out_connections)
+    apart = build_graph(net, test, "sim-float", learn="tp", n_samples=1, fuse_layers=False)
+    units = [c.process for n in apart.ctx.neurons for c in n.s_out.out_connections
+             if isinstance(c.process, TPUnit)]
+    assert [u.name for u in units] == [f"tp_unit{l}" for l in range(net.n_hidden)]

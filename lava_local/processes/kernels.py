@@ -16,12 +16,17 @@ in the engine's order:
   right shift to the accumulator's width, the left shift by the scale exponent (wrapped
   to int32), the clip to the accumulator's range, and the accumulation, clipped again.
 
-Each operand is a scalar, a per-post column (index ``i``), a per-pre row (index ``j``)
-or a per-synapse matrix (``i, j``): its *kind*. The factors' own sub-expressions
-(constants, signs, clipping) are evaluated beforehand with numpy, as the appliers do
-(cheap for traces and dependencies). A kernel is compiled once per series and kinds and
-reused (in memory and on disk, :func:`kernel_cache_dir`); ``LAVA_LOCAL_KERNELS``
-(:func:`kernel_setting`) says where kernels run.
+A kernel runs over a block of synapses (post neurons ``rows`` x pre neurons ``cols``,
+or every pre neuron in a vectorised inner loop) in place, and can finish the engine's
+update too: the float engine's saturation (a clamp), or the bit-approximate engine's
+saturations, stochastic rounding and shift back (``finish``). Each operand is a scalar,
+a per-post column (index ``i``), a per-pre row (index ``j``), a per-synapse matrix
+(``i, j``) or a synaptic variable as a factor (:class:`VarFactor`, read from the
+variable itself): its *kind*. The other factors' sub-expressions (constants, signs,
+clipping) are evaluated beforehand with numpy, as the appliers do (cheap for traces and
+dependencies). A kernel is compiled once per series and kinds and reused (in memory and
+on disk, :func:`kernel_cache_dir`); ``LAVA_LOCAL_KERNELS`` (:func:`kernel_setting`)
+says where kernels run.
 """
 
 from __future__ import annotations
@@ -36,10 +41,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-
-#: the kinds of operand a kernel indexes: scalar, per post (row i), per pre (column j),
-#: per synapse
-KINDS = ("s", "c", "r", "f")
 
 
 def kernel_setting() -> str:

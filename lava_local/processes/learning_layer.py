@@ -21,11 +21,15 @@ own code in one step (the learning engine of
    step), its traces take the pre spikes and the neuron's bAP, y1, y2, y3, and the
    learning engine updates the weights (t_epoch = 1, in the spiking phase).
 
-So the weights, spikes and predictions equal the two-process graph's bit for bit, float
-and fixed (tested). The Process is a ``LearningDense`` (its weights, traces and learning
-rule, read back with ``weights.get()``) with the neuron's Vars and ports added; only
-the CPU simulation builds it — a graph for Loihi 2 keeps the two processes, which the
-chip maps to one core anyway.
+A layer can also hold its learning signal's source: DFA's feedback projection
+(``signal_weights``), TESS's error path (``local_error``: projection, error unit, back
+projection) or TP's prototype unit (``prototype_unit``), each one step late as the
+separate processes deliver it. So the weights, spikes and predictions equal the
+separate-process graph's bit for bit, float and fixed (tested). The Process is a
+``LearningDense`` (its weights, traces and learning rule, read back with
+``weights.get()``) with the neuron's Vars and ports added; only the CPU simulation
+builds it — a graph for Loihi 2 keeps the separate processes, which the chip maps to
+one core anyway.
 """
 
 from __future__ import annotations

@@ -247,7 +247,8 @@ def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = N
                         all_cols: bool = True) -> str:
     """The kernel's source for a bit-approximate series: ``terms`` holds, per product,
     its mantissa, the kinds of its dependency and (clipped, integer) factors, its right
-    shift and its left shift (the scale exponent); ``lo, hi`` the accumulator's range.
+    shift, its left shift (the scale exponent) and a bound on the bits of its magnitude;
+    ``lo, hi`` the accumulator's range.
 
     Per product ``c = wrap32(wrap32(d * f1 * f2 ... * mant) >> right << left)``,
     ``c = clip(c, lo, hi)``, ``r = clip(r + c, lo, hi)`` from ``r = acc[i, j]``, for
@@ -266,15 +267,19 @@ def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = N
     lines = [f"            r = acc[i, j] << {int(finish[0])}" if finish else
              "            r = acc[i, j]"]
     wrap = "(((({v}) + 2147483648) & 4294967295) - 2147483648)"
-    for p, (mant, kinds, right, left) in enumerate(terms):
+    for p, (mant, kinds, right, left, bits) in enumerate(terms):
         expr = []
         for k, kind in enumerate(kinds):
             name = f"a{p}_{k}"
             names.append(name)
             expr.append(_index(name, kind))
         prod = " * ".join(expr + [str(int(mant))])
-        lines += [f"            c = {wrap.format(v=prod)}",
-                  f"            c = {wrap.format(v=f'(c >> {int(right)}) << {int(left)}')}",
+        shifted = f"(c >> {int(right)}) << {int(left)}"
+        # where the bound on the magnitude fits in int32, nothing wraps (and the loop
+        # stays simple enough to vectorise)
+        fits = bits - right + left <= 30
+        lines += [f"            c = {prod if bits <= 30 else wrap.format(v=prod)}",
+                  f"            c = {shifted if fits else wrap.format(v=shifted)}",
                   f"            c = min(max(c, {lo}), {hi})",
                   f"            r = min(max(r + c, {lo}), {hi})"]
     if finish:

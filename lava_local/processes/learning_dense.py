@@ -581,6 +581,13 @@ _ROWS2 = np.arange(2)
 _ACC_RANGE = (-(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1)
 
 
+def _bits(plan) -> int:
+    """A bound on the bits of a bit-approximate product's magnitude: the mantissa's and
+    its clipped factors' widths (its dependency is 0 or 1)."""
+    _, _, factors, _, _ = plan
+    return W_S_MANT + sum(int(-f_lo).bit_length() - 1 for _, f_lo, _ in factors)
+
+
 def _dummy(kind, dtype, var_dtype=np.float64):
     """A kernel operand of ``kind`` for a 2 x 2 matrix (to compile a kernel); a
     synaptic variable's of ``var_dtype``."""
@@ -773,9 +780,10 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         ``rand``."""
         lo, hi = _ACC_RANGE
         terms, args = [], []
-        for mant, pieces, right, left in self._operands(applier_args, raw=True):
+        for (mant, pieces, right, left), plan in zip(
+                self._operands(applier_args, raw=True), self._plan):
             kinds = tuple(kind_of(v, acc.shape) for v in pieces)
-            terms.append((int(mant), kinds, int(right), int(left)))
+            terms.append((int(mant), kinds, int(right), int(left), _bits(plan)))
             args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
         fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None)(
             out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *args)
@@ -786,8 +794,9 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         variables now, not at the first step."""
         lo, hi = _ACC_RANGE
         kinds = fast_trace_kinds(self._product_series.products, fixed=True)
-        terms = tuple((int(mant), k, int(right), int(left))
-                      for (_, mant, _, right, left), k in zip(self._plan, kinds))
+        terms = tuple((int(mant), k, int(right), int(left), _bits(plan))
+                      for plan, k in zip(self._plan, kinds)
+                      for (_, mant, _, right, left) in [plan])
         for dtype in (np.int32, np.int64):
             args = [_dummy(k, np.int64, dtype) for ks in kinds for k in ks]
             for fin, all_cols in ((None, True), (finish, True), (finish, False)):

@@ -581,13 +581,6 @@ _ROWS2 = np.arange(2)
 _ACC_RANGE = (-(2 ** W_ACCUMULATOR_U) - 1, 2 ** W_ACCUMULATOR_U - 1)
 
 
-def _bits(plan) -> int:
-    """A bound on the bits of a bit-approximate product's magnitude: the mantissa's and
-    its clipped factors' widths (its dependency is 0 or 1)."""
-    _, _, factors, _, _ = plan
-    return W_S_MANT + sum(int(-f_lo).bit_length() - 1 for _, f_lo, _ in factors)
-
-
 def _dummy(kind, dtype, var_dtype=np.float64):
     """A kernel operand of ``kind`` for a 2 x 2 matrix (to compile a kernel); a
     synaptic variable's of ``var_dtype``."""
@@ -743,15 +736,22 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
     def __init__(self, product_series) -> None:
         super().__init__(product_series)
         self._plan = []
+        self._kernel_terms = []    # per product: the kernel's mantissa, shifts, bit bound
         for product in self._product_series.products:
             width = W_S_MANT
             factors = []
             for factor in product.factors:
                 w = FACTOR_TO_WIDTH_DICT[factor.state_var]
                 width += w
-                factors.append((factor, -(2 ** w), 2 ** w - 1))
+                factors.append((factor, -(2 ** w), 2 ** w - 1,
+                                _var_factor_spec(factor, (-(2 ** w), 2 ** w - 1))))
+            right = max(0, width - W_ACCUMULATOR_U)
             self._plan.append((product.dependency, np.int32(product.s_mantissa), factors,
-                               max(0, width - W_ACCUMULATOR_U), product.s_exp))
+                               right, product.s_exp))
+            # |dependency x factors x mantissa| < 2^width: the bound that lets a kernel
+            # skip the int32 wrap
+            self._kernel_terms.append((int(product.s_mantissa), right, int(product.s_exp),
+                                       width))
 
     def _operands(self, applier_args: dict, raw: bool = False) -> list:
         """Per product: its mantissa, its dependency's and clipped factors' int32
@@ -761,9 +761,8 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         operands = []
         for dep, mant, factors, right, left in self._plan:
             pieces = [np.asarray(applier_args[dep]).astype(np.int32)]
-            for factor, f_lo, f_hi in factors:
-                spec = _var_factor_spec(factor, (f_lo, f_hi)) if raw else None
-                if spec is not None:
+            for factor, f_lo, f_hi, spec in factors:
+                if raw and spec is not None:
                     pieces.append(_var_factor(spec, applier_args))
                     continue
                 val = self._compute_factor(dep, factor, applier_args)
@@ -780,10 +779,10 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         ``rand``."""
         lo, hi = _ACC_RANGE
         terms, args = [], []
-        for (mant, pieces, right, left), plan in zip(
-                self._operands(applier_args, raw=True), self._plan):
+        for (_, pieces, _, _), (mant, right, left, bits) in zip(
+                self._operands(applier_args, raw=True), self._kernel_terms):
             kinds = tuple(kind_of(v, acc.shape) for v in pieces)
-            terms.append((int(mant), kinds, int(right), int(left), _bits(plan)))
+            terms.append((mant, kinds, right, left, bits))
             args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
         fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None)(
             out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *args)
@@ -794,9 +793,8 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         variables now, not at the first step."""
         lo, hi = _ACC_RANGE
         kinds = fast_trace_kinds(self._product_series.products, fixed=True)
-        terms = tuple((int(mant), k, int(right), int(left), _bits(plan))
-                      for plan, k in zip(self._plan, kinds)
-                      for (_, mant, _, right, left) in [plan])
+        terms = tuple((mant, k, right, left, bits)
+                      for (mant, right, left, bits), k in zip(self._kernel_terms, kinds))
         for dtype in (np.int32, np.int64):
             args = [_dummy(k, np.int64, dtype) for ks in kinds for k in ks]
             for fin, all_cols in ((None, True), (finish, True), (finish, False)):

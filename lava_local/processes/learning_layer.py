@@ -57,17 +57,19 @@ from lava_local.processes.readout import (
     _ReadoutFloatArith,
     _ReadoutStep,
 )
-from lava_local.processes.tp_unit import _TPFixedArith, _TPFloatArith, _TPStep
+from lava_local.processes.tp_unit import (
+    TP_UNIT_KEYS,
+    _TPFixedArith,
+    _TPFloatArith,
+    _TPStep,
+    check_tables,
+)
 
 #: The neuron's parameters (:class:`~lava_local.processes.STLLRNeuron`), and their
 #: defaults, that the layer takes besides the ``LearningDense`` ones.
 NEURON_DEFAULTS = {"lam_post": 0.2, "post_form": "paper", "surrogate": "triangle",
                    "precision": 7, "delta_unit": 2.0 ** -7, "reset_interval": 0,
                    "reset_offset": 0, "psi_lag": 0, "n_active": 0}
-
-#: The settings of a built-in prototype unit (:class:`~lava_local.processes.TPUnit`'s).
-TP_UNIT_KEYS = ("prototypes", "targets", "beta", "interval", "offset", "window_start",
-                "scale")
 
 
 def _refuse(proc, error: Exception):
@@ -150,13 +152,11 @@ class LearningLIFLayer(LearningDense):
             if missing or unknown:
                 _refuse(self, ValueError(f"prototype_unit lacks {sorted(missing)} / has "
                                          f"unknown {sorted(unknown)}"))
-            n_steps, n_classes, n = np.shape(prototype_unit["prototypes"])
-            if n != weights.shape[0] or np.shape(prototype_unit["targets"]) != (
-                    n_steps, n_classes, n_classes):
-                _refuse(self, ValueError(
-                    f"prototype_unit's prototypes {np.shape(prototype_unit['prototypes'])}"
-                    f" / targets {np.shape(prototype_unit['targets'])} do not fit a layer "
-                    f"of {weights.shape[0]} neurons"))
+            try:
+                check_tables(prototype_unit["prototypes"], prototype_unit["targets"],
+                             weights.shape[0])
+            except ValueError as e:
+                _refuse(self, e)
         if local_error is not None:
             missing = {"fwd_weights", "fwd_exp", "unit", "back_weights", "back_exp"} \
                 - set(local_error)

@@ -50,6 +50,21 @@ def _sample_step(time_step: int, interval: int, offset: int) -> int:
     return (time_step - offset) % interval
 
 
+def check_tables(prototypes, targets, n: int) -> None:
+    """Refuse prototypes (T, C, H) and targets (T, C, C) that do not fit a layer of
+    ``n`` neurons."""
+    p_shape, t_shape = np.shape(prototypes), np.shape(targets)
+    if len(p_shape) != 3 or p_shape[2] != n or t_shape != (*p_shape[:2], p_shape[1]):
+        raise ValueError(f"prototypes {p_shape} / targets {t_shape} do not fit a layer of "
+                         f"{n} neurons")
+
+
+#: A prototype unit's settings: :class:`TPUnit`'s keyword parameters but its shape, name
+#: and ``learn`` (the layer that builds one in, LearningLIFLayer, takes these).
+TP_UNIT_KEYS = ("prototypes", "targets", "beta", "interval", "offset", "window_start",
+                "scale")
+
+
 class TPUnit(AbstractProcess):
     """Prototype contrast of one hidden layer (see module doc).
 
@@ -76,10 +91,7 @@ class TPUnit(AbstractProcess):
     def __init__(self, *, shape: tuple[int], prototypes: np.ndarray, targets: np.ndarray,
                  beta: float, interval: int, offset: int, window_start: int,
                  scale: float = 1.0, learn: bool = True, name: str | None = None):
-        n_steps, n_classes, n = prototypes.shape
-        if (n,) != tuple(shape) or targets.shape != (n_steps, n_classes, n_classes):
-            raise ValueError(f"prototypes {prototypes.shape} / targets {targets.shape} do "
-                             f"not fit a layer of shape {shape}")
+        check_tables(prototypes, targets, tuple(shape)[0])
         super().__init__(shape=shape, prototypes=prototypes, targets=targets, beta=beta,
                          interval=interval, offset=offset, window_start=window_start,
                          scale=scale, name=name)

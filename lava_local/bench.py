@@ -27,8 +27,12 @@ import numpy as np
 VARIANTS: dict[str, tuple[str, str, dict]] = {
     "bptt": ("BPTT", "bptt", {}),
     "stllr-bp": ("S-TLLR (bp)", "stllr", {"signal": "bp"}),
+    "stllr-bp-merged": ("S-TLLR (bp, merged)", "stllr", {"signal": "bp", "merge_terms": True}),
     "stllr-dfa": ("S-TLLR (dfa)", "stllr", {"signal": "dfa"}),
+    "stllr-dfa-merged": ("S-TLLR (dfa, merged)", "stllr",
+                         {"signal": "dfa", "merge_terms": True}),
     "tess": ("TESS", "tess", {}),
+    "tess-merged": ("TESS (merged)", "tess", {"merge_terms": True}),
     "tp": ("TP", "tp", {}),
 }
 

@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="timed batches (default: 5)")
     b.add_argument("--warmup", type=int, default=2, help="untimed batches first (default: 2)")
     b.add_argument("--rules", default="all", help="variants: all or a comma list of "
-                   "bptt, stllr-bp, stllr-dfa, tess, tp (BPTT is always timed)")
+                   "bptt, stllr-bp, stllr-bp-merged, stllr-dfa, stllr-dfa-merged, tess, "
+                   "tess-merged, tp (BPTT is always timed; 'merged': --merge-terms)")
     b.add_argument("--out", type=Path, default=None, help="write speed.json/.png here")
     b.add_argument("--no-progress", action="store_true", help="hide progress bars")
     b = bsub.add_parser("recipes", help="time and memory of one training batch of every "

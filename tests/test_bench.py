@@ -29,6 +29,11 @@ def test_trainer_speed_rows_are_consistent():
         2 * by["S-TLLR (bp)"]["memory_measured_bytes_per_sample"]
     # S-TLLR (bp) keeps no step graph any more: its measured state is its traces
     assert by["S-TLLR (bp)"]["memory_ratio"] < 1.3
+    # merged terms: the pending coefficients (16 + 8 hidden neurons) on top, in the formula
+    merged = by["S-TLLR (bp, merged)"]
+    assert merged["memory_measured_bytes_per_sample"] \
+        - by["S-TLLR (bp)"]["memory_measured_bytes_per_sample"] == 24 * 4
+    assert merged["memory_ratio"] < 1.3
 
 
 def test_bench_speed_command_writes_json_and_plot(tmp_path, capsys):

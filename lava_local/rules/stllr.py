@@ -40,7 +40,7 @@ PRESETS = {
 
 @dataclass(frozen=True, kw_only=True)
 class EligibilityParams(RuleParams):
-    """S-TLLR's eligibility traces (shared by S-TLLR and TESS).
+    r"""S-TLLR's eligibility traces (shared by S-TLLR and TESS).
 
     Attributes
     ----------
@@ -54,6 +54,22 @@ class EligibilityParams(RuleParams):
         code's recurrence; see :mod:`lava_local.functional.stllr`.
     online : bool
         Apply the update every step instead of once per sample/batch.
+    merge_terms : bool
+        Batched trainer only: one outer product per layer and step instead of two. With
+        :math:`x[t] = q[t] - λ_{pre} q[t-1]` the non-causal term regroups onto the pre
+        trace,
+
+        .. math::
+
+            \sum_t a_1[t] ⊗ q[t] + a_2[t] ⊗ x[t]
+            = \sum_t (a_1[t] + a_2[t] - λ_{pre} a_2[t+1]) ⊗ q[t]
+
+        (:math:`a_1 = α_{pre} δ ⊙ Ψ`, :math:`a_2 = α_{post} c\,δ ⊙ h`, :math:`q[-1] = 0`,
+        :math:`a_2[T] = 0`), so step t's coefficient is completed at step t+1 and its
+        product taken then. The same update up to float rounding, a third fewer products
+        per learning step, and one more value per hidden neuron of learning state (the
+        pending coefficient). Needs the update once per batch (not ``online``); without a
+        non-causal term (α_post = 0) there is nothing to merge and it changes nothing.
     """
 
     lam_pre: float = option(0.5, "pre-trace decay λ_pre")
@@ -65,6 +81,10 @@ class EligibilityParams(RuleParams):
                             "public code's recurrence", choices=POST_FORMS)
     online: bool = option(False, "apply the update every step instead of once per batch",
                           action="store_true")
+    merge_terms: bool = option(False, "batched trainer: one outer product per layer and "
+                               "step (the non-causal term regrouped onto the pre trace, "
+                               "x[t] = q[t] - lam_pre q[t-1]): a third fewer products, one "
+                               "more value of state per hidden neuron", action="store_true")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,6 +92,15 @@ class EligibilityParams(RuleParams):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if self.merge_terms and self.online:
+            raise ValueError("merge_terms completes a step's update at the next step, so it "
+                             "needs the update once per batch: drop online or merge_terms")
+
+    @property
+    def merges(self) -> bool:
+        """Whether the batched trainer regroups the non-causal term (:attr:`merge_terms`
+        with a non-causal term to merge)."""
+        return self.merge_terms and self.alpha_post != 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +131,10 @@ class EligibilityState(NamedTuple):
     value for the *next* step, λ_post h[t] + Ψ(u[t]), after :meth:`finish`); ``q_rec``:
     pre traces over each recurrent layer's own spikes of t-1; ``q_out``: the readout's
     κ-trace of y^L. ``inputs``, ``rec_in``, ``psi``: step t's layer inputs, recurrent
-    inputs y[t-1] and Ψ(u[t]).
+    inputs y[t-1] and Ψ(u[t]). With :attr:`~EligibilityParams.merge_terms`: ``pend``, each
+    layer's coefficient of step t-1 (of step t after the step's learning), whose product
+    with the pre traces of t-1 is taken at step t, and ``q_last``, ``q_rec_last``, the
+    pre traces of t-1, kept until step t has learned.
     """
 
     net: NetState
@@ -114,6 +146,9 @@ class EligibilityState(NamedTuple):
     rec_in: list
     psi: list
     prev: list = []
+    pend: list = []
+    q_last: list = []
+    q_rec_last: list = []
 
 
 class EligibilityTrainer(LocalTrainer):
@@ -168,7 +203,8 @@ class EligibilityTrainer(LocalTrainer):
         return EligibilityState(
             net, [None] * len(model.hidden), [torch.zeros_like(s.u) for s in net.layers],
             [x.new_zeros(b.size, w.shape[0]) for w in model.recurrent],
-            x.new_zeros(b.size, model.readout.shape[1]), [], [], [])
+            x.new_zeros(b.size, model.readout.shape[1]), [], [], [],
+            pend=[None] * len(model.hidden) if self.params.merges else [])
 
     def advance(self, s: EligibilityState, x_t, learn: bool, b: Batch) -> EligibilityState:
         p, model, cfg = self.params, self.model, self.model.cfg
@@ -185,7 +221,9 @@ class EligibilityTrainer(LocalTrainer):
             q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
             q_out = pre_trace_step(s.q_out, model.readout_input(outs[-1]), cfg.kappa)
             psi = [self.psi(l.u.detach(), self._v_th(i)) for i, l in enumerate(net.layers)]
-        return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev)
+        last = self.params.merges and learn       # the pre traces of t-1, for learn_into
+        return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev, s.pend,
+                                s.q if last else [], s.q_rec if last else [])
 
     def _v_th(self, l: int):
         """Layer l's threshold as Ψ sees it (the net's own, e.g. clamped or learned)."""
@@ -198,7 +236,7 @@ class EligibilityTrainer(LocalTrainer):
         return [*self.model.weights, *self.model.extras()]
 
     def traces(self, s: EligibilityState) -> list[torch.Tensor]:
-        return [*s.q, *s.h, *s.q_rec, s.q_out]
+        return [*s.q, *s.h, *s.q_rec, s.q_out, *(p for p in s.pend if p is not None)]
 
     def learn(self, s: EligibilityState, t: int, b: Batch):
         acc = [torch.zeros_like(w) for w in self.learned()]
@@ -223,6 +261,9 @@ class EligibilityTrainer(LocalTrainer):
         with torch.no_grad():
             for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
                 dp = d * ps
+                if s.pend:
+                    self._merged_update(s, l, acc, dp, d * hl, c_pre, c_post)
+                    continue
                 model.add_weight_grad(l, acc[l], ql, dp, c_pre)
                 dh = d * hl if p.alpha_post != 0 else None
                 if dh is not None:
@@ -239,10 +280,39 @@ class EligibilityTrainer(LocalTrainer):
                     a.add_(g, alpha=scale)
         return loss, True
 
+    def _merged_update(self, s: EligibilityState, l: int, acc: list, dp: torch.Tensor,
+                       dh: torch.Tensor, c_pre: float, c_post: float) -> None:
+        r"""Layer l's update with the terms merged (:attr:`EligibilityParams.merge_terms`):
+        the pending coefficient of t-1 gets :math:`-λ_{pre} a_2[t]` and its product with
+        the pre traces of t-1 is taken; :math:`a_1[t] + a_2[t]` becomes pending."""
+        lam, rec = self.params.lam_pre, bool(s.rec_in)
+        last = s.pend[l]
+        if s.q_last[l] is not None and lam != 0:       # q[t-1] = 0 at t = 0
+            if last is None:
+                last = dh * (-lam * c_post)
+            else:
+                last.add_(dh, alpha=-lam * c_post)
+        if last is not None:
+            self.model.add_weight_grad(l, acc[l], s.q_last[l], last)
+            if rec:
+                add_outer_(acc[len(self.model.hidden) + l], last, s.q_rec_last[l])
+        s.pend[l] = torch.mul(dp, c_pre).add_(dh, alpha=c_post)
+
+    def flush(self, s: EligibilityState, acc: list) -> None:
+        """The pending coefficients' products with the last pre traces (merged terms)."""
+        with torch.no_grad():
+            for l, c in enumerate(s.pend):
+                if c is not None:
+                    self.model.add_weight_grad(l, acc[l], s.q[l], c)
+                    if s.q_rec:
+                        add_outer_(acc[len(self.model.hidden) + l], c, s.q_rec[l])
+                    s.pend[l] = None
+
     def finish(self, s: EligibilityState) -> EligibilityState:
         with torch.no_grad():
             h = [post_trace_step(hl, ps, self.params.lam_post) for hl, ps in zip(s.h, s.psi)]
-        return s._replace(net=self._detach(s.net), h=h)  # free step t's graph now
+        # free step t's graph now; the pre traces of t-1 are no longer needed
+        return s._replace(net=self._detach(s.net), h=h, q_last=[], q_rec_last=[])
 
 
 
@@ -295,11 +365,19 @@ class STLLRTrainer(EligibilityTrainer):
 
 # -- costs ---------------------------------------------------------------------------------
 
-def eligibility_memory(c: Costs, alpha_post: float) -> int:
+def eligibility_memory(c: Costs, params: EligibilityParams) -> int:
     """Two traces per neuron (one without the post trace, α_post = 0), plus one pre trace
-    per recurrent neuron (over the layer's own previous spikes)."""
+    per recurrent neuron (over the layer's own previous spikes), plus the pending
+    coefficient per hidden neuron with the terms merged
+    (:attr:`EligibilityParams.merge_terms`)."""
     rec = sum(c.hidden) if c.recurrent else 0
-    return (c.neurons if alpha_post == 0 else 2 * c.neurons) + rec
+    pending = sum(c.hidden) if params.merges else 0
+    return (c.neurons if params.alpha_post == 0 else 2 * c.neurons) + rec + pending
+
+
+#: The formula of :func:`eligibility_memory`.
+ELIGIBILITY_MEMORY = ("2 Σ N_l (Σ N_l with α_post = 0) + Σ N_l of recurrent layers "
+                      "+ Σ N_l of hidden layers with merge_terms")
 
 
 # -- on the Lava graph ---------------------------------------------------------------------
@@ -396,13 +474,13 @@ class STLLRRule(Rule):
         return STLLRGraph()
 
     def memory_values(self, c: Costs, params) -> int:
-        return eligibility_memory(c, params.alpha_post)
+        return eligibility_memory(c, params)
 
     def learning_macs(self, c: Costs, params) -> int:
         return 3 * c.learning_steps * c.synapses
 
     def memory_formula(self) -> str:
-        return "2 Σ N_l (Σ N_l with α_post = 0) + Σ N_l of recurrent layers"
+        return ELIGIBILITY_MEMORY
 
     def macs_formula(self) -> str:
         return "3 (T - T_l) Σ N_l N_{l-1}"

@@ -32,7 +32,13 @@ import torch.nn.functional as F
 
 from ..functional.tess import TESS_F, square_wave_projection, tess_signal
 from .base import ALL_FEATURES, Costs, GraphLearning, Rule, RuleParams, option
-from .stllr import EligibilityParams, EligibilityParts, EligibilityTrainer, eligibility_memory
+from .stllr import (
+    ELIGIBILITY_MEMORY,
+    EligibilityParams,
+    EligibilityParts,
+    EligibilityTrainer,
+    eligibility_memory,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,7 +248,7 @@ class TESSRule(Rule):
         return TESSGraph()
 
     def memory_values(self, c: Costs, params) -> int:
-        return eligibility_memory(c, params.alpha_post)
+        return eligibility_memory(c, params)
 
     def learning_macs(self, c: Costs, params) -> int:
         """The local projections only; the readout's own update is not in the paper's
@@ -250,7 +256,7 @@ class TESSRule(Rule):
         return c.learning_steps * sum(2 * n * c.layer_sizes[-1] for n in c.hidden)
 
     def memory_formula(self) -> str:
-        return "2 Σ n_l (Σ n_l with α_post = 0) + Σ n_l of recurrent layers"
+        return ELIGIBILITY_MEMORY
 
     def macs_formula(self) -> str:
         return "(T - T_l) Σ_l 2 n_l C"

@@ -12,7 +12,10 @@ window, and applies gradient estimates (an optimiser *subtracts* them).
    estimates (``learn``, or ``learn_into``, which adds them to the accumulators in
    place) and accumulates them, applying them every step (online rules) or once per
    batch;
-4. ``finish``\\ es the step (traces that need this step's values, freeing its graph).
+4. ``finish``\\ es the step (traces that need this step's values, freeing its graph);
+
+and before an update is applied, ``flush``\\ es what a rule left pending (S-TLLR's
+merged terms complete a step's estimate at the next step).
 
 BPTT and TTL-BPTT differentiate through time with autograd and have their own loops.
 """
@@ -194,6 +197,11 @@ class LocalTrainer(Trainer):
         """End of step t (default: nothing)."""
         return state
 
+    def flush(self, state: Any, acc: list[torch.Tensor]) -> None:
+        """Before an update is applied: add to ``acc`` what :meth:`learn_into` left
+        pending (a rule that completes a step's estimate at a later step; default:
+        nothing)."""
+
     def train_batch(self, x: torch.Tensor, labels: torch.Tensor,
                     meter: StateMeter | None = None) -> float:
         b = self.batch(x, labels)
@@ -211,11 +219,13 @@ class LocalTrainer(Trainer):
                 if any_grad:
                     pending = True
                     if self.update_every_step:
+                        self.flush(state, acc)
                         self.apply(acc)
                         for a in acc:           # the optimiser has let go of them
                             a.zero_()
                         pending = False
             state = self.finish(state)
         if pending or not self.update_every_step:
+            self.flush(state, acc)
             self.apply(acc)
         return float(total)          # the batch's one host sync

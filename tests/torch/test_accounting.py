@@ -19,6 +19,14 @@ def test_analytic_formulas_by_hand():
     assert analytic_memory_values("stllr", sizes, 200) == 2 * 266
     assert analytic_macs("bptt", sizes, 20) == 2 * 20 * 25856
     assert analytic_macs("stllr", sizes, 20, t_l=15) == 3 * 5 * 25856
+    # merged terms: one pending coefficient per hidden neuron more
+    from lava_local.rules import STLLRParams, TESSParams
+    assert analytic_memory_values("stllr", sizes, 200, STLLRParams(merge_terms=True)) \
+        == 2 * 266 + 256
+    assert analytic_memory_values("tess", sizes, 200, TESSParams(merge_terms=True)) \
+        == 2 * 266 + 256
+    assert analytic_memory_values("stllr", sizes, 200, STLLRParams(
+        merge_terms=True, alpha_post=0.0)) == 266
     with pytest.raises(ValueError):
         analytic_macs("nope", sizes, 1)
 
@@ -38,9 +46,9 @@ def test_meter_counts_saved_tensors_once_and_releases_them():
     assert m.peak_bytes == 12000
 
 
-def _cost(rule, n_steps, signal="bp"):
+def _cost(rule, n_steps, signal="bp", **params):
     cfg = TrainConfig.from_flat(strict=False, rule=rule, n_steps=n_steps, batch_size=16,
-                                signal=signal)
+                                signal=signal, **params)
     ds = load_dataset("digits", "train", n_steps=n_steps)
     _, _, trainer = build(cfg, ds.n_inputs, ds.n_classes, torch.device("cpu"))
     x, y = next(iterate_batches(ds, cfg.batch_size, None, torch.device("cpu")))
@@ -68,6 +76,17 @@ def test_measured_macs_match_the_operation_count():
     # hidden layer and one for the readout
     stllr = _cost("stllr", n_steps)["macs_measured_per_sample"] * b
     assert stllr == n_steps * b * (syn + (syn - n0 * n1) + 2 * (n0 * n1 + n1 * n2) + n2 * c)
+    # merged terms: one product per hidden layer and step (none pending at the first
+    # step, the flush at the end)
+    merged = _cost("stllr", n_steps, merge_terms=True)
+    assert merged["macs_measured_per_sample"] * b \
+        == n_steps * b * (syn + (syn - n0 * n1) + (n0 * n1 + n1 * n2) + n2 * c)
+    # and the measured state holds the pending coefficients, as the formula says
+    plain = _cost("stllr", n_steps)
+    assert (merged["memory_measured_bytes_per_sample"]
+            - plain["memory_measured_bytes_per_sample"]) == (n1 + n2) * 4
+    assert (merged["memory_analytic_bytes_per_sample"]
+            - plain["memory_analytic_bytes_per_sample"]) == (n1 + n2) * 4
 
 
 def test_measure_step_leaves_the_trainer_unchanged():

@@ -113,6 +113,32 @@ def test_conv_stllr_trace_update_matches_unrolled_dense_equivalent():
         np.testing.assert_allclose(u, v, rtol=1e-12)
 
 
+@pytest.mark.parametrize("trainer, params", [
+    (STLLRTrainer, STLLRParams(alpha_post=-0.7)),
+    (STLLRTrainer, STLLRParams(signal="dfa", lam_pre=0.75, alpha_post=0.5)),
+    (TESSTrainer, TESSParams(alpha_post=-0.7)),
+    (TESSTrainer, TESSParams(alpha_post=-0.7, pool=2)),
+], ids=["stllr-bp", "stllr-dfa", "tess", "tess-pooled"])
+def test_merged_terms_equal_the_two_products_on_conv_nets(trainer, params):
+    """merge_terms regroups x[t] = q[t] - λ_pre q[t-1] through the conv layers' weight
+    gradients (linear in the pre operand): the same float64 update, over a window, with
+    dropout and a bias."""
+    from dataclasses import replace
+
+    x, y = spikes(7)
+    got = []
+    for merge in (False, True):
+        m = small_conv(dropout=0.2, bias=True)
+        tr = trainer(m, torch.optim.SGD(m.parameters(), lr=1.0),
+                     replace(params, merge_terms=merge), window=5,
+                     generator=torch.Generator().manual_seed(3))
+        torch.manual_seed(5)                # the dropout masks
+        got.append(applied(tr, x, y))
+    assert all(np.abs(g).sum() > 0 for g in got[0])
+    for u, v in zip(*got):
+        np.testing.assert_allclose(v, u, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("preset", ["vgg9", "alexnet-snn", "vgg9-gap", "vgg9-gap2"])
 @pytest.mark.parametrize("make", [
     lambda m: STLLRTrainer(m, torch.optim.Adam(m.parameters())),

@@ -101,6 +101,13 @@ def reference_stllr(ws, w_out, x, labels, cfg, p, t_l, feedback=None, vs=None):
     (STLLRParams(), None),
     (STLLRParams(lam_pre=0.9, lam_post=0.5, alpha_post=1.0, post_form="code"), 4),
     (STLLRParams(signal="dfa", alpha_post=-0.5), 6),
+    # the terms merged onto the pre trace: the same update, one product a step
+    (STLLRParams(merge_terms=True), None),
+    (STLLRParams(lam_pre=0.9, lam_post=0.5, alpha_post=1.0, post_form="code",
+                 merge_terms=True), 4),
+    (STLLRParams(signal="dfa", alpha_post=-0.5, merge_terms=True), 6),
+    (STLLRParams(lam_pre=0.0, merge_terms=True), 7),
+    (STLLRParams(lam_pre=1.0, merge_terms=True), 1),
 ])
 def test_stllr_trainer_equals_functional_reference(params, window):
     tr = make("stllr", params=params, window=window)
@@ -116,11 +123,12 @@ def test_stllr_trainer_equals_functional_reference(params, window):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("signal", ["bp", "dfa"])
-def test_recurrent_stllr_trainer_equals_functional_reference(signal):
+@pytest.mark.parametrize("signal, merge", [("bp", False), ("dfa", False), ("bp", True),
+                                           ("dfa", True)])
+def test_recurrent_stllr_trainer_equals_functional_reference(signal, merge):
     cfg = NetConfig(12, 4, hidden=(9, 7), gamma=0.6, v_th=0.5, kappa=0.8, init_gain=1.5,
                     recurrent=True)
-    params = STLLRParams(signal=signal)
+    params = STLLRParams(signal=signal, merge_terms=merge)
     tr = make("stllr", cfg=cfg, params=params)
     x, y = batch(10)
     ws = [w.detach().numpy().copy() for w in tr.model.hidden]
@@ -194,6 +202,49 @@ def test_online_update_applies_every_step():
     a = applied_gradient(make("stllr", params=p), x, y)
     b = applied_gradient(make("stllr"), x, y)
     assert not np.allclose(a[0], b[0])
+
+
+class _StateSizes:
+    """A meter that records the number of values of the state reported at each step."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def set_state(self, name, tensors):
+        self.sizes.append(sum(t.numel() for t in tensors))
+
+
+def test_merged_terms_take_one_product_per_layer_and_step_and_keep_one_vector():
+    """merge_terms: one weight product per hidden layer and learning step (plus one per
+    layer at the end), the pending coefficient in the reported state; with online it is
+    refused, and without a non-causal term it changes nothing."""
+    x, y = batch(6)
+    calls = {}
+    for merge in (False, True):
+        tr = make("stllr", params=STLLRParams(merge_terms=merge))
+        n = 0
+
+        def count(l, acc, a, g, alpha=1.0, _f=tr.model.add_weight_grad):
+            nonlocal n
+            n += 1
+            _f(l, acc, a, g, alpha)
+
+        tr.model.add_weight_grad = count
+        meter = _StateSizes()
+        tr.train_batch(x, y, meter=meter)
+        calls[merge] = n, meter.sizes
+    assert calls[False][0] == 2 * 2 * 6          # two terms, two layers, six steps
+    assert calls[True][0] == 2 * 6 + 2 - 2       # one a step, the flush, none at t = 0
+    # the pending coefficients (9 + 7 per sample), carried from the first learning step
+    assert [m - u for m, u in zip(calls[True][1], calls[False][1])] == [0] + [16 * 5] * 5
+    with pytest.raises(ValueError, match="drop online or merge_terms"):
+        STLLRParams(merge_terms=True, online=True)
+    assert not STLLRParams(merge_terms=True, alpha_post=0.0).merges
+    a = applied_gradient(make("stllr", params=STLLRParams(alpha_post=0.0)), x, y)
+    b = applied_gradient(make("stllr", params=STLLRParams(alpha_post=0.0, merge_terms=True)),
+                         x, y)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
 
 
 def _trained_weights(rule, params, recurrent, autograd, monkeypatch):

@@ -63,9 +63,10 @@ def kernels_enabled() -> bool:
     return True
 
 
-#: the fewest synapses a kernel runs on by default: below it numpy's passes cost about
-#: as much as a kernel call, and a process that uses none never imports numba
-MIN_SYNAPSES = 65536
+#: the fewest synapses a kernel runs on by default (the demo net's 128x128 layer): below
+#: it numpy's passes cost about as much as a kernel call, and a process that uses none
+#: never imports numba
+MIN_SYNAPSES = 16384
 
 
 def fits_kernel(shape: tuple[int, ...]) -> bool:

@@ -142,6 +142,12 @@ def _learned_off(src: str) -> dict:
 
 # -- S-TLLR ------------------------------------------------------------------------------
 
+#: The card line of the trainer's merged terms (an execution choice, not the paper's).
+_MERGE_SOURCE = "the papers' state, 2 Σ N_l: the two terms as two products a step"
+_MERGE_OTHER = ("--merge-terms: the same update as one product a step, one more value per "
+                "hidden neuron")
+
+
 def _stllr_traces(factors: tuple, src: str) -> dict:
     lp, lq, ap, aq = factors
     f = f"{src} --factors-stdp {lp} {lq} {ap} {aq} ([λ_post, λ_pre, α_post, α_pre])"
@@ -151,7 +157,8 @@ def _stllr_traces(factors: tuple, src: str) -> dict:
                             "λ_post h[t−1] + Ψ(u[t−1]) (recurrence)",
                             "paper: its closed form (one more λ_post on the non-causal "
                             "term): --post-form paper"),
-            "online": _s(False, "[S] utils/train.py:168-177: one optimizer.step() per batch")}
+            "online": _s(False, "[S] utils/train.py:168-177: one optimizer.step() per batch"),
+            "merge_terms": _s(False, _MERGE_SOURCE, _MERGE_OTHER)}
 
 
 def _stllr_vgg(dataset: str, n_steps: int, pooling: str, surrogate: Setting, factors: tuple,
@@ -363,6 +370,7 @@ def _tess_card(dataset: str, n_steps: int, batch: int, line: str) -> dict:
         "alpha_pre": _s(1.0, f"{src} --factors-stdp 0.2 0.5 0 1"),
         "post_form": _s("code", "[T] stdp_layers.py:468-490: recurrence (unused: α_post = 0)"),
         "online": _s(False, "[T] utils/train.py:208-221: one step per batch"),
+        "merge_terms": _s(False, _MERGE_SOURCE, _MERGE_OTHER),
         "tess_f": _s("softmax", "[T] local_learning_signal_generation.py:41-67: CE"),
         "tess_pool": _s(2, "[T] VGG_TESS.py:84-146: 4, 2, 2, 2, 2, 2, 2, 1 per block",
                         "one size for every layer here (the code's most common)"),

@@ -32,15 +32,14 @@ says where kernels run.
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib.util
 import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+# absolute: Lava's compiler executes every module of this folder under a bare name
+from lava_local._jit import compile_kernel as _compile
+from lava_local._jit import kernel_cache_dir  # noqa: F401  (part of this interface)
 
 
 def kernel_setting() -> str:
@@ -168,50 +167,6 @@ def _footer(all_cols: bool) -> list[str]:
     return ["            buf[jj] = r",
             f"        for jj in range({'m' if all_cols else 'cols.size'}):",
             "            out[i, " + ("jj" if all_cols else "cols[jj]") + "] = buf[jj]"]
-
-
-def kernel_cache_dir() -> Path:
-    """Where compiled kernels are kept between processes: ``LAVA_LOCAL_CACHE`` or
-    ``~/.cache/lava-local``, sub-folder ``kernels``."""
-    root = os.environ.get("LAVA_LOCAL_CACHE") or Path.home() / ".cache" / "lava-local"
-    return Path(root) / "kernels"
-
-
-@functools.cache
-def _compile(source: str):
-    """The njit-compiled ``kernel`` of ``source``.
-
-    The source is written once to a file named by its hash in :func:`kernel_cache_dir`
-    and imported from there, so that numba's on-disk cache keeps the machine code: a
-    Lava process started later (every run forks new ones) loads it instead of compiling
-    again. Where that folder cannot be written the kernel is compiled in memory."""
-    from numba import njit
-
-    text = ("import numpy as np\nfrom numba import njit\n\n\n"
-            "@njit(cache=True, nogil=True)\n" + source)
-    try:
-        folder = kernel_cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"k_{hashlib.sha1(text.encode()).hexdigest()[:20]}.py"
-        if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            if not path.exists():
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-        name = f"lava_local_kernel_{path.stem}"
-        if name not in sys.modules:      # numba's cache finds the module by its name
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        return sys.modules[name].kernel
-    except OSError:
-        env: dict = {"np": np}
-        exec(compile(source, "<lava-local kernel>", "exec"), env)  # noqa: S102
-        return njit(nogil=True)(env["kernel"])
 
 
 def float_series_source(terms: tuple, all_cols: bool = True,

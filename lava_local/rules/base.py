@@ -253,11 +253,13 @@ class Rule:
 
     def make_trainer(self, model, params, window: int | None, lr: float, generator):
         """The trainer with an Adam optimiser over its parameters (fixed random
-        matrices a rule draws come from ``generator``, after the model's weights)."""
-        import torch
+        matrices a rule draws come from ``generator``, after the model's weights;
+        :class:`~lava_local.torch.optim.FusedAdam`: torch's Adam, its CPU step
+        compiled)."""
+        from ..torch.optim import make_adam
 
         trainer = self.trainer_class()(model, None, params, window, generator=generator)
-        trainer.attach_optimizer(torch.optim.Adam(trainer.parameters(), lr=lr))
+        trainer.attach_optimizer(make_adam(trainer.parameters(), lr=lr))
         return trainer
 
     def trainer_class(self):

@@ -9,9 +9,9 @@ window, and applies gradient estimates (an optimiser *subtracts* them).
    step t-1 detached (explicit, typed state in, new state out; no graph across steps);
 2. reports the explicit learning state to a meter (the measured memory);
 3. in the learning window (t >= T_l), asks the rule for the step's loss and gradient
-   estimates (``learn``, or ``learn_into``, which adds them to the accumulators in
-   place) and accumulates them, applying them every step (online rules) or once per
-   batch;
+   estimates and applies them every step (online rules: ``learn``'s estimates as they
+   are) or accumulates them and applies them once per batch (``learn_into``, which adds
+   them to the accumulators in place);
 4. ``finish``\\ es the step (traces that need this step's values, freeing its graph);
 
 and before an update is applied, ``flush``\\ es what a rule left pending (S-TLLR's
@@ -184,7 +184,8 @@ class LocalTrainer(Trainer):
                    ) -> tuple[Any, bool]:
         """:meth:`learn`, adding the step's gradient estimates to ``acc`` in place;
         returns (the step's loss, whether there were any). A rule may override it to
-        accumulate without temporaries."""
+        accumulate without temporaries. (A rule that updates every step has its
+        :meth:`learn`'s estimates applied as they are, without an accumulator.)"""
         loss, grads = self.learn(state, t, b)
         if grads is None:
             return loss, False
@@ -206,26 +207,26 @@ class LocalTrainer(Trainer):
                     meter: StateMeter | None = None) -> float:
         b = self.batch(x, labels)
         state = self.init_state(x, b)
-        acc = [torch.zeros_like(w) for w in self.learned()]
-        pending = False
+        acc = [] if self.update_every_step else [torch.zeros_like(w) for w in self.learned()]
         total = 0.0
         for t in range(b.n_steps):
             state = self.advance(state, x[t], t >= b.t_l, b)
             if meter is not None:
                 meter.set_state(self.state_name, self.traces(state))
-            if t >= b.t_l:
-                loss, any_grad = self.learn_into(state, t, b, acc)
+            if t >= b.t_l and self.update_every_step:
+                # the step's estimates straight to the optimiser (no accumulator pass)
+                loss, grads = self.learn(state, t, b)
                 total += loss
-                if any_grad:
-                    pending = True
-                    if self.update_every_step:
-                        self.flush(state, acc)
-                        self.apply(acc)
-                        for a in acc:           # the optimiser has let go of them
-                            a.zero_()
-                        pending = False
+                if grads is not None:
+                    grads = [torch.zeros_like(w) if g is None else g
+                             for g, w in zip(grads, self.learned())]
+                    self.flush(state, grads)
+                    self.apply(grads)
+            elif t >= b.t_l:
+                loss, _ = self.learn_into(state, t, b, acc)
+                total += loss
             state = self.finish(state)
-        if pending or not self.update_every_step:
+        if not self.update_every_step:
             self.flush(state, acc)
             self.apply(acc)
         return float(total)          # the batch's one host sync

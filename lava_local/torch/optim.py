@@ -16,10 +16,18 @@ that does what torch's single-tensor Adam does per value, in its order and its d
     θ &= θ - \frac{lr}{1 - β_1^t}\; \frac{m}{\sqrt{v} / \sqrt{1 - β_2^t} + ε}
 
 The result equals torch's within float rounding, not bit for bit: torch's vectorised
-``lerp`` may fuse a multiply-add, the kernel does not (tested against torch over many
-steps). What the kernel does not cover (amsgrad, maximize, differentiable, capturable,
-sparse gradients, non-CPU or non-contiguous tensors, dtypes other than float32/64, or
-numba missing) runs ``torch.optim.Adam.step`` unchanged.
+``lerp`` fuses a multiply-add, and its float32 ``sqrt`` differed from the correctly
+rounded one (numpy's, the kernel's) in 0.6 % of values here (tested against torch over
+many steps). One difference on purpose: a moment below the dtype's smallest normal
+number is flushed to zero. Where gradients vanish, the first moment decays into the
+subnormal range (0.9^800 < 2^-126), where x86 arithmetic is 10-100x slower; torch's
+Adam then slowed Traces Propagation's every-step Adam by up to 3x here. A flushed first
+moment (below 1.2e-38 in float32) would have moved its parameter by less than
+lr · 1.2e-38 / ε.
+
+What the kernel does not cover (amsgrad, maximize, differentiable, capturable, sparse
+gradients, non-CPU or non-contiguous tensors, dtypes other than float32/64, or numba
+missing) runs ``torch.optim.Adam.step`` unchanged.
 """
 
 from __future__ import annotations
@@ -30,14 +38,17 @@ import numpy as np
 import torch
 
 _ADAM_SOURCE = """
-def kernel(p, g, m, v, w1, w1c, beta2, w2, bc2_sqrt, eps, neg_step, wd):
+def kernel(p, g, m, v, w1, w1c, beta2, w2, bc2_sqrt, eps, neg_step, wd, tiny):
     decay = wd != 0
     low = w1 < 0.5
+    zero = tiny - tiny
     for i in range(p.size):
         gi = g[i] + wd * p[i] if decay else g[i]
         mi = m[i] + w1 * (gi - m[i]) if low else gi - (gi - m[i]) * w1c
+        mi = zero if abs(mi) < tiny else mi
         m[i] = mi
         vi = v[i] * beta2 + w2 * gi * gi
+        vi = zero if vi < tiny else vi
         v[i] = vi
         p[i] = p[i] + neg_step * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 """
@@ -107,7 +118,8 @@ class FusedAdam(torch.optim.Adam):
                 kernel(_flat(p), _flat(p.grad.contiguous()), _flat(state["exp_avg"]),
                        _flat(state["exp_avg_sq"]), w1, dt(1) - w1, dt(beta2),
                        dt(1 - beta2), dt(math.sqrt(1 - beta2 ** step)), dt(eps),
-                       dt(-lr / (1 - beta1 ** step)), dt(wd))     # as torch casts them
+                       dt(-lr / (1 - beta1 ** step)), dt(wd),     # as torch casts them
+                       dt(np.finfo(dt).tiny))
         return loss
 
 

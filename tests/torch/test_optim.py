@@ -52,6 +52,23 @@ def test_fused_adam_equals_torchs_adam_within_rounding(dtype, rtol, atol, kw):
         assert fb.state[q]["step"].dtype == ta.state[p]["step"].dtype
 
 
+def test_moments_below_the_smallest_normal_are_flushed_to_zero():
+    """One gradient, then none: torch's first moment decays into the subnormal range
+    (0.9^k), the fused one is zero there; the parameters stay equal within rounding."""
+    a, b = _params(torch.float32, shapes=((6, 5),)), _params(torch.float32, shapes=((6, 5),))
+    ta, fb = torch.optim.Adam(a, lr=1e-2), FusedAdam(b, lr=1e-2)
+    g = torch.randn(6, 5, generator=torch.Generator().manual_seed(3))
+    for k in range(900):
+        for p, opt in ((a[0], ta), (b[0], fb)):
+            p.grad = g.clone() if k == 0 else torch.zeros_like(g)
+            opt.step()
+    tiny = torch.finfo(torch.float32).tiny
+    m_torch, m_fused = ta.state[a[0]]["exp_avg"], fb.state[b[0]]["exp_avg"]
+    assert ((m_torch != 0) & (m_torch.abs() < tiny)).all(), "torch's moments are subnormal"
+    assert (m_fused == 0).all()
+    torch.testing.assert_close(b[0], a[0], rtol=2e-5, atol=1e-6)
+
+
 def test_fused_adam_leaves_the_gradients_alone():
     p = _params(torch.float32, shapes=((5, 6),))
     opt = FusedAdam(p, lr=0.1, weight_decay=0.5)

@@ -21,6 +21,15 @@ from pathlib import Path
 import numpy as np
 
 
+def numba_available() -> bool:
+    """Whether numba imports (kernels can be compiled)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def kernel_cache_dir() -> Path:
     """Where compiled kernels are kept between processes: ``LAVA_LOCAL_CACHE`` or
     ``~/.cache/lava-local``, sub-folder ``kernels``."""

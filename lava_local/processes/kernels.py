@@ -39,7 +39,10 @@ import numpy as np
 
 # absolute: Lava's compiler executes every module of this folder under a bare name
 from lava_local._jit import compile_kernel as _compile
-from lava_local._jit import kernel_cache_dir  # noqa: F401  (part of this interface)
+from lava_local._jit import (
+    kernel_cache_dir,  # noqa: F401  (part of this interface)
+    numba_available,
+)
 
 
 def kernel_setting() -> str:
@@ -53,13 +56,7 @@ def kernel_setting() -> str:
 def kernels_enabled() -> bool:
     """Whether compiled kernels may be used: numba imports and ``LAVA_LOCAL_KERNELS``
     is not ``0``."""
-    if kernel_setting() == "0":
-        return False
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return kernel_setting() != "0" and numba_available()
 
 
 #: the fewest synapses a kernel runs on by default (the demo net's 128x128 layer): below

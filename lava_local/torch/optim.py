@@ -3,7 +3,7 @@ r"""Adam in one pass over memory on the CPU (a compiled kernel), for the trainer
 ``torch.optim.Adam`` on the CPU (torch 2.3 has no fused CPU Adam) takes seven passes
 over every parameter per step (lerp, mul, addcmul, sqrt, div, add, addcdiv), two of
 them into fresh tensors. That is cheap once per batch, but Traces Propagation's recipe
-takes an Adam step at every time step: on a 700-450-20 net it was 40 % of TP's batch.
+takes an Adam step at every time step (``benchmarks/adam_step.py`` times both).
 :class:`FusedAdam` is ``torch.optim.Adam`` with the same hyper-parameters, state and
 state dict, whose step runs, for each CPU parameter, one compiled loop over its values
 that does what torch's single-tensor Adam does per value, in its order and its dtype:
@@ -20,8 +20,8 @@ The result equals torch's within float rounding, not bit for bit: torch's vector
 rounded one (numpy's, the kernel's) in 0.6 % of values here (tested against torch over
 many steps). One difference on purpose: a moment below the dtype's smallest normal
 number is flushed to zero. Where gradients vanish, the first moment decays into the
-subnormal range (0.9^800 < 2^-126), where x86 arithmetic is 10-100x slower; torch's
-Adam then slowed Traces Propagation's every-step Adam by up to 3x here. A flushed first
+subnormal range (0.9^800 < 2^-126), where x86 arithmetic is 10-100x slower and torch's
+Adam step several times slower (``benchmarks/adam_step.py``). A flushed first
 moment (below 1.2e-38 in float32) would have moved its parameter by less than
 lr · 1.2e-38 / ε.
 
@@ -36,6 +36,8 @@ import math
 
 import numpy as np
 import torch
+
+from .._jit import numba_available
 
 _ADAM_SOURCE = """
 def kernel(p, g, m, v, w1, w1c, beta2, w2, bc2_sqrt, eps, neg_step, wd, tiny):
@@ -60,15 +62,6 @@ def _kernel():
     return compile_kernel(_ADAM_SOURCE, error_model="numpy")
 
 
-def fused_available() -> bool:
-    """Whether the compiled step can run (numba imports)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class FusedAdam(torch.optim.Adam):
     """``torch.optim.Adam`` whose step on CPU tensors is one compiled pass per
     parameter (see module doc). Same arguments, state and state dict as
@@ -89,7 +82,7 @@ class FusedAdam(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if not fused_available() or not all(
+        if not numba_available() or not all(
                 self._fits(g, p) for g in self.param_groups for p in g["params"]
                 if p.grad is not None):
             super().step()

@@ -24,6 +24,7 @@ from ..functional.traces import post_trace_step, pre_trace_step
 from ..torch.loop import Batch, LocalTrainer
 from ..torch.model import NetState
 from ..torch.spike import make_spike_fn
+from ..torch.subnormal import flush_subnormal_
 from .base import ALL_FEATURES, Costs, GraphLearning, GraphParts, Rule, RuleParams, option
 
 SIGNALS = ("bp", "dfa")
@@ -220,6 +221,8 @@ class EligibilityTrainer(LocalTrainer):
                  for qi, xi in zip(s.q, inputs)]
             q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
             q_out = pre_trace_step(s.q_out, model.readout_input(outs[-1]), cfg.kappa)
+            for trace in (*q, *q_rec, q_out):       # an undriven trace decays through them
+                flush_subnormal_(trace)
             psi = [self.psi(l.u.detach(), self._v_th(i)) for i, l in enumerate(net.layers)]
         last = self.params.merges and learn       # the pre traces of t-1, for learn_into
         return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev, s.pend,
@@ -260,12 +263,12 @@ class EligibilityTrainer(LocalTrainer):
         c_post = noncausal_trace(p.alpha_post * scale, p.lam_post, p.post_form)
         with torch.no_grad():
             for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
-                dp = d * ps
+                dp = flush_subnormal_(d * ps)       # operands of the update's products
                 if s.pend:
                     self._merged_update(s, l, acc, dp, d * hl, c_pre, c_post)
                     continue
                 model.add_weight_grad(l, acc[l], ql, dp, c_pre)
-                dh = d * hl if p.alpha_post != 0 else None
+                dh = flush_subnormal_(d * hl) if p.alpha_post != 0 else None
                 if dh is not None:
                     model.add_weight_grad(l, acc[l], xl, dh, c_post)
                 if s.rec_in:
@@ -293,6 +296,7 @@ class EligibilityTrainer(LocalTrainer):
             else:
                 last.add_(dh, alpha=-lam * c_post)
         if last is not None:
+            flush_subnormal_(last)
             self.model.add_weight_grad(l, acc[l], s.q_last[l], last)
             if rec:
                 add_outer_(acc[len(self.model.hidden) + l], last, s.q_rec_last[l])
@@ -310,7 +314,8 @@ class EligibilityTrainer(LocalTrainer):
 
     def finish(self, s: EligibilityState) -> EligibilityState:
         with torch.no_grad():
-            h = [post_trace_step(hl, ps, self.params.lam_post) for hl, ps in zip(s.h, s.psi)]
+            h = [flush_subnormal_(post_trace_step(hl, ps, self.params.lam_post))
+                 for hl, ps in zip(s.h, s.psi)]
         # free step t's graph now; the pre traces of t-1 are no longer needed
         return s._replace(net=self._detach(s.net), h=h, q_last=[], q_rec_last=[])
 

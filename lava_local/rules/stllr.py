@@ -152,6 +152,18 @@ class EligibilityState(NamedTuple):
     q_rec_last: list = []
 
 
+def _flush_operands(*tensors) -> None:
+    """Subnormal values of the update products' operands to zero, in place
+    (:mod:`lava_local.torch.subnormal`): a trace that is not driven decays through the
+    subnormal range, and a coefficient made from it (δ ⊙ h, scaled by 1 / (B (T - T_l)))
+    falls into it; one such value slows every vector instruction of the product that
+    touches it. A pre trace flushed here after its next step was taken from it; the
+    values flushed are below 1.2e-38 (float32)."""
+    for t in tensors:
+        if t is not None:
+            flush_subnormal_(t)
+
+
 class EligibilityTrainer(LocalTrainer):
     """S-TLLR's traces and update under a learning signal given by a subclass.
 
@@ -221,8 +233,6 @@ class EligibilityTrainer(LocalTrainer):
                  for qi, xi in zip(s.q, inputs)]
             q_rec = [pre_trace_step(qi, xi, p.lam_pre) for qi, xi in zip(s.q_rec, rec_in)]
             q_out = pre_trace_step(s.q_out, model.readout_input(outs[-1]), cfg.kappa)
-            for trace in (*q, *q_rec, q_out):       # an undriven trace decays through them
-                flush_subnormal_(trace)
             psi = [self.psi(l.u.detach(), self._v_th(i)) for i, l in enumerate(net.layers)]
         last = self.params.merges and learn       # the pre traces of t-1, for learn_into
         return EligibilityState(net, q, s.h, q_rec, q_out, inputs, rec_in, psi, prev, s.pend,
@@ -263,12 +273,13 @@ class EligibilityTrainer(LocalTrainer):
         c_post = noncausal_trace(p.alpha_post * scale, p.lam_post, p.post_form)
         with torch.no_grad():
             for l, (d, ps, ql, hl, xl) in enumerate(zip(deltas, s.psi, s.q, s.h, s.inputs)):
-                dp = flush_subnormal_(d * ps)       # operands of the update's products
+                dp = d * ps
                 if s.pend:
                     self._merged_update(s, l, acc, dp, d * hl, c_pre, c_post)
                     continue
+                dh = d * hl if p.alpha_post != 0 else None
+                _flush_operands(dp, dh, ql, s.q_rec[l] if s.rec_in else None)
                 model.add_weight_grad(l, acc[l], ql, dp, c_pre)
-                dh = flush_subnormal_(d * hl) if p.alpha_post != 0 else None
                 if dh is not None:
                     model.add_weight_grad(l, acc[l], xl, dh, c_post)
                 if s.rec_in:
@@ -296,7 +307,7 @@ class EligibilityTrainer(LocalTrainer):
             else:
                 last.add_(dh, alpha=-lam * c_post)
         if last is not None:
-            flush_subnormal_(last)
+            _flush_operands(last, s.q_last[l], s.q_rec_last[l] if rec else None)
             self.model.add_weight_grad(l, acc[l], s.q_last[l], last)
             if rec:
                 add_outer_(acc[len(self.model.hidden) + l], last, s.q_rec_last[l])
@@ -307,6 +318,7 @@ class EligibilityTrainer(LocalTrainer):
         with torch.no_grad():
             for l, c in enumerate(s.pend):
                 if c is not None:
+                    _flush_operands(c, s.q[l], s.q_rec[l] if s.q_rec else None)
                     self.model.add_weight_grad(l, acc[l], s.q[l], c)
                     if s.q_rec:
                         add_outer_(acc[len(self.model.hidden) + l], c, s.q_rec[l])
@@ -314,8 +326,7 @@ class EligibilityTrainer(LocalTrainer):
 
     def finish(self, s: EligibilityState) -> EligibilityState:
         with torch.no_grad():
-            h = [flush_subnormal_(post_trace_step(hl, ps, self.params.lam_post))
-                 for hl, ps in zip(s.h, s.psi)]
+            h = [post_trace_step(hl, ps, self.params.lam_post) for hl, ps in zip(s.h, s.psi)]
         # free step t's graph now; the pre traces of t-1 are no longer needed
         return s._replace(net=self._detach(s.net), h=h, q_last=[], q_rec_last=[])
 

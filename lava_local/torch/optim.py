@@ -32,6 +32,7 @@ missing) runs ``torch.optim.Adam.step`` unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -40,7 +41,9 @@ import torch
 from .._jit import numba_available
 
 _ADAM_SOURCE = """
-def kernel(p, g, m, v, w1, w1c, beta2, w2, bc2_sqrt, eps, neg_step, wd, tiny):
+def kernel(p, g, m, v, c):
+    w1, w1c, beta2, w2, bc2_sqrt = c[0], c[1] - c[0], c[2], c[3], c[4]
+    eps, neg_step, wd, tiny = c[5], c[6], c[7], c[8]
     decay = wd != 0
     low = w1 < 0.5
     zero = tiny - tiny
@@ -56,6 +59,7 @@ def kernel(p, g, m, v, w1, w1c, beta2, w2, bc2_sqrt, eps, neg_step, wd, tiny):
 """
 
 
+@functools.cache
 def _kernel():
     from .._jit import compile_kernel
 
@@ -67,13 +71,43 @@ class FusedAdam(torch.optim.Adam):
     parameter (see module doc). Same arguments, state and state dict as
     ``torch.optim.Adam``: a checkpoint of either loads into the other."""
 
-    def _fits(self, group: dict, p: torch.Tensor) -> bool:
-        return (not group["amsgrad"] and not group["maximize"]
-                and not group["differentiable"] and not group["capturable"]
-                and not group.get("fused") and p.device.type == "cpu"
-                and p.dtype in (torch.float32, torch.float64) and p.is_contiguous()
-                and p.grad is not None and not p.grad.is_sparse
-                and p.grad.dtype == p.dtype)
+    _GROUP_FLAGS = ("amsgrad", "maximize", "differentiable", "capturable", "fused")
+
+    def _fused_work(self) -> list | None:
+        """(group, parameter) pairs the kernel steps, or None where any parameter with a
+        gradient needs torch's step (see module doc)."""
+        work = []
+        for group in self.param_groups:
+            plain = not any(group.get(k) for k in self._GROUP_FLAGS)
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if not (plain and p.is_cpu and p.dtype in _DTYPES and p.is_contiguous()
+                        and not g.is_sparse and g.dtype == p.dtype and g.is_cpu):
+                    return None
+                work.append((group, p))
+        return work
+
+    def _views(self, p: torch.Tensor) -> tuple:
+        """The flat numpy views of ``p``, its moments and its step count (kept while
+        they are the same tensors: a state loaded later gets new views)."""
+        state = self.state[p]
+        if len(state) == 0:     # as torch's Adam initialises it
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        cache = self.__dict__.setdefault("_numpy_views", {})   # not in the pickled state
+        v = cache.get(p)
+        if (v is None or v[0] is not state["exp_avg"] or v[1] is not state["exp_avg_sq"]
+                or v[2] is not state["step"] or v[3] != p.data_ptr()):
+            for key in ("exp_avg", "exp_avg_sq"):     # e.g. loaded from elsewhere
+                if not state[key].is_contiguous():
+                    state[key] = state[key].contiguous()
+            m, sq, st = state["exp_avg"], state["exp_avg_sq"], state["step"]
+            v = cache[p] = (m, sq, st, p.data_ptr(), _flat(p), _flat(m), _flat(sq),
+                            st.detach().numpy())
+        return v
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -82,38 +116,27 @@ class FusedAdam(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if not numba_available() or not all(
-                self._fits(g, p) for g in self.param_groups for p in g["params"]
-                if p.grad is not None):
+        work = self._fused_work() if numba_available() else None
+        if work is None:
             super().step()
             return loss
         kernel = _kernel()
-        for group in self.param_groups:
+        for group, p in work:
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:     # as torch's Adam initialises it
-                    state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(
-                        p, memory_format=torch.preserve_format)
-                step_t = state["step"]
-                step_t += 1
-                step = step_t.item()
-                for key in ("exp_avg", "exp_avg_sq"):     # e.g. loaded from elsewhere
-                    if not state[key].is_contiguous():
-                        state[key] = state[key].contiguous()
-                dt = np.float32 if p.dtype == torch.float32 else np.float64
-                w1 = dt(1 - beta1)            # the scalars in the parameter's dtype,
-                kernel(_flat(p), _flat(p.grad.contiguous()), _flat(state["exp_avg"]),
-                       _flat(state["exp_avg_sq"]), w1, dt(1) - w1, dt(beta2),
-                       dt(1 - beta2), dt(math.sqrt(1 - beta2 ** step)), dt(eps),
-                       dt(-lr / (1 - beta1 ** step)), dt(wd),     # as torch casts them
-                       dt(np.finfo(dt).tiny))
+            *_, p_np, m_np, v_np, step_np = self._views(p)
+            step_np += 1                   # the state's step count, in place
+            step = float(step_np)
+            dt = np.float32 if p.dtype == torch.float32 else np.float64
+            # the scalars in the parameter's dtype, as torch casts them (1 - w1 in it)
+            c = np.array((1 - beta1, 1.0, beta2, 1 - beta2, math.sqrt(1 - beta2 ** step),
+                          eps, -lr / (1 - beta1 ** step), wd, _TINY[dt]), dtype=dt)
+            kernel(p_np, p.grad.contiguous().view(-1).numpy(), m_np, v_np, c)
         return loss
+
+
+_DTYPES = (torch.float32, torch.float64)
+_TINY = {dt: np.finfo(dt).tiny for dt in (np.float32, np.float64)}
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:

@@ -98,6 +98,35 @@ def test_state_dicts_interchange_with_torchs_adam():
         assert float(ta.state[q]["step"]) == 20
 
 
+def test_a_state_loaded_or_a_parameter_replaced_between_steps_is_the_one_stepped():
+    """The kernel works on numpy views of the parameter and its moments, kept between
+    steps: a state loaded later, a parameter given new storage (``p.data = ...``) and a
+    deep copy of the optimiser must each be the memory the next step updates."""
+    a, b = _params(torch.float64), _params(torch.float64)
+    fa, ta = FusedAdam(a, lr=1e-2), torch.optim.Adam(b, lr=1e-2)
+    _run([fa], [a], 5, seed=1)
+    _run([ta], [b], 5, seed=2)                  # a different history
+    fa.load_state_dict(copy.deepcopy(ta.state_dict()))       # new moments
+    with torch.no_grad():
+        for p, q in zip(a, b):
+            p.copy_(q)                                        # same storage
+    _run([fa, ta], [a, b], 3, seed=3)
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        p.data = p.detach().clone()                           # new storage
+    _run([fa, ta], [a, b], 2, seed=5)
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    fc = copy.deepcopy(fa)
+    c = fc.param_groups[0]["params"]
+    before_a = [p.detach().clone() for p in a]
+    _run([fc], [c], 1, seed=4)
+    for p, q in zip(a, before_a):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)       # the original untouched
+    assert all(float((p - q).abs().max()) > 0 for p, q in zip(c, before_a))
+    assert float(fc.state[c[0]]["step"]) == 11 and float(fa.state[a[0]]["step"]) == 10
+
+
 @pytest.mark.parametrize("case", ["amsgrad", "maximize", "non-contiguous", "no-numba"])
 def test_what_the_kernel_does_not_cover_runs_torchs_step_bit_for_bit(case, monkeypatch):
     kw = {"amsgrad": True} if case == "amsgrad" else \

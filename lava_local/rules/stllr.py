@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from ..functional._backend import add_outer_
 from ..functional.lif import heaviside
 from ..functional.stllr import POST_FORMS, noncausal_trace
-from ..functional.surrogates import get_surrogate
 from ..functional.traces import post_trace_step, pre_trace_step
+from ..torch.fused import fused_surrogate
 from ..torch.loop import Batch, LocalTrainer
 from ..torch.model import NetState
 from ..torch.spike import make_spike_fn
@@ -178,7 +178,7 @@ class EligibilityTrainer(LocalTrainer):
                  window: int | None = None, generator: torch.Generator | None = None):
         super().__init__(model, optimizer, params, window)
         self.spike_fn = make_spike_fn(model.cfg.surrogate)
-        self.psi = get_surrogate(model.cfg.surrogate)
+        self.psi = fused_surrogate(model.cfg.surrogate)
 
     @property
     def update_every_step(self) -> bool:

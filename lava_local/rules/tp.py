@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 from ..fixed import TRACE_MAX
 from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
-from ..functional.surrogates import get_surrogate
 from ..functional.tp import (
     tp_contrastive_loss,
     tp_contrastive_signal,
@@ -35,6 +34,7 @@ from ..functional.tp import (
     tp_prototype_targets,
     tp_soft_targets,
 )
+from ..torch.fused import fused_lif_step, fused_surrogate
 from ..torch.loop import Batch, LocalTrainer, detach_lif
 from ..torch.spike import make_spike_fn
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
@@ -154,7 +154,7 @@ class TPTrainer(LocalTrainer):
         self.label_proj = ((torch.rand(c, n1, generator=generator) * 2 - 1) * bound
                            ).to(w.device, w.dtype)
         self.prototype = params.contrast == "prototype"
-        self.psi = get_surrogate(model.cfg.surrogate)
+        self.psi = fused_surrogate(model.cfg.surrogate)
         # dense layers: the batch contrast's one-step gradient in closed form; conv maps
         # (contrasted per location) go through autograd of the layer's loss
         self.closed_form = not hasattr(model, "plan")
@@ -217,7 +217,7 @@ class TPTrainer(LocalTrainer):
                     cur = model.layer_current(l, a)
                 if self.rec:
                     cur = cur + prev.y @ model.recurrent[l].T
-                new = lif_step(prev, cur, cfg.gamma, cfg.v_th,
+                new = fused_lif_step(prev, cur, cfg.gamma, cfg.v_th,
                                self.spike_fn if autograd else heaviside)
                 e = beta * s.eps_all[l] + new.y
                 if learn:
@@ -496,7 +496,7 @@ def label_path_tables(net, label_proj, beta: float, fixed: bool = False,
                     a = y[l] @ ws[l + 1].T
                     cur = a << exps[l + 1] if exps[l + 1] >= 0 else a >> -exps[l + 1]
         return [(p.astype(np.int64), t.astype(np.int64)) for p, t in tables]
-    from ..functional.lif import LIFState, lif_step
+    from ..functional.lif import LIFState
 
     states = [LIFState(np.zeros((c, w.shape[0])), np.zeros((c, w.shape[0]))) for w in hidden]
     eps = [np.zeros((c, w.shape[0])) for w in hidden]

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from ..functional._backend import add_outer_, outer_batched
-from ..functional.lif import LIFState, leaky_readout_step, lif_step, standardise_weight
+from ..functional.lif import LIFState, leaky_readout_step, standardise_weight
 from ..functional.surrogates import SURROGATES
+from .fused import fused_lif_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +206,7 @@ class LayerFeatures:
 
     def lif(self, l: int, s: LIFState, current: torch.Tensor, spike_fn) -> LIFState:
         """Step of hidden layer l (reset by the detached previous spikes)."""
-        return lif_step(LIFState(s.u, s.y.detach()), self.bias_current(l, current),
+        return fused_lif_step(LIFState(s.u, s.y.detach()), self.bias_current(l, current),
                         self.gamma_of(l), self.v_th_of(l), spike_fn)
 
     def readout_current(self, y: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,140 @@
+r"""The element-wise work of a step without autograd, in one compiled pass (CPU).
+
+The forward-in-time trainers advance their nets without an autograd graph (the state of
+step t-1 is detached; only a learning signal that back-propagates through a step builds
+one). There the LIF step of :func:`~lava_local.functional.lif.lif_step`,
+
+.. math::
+
+    u[t] = γ\,(u[t-1] - θ\,y[t-1]) + I[t], \qquad y[t] = Θ(u[t] - θ),
+
+is seven tensor operations, and a secondary activation Ψ(u) of
+:mod:`~lava_local.functional.surrogates` four or five more, each a pass over memory
+into a fresh tensor. On the 700-450-20 benchmark net each such pass costs 15-50 µs
+once the step's matrices have pushed its operands out of the cache. Here each is one
+compiled loop over the values that does the same IEEE operations in the same order and
+dtype (the scalars cast to the tensors' dtype, as torch casts them), so the results
+are the same floats: bit for bit for the LIF step and the algebraic Ψ, within an ulp of
+``exp`` for the sigmoid-derivative Ψ (numba's ``exp`` and torch's vectorised one may
+round differently) — tested against the functional core.
+
+What a kernel does not cover runs the functional core unchanged: tensors that require
+grad (with grad enabled), other devices, dtypes other than float32/64, non-contiguous
+or broadcast operands, a tensor leak or threshold (learned), a spike function other
+than :func:`~lava_local.functional.lif.heaviside`, or numba missing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .._jit import numba_available
+from ..functional.lif import LIFState, heaviside, lif_step
+from ..functional.surrogates import get_surrogate
+
+_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_NUMBERS = (float, int)      # a leak or threshold given as a number (not a tensor)
+
+_LIF_SOURCE = """
+def kernel(u, y, cur, k, u_out, y_out):
+    gamma, v_th, zero, one = k[0], k[1], k[2], k[3]
+    uf = u.reshape(-1)
+    yf = y.reshape(-1)
+    cf = cur.reshape(-1)
+    uo = u_out.reshape(-1)
+    yo = y_out.reshape(-1)
+    for i in range(uo.size):
+        ui = gamma * (uf[i] - v_th * yf[i]) + cf[i]
+        uo[i] = ui
+        yo[i] = one if ui - v_th > zero else zero
+"""
+
+#: Ψ of every surrogate as a loop body over ``x = u - v_th``, its constants in ``k``
+#: (k[0] = v_th, k[1] = 0, k[2] = 1, then the surrogate's own), in the order of the
+#: operations of :mod:`lava_local.functional.surrogates`.
+_PSI_BODIES = {
+    # scale * clamp_min(1 - |x|, 0)
+    "triangle": ("b = k[2] - abs(x)\n"
+                 "        r = k[3] * (k[1] if b < k[1] else b)", (0.3,)),
+    # 1 / (slope |x| + 1)^2
+    "fast_sigmoid_sq": ("c = k[3] * abs(x) + k[2]\n"
+                        "        r = k[2] / (c * c)", (100.0,)),
+    # e = exp(-|slope x|); 4 e / (1 + e)^2
+    "sigmoid_prime": ("e = np.exp(-abs(k[3] * x))\n"
+                      "        c = k[2] + e\n"
+                      "        r = (k[4] * e) / (c * c)", (1.0, 4.0)),
+    "sigmoid_prime4": ("e = np.exp(-abs(k[3] * x))\n"
+                       "        c = k[2] + e\n"
+                       "        r = (k[4] * e) / (c * c)", (4.0, 4.0)),
+    # 1 / (1 + (slope x)^2)
+    "arctan": ("s = k[3] * x\n"
+               "        r = k[2] / (k[2] + s * s)", (10.0,)),
+    "arctan_pi": ("s = k[3] * x\n"
+                  "        r = k[2] / (k[2] + s * s)", (3.141592653589793,)),
+}
+
+_PSI_TEMPLATE = """
+def kernel(u, k, out):
+    uf = u.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(of.size):
+        x = uf[i] - k[0]
+        {body}
+        of[i] = r
+"""
+
+
+@functools.cache
+def _kernel(source: str):
+    from .._jit import compile_kernel
+
+    return compile_kernel(source, error_model="numpy")
+
+
+def _plain(*tensors: torch.Tensor) -> bool:
+    """Whether ``tensors`` fit a kernel: CPU, one float dtype and shape, contiguous,
+    without autograd history to keep."""
+    t0 = tensors[0]
+    grad = torch.is_grad_enabled()
+    return (t0.dtype in _DTYPES and numba_available()
+            and all(t.is_cpu and t.dtype == t0.dtype and t.shape == t0.shape
+                    and t.is_contiguous() and not (grad and t.requires_grad)
+                    for t in tensors))
+
+
+def fused_lif_step(state: LIFState, current: torch.Tensor, gamma, v_th,
+                   spike_fn: Callable = heaviside) -> LIFState:
+    """:func:`~lava_local.functional.lif.lif_step`, in one compiled pass where it fits
+    (see module doc); the same floats."""
+    if (spike_fn is heaviside and type(gamma) in _NUMBERS and type(v_th) in _NUMBERS
+            and _plain(state.u, state.y, current)):
+        u_out, y_out = torch.empty_like(current), torch.empty_like(current)
+        k = np.array((gamma, v_th, 0.0, 1.0), dtype=_DTYPES[current.dtype])
+        _kernel(_LIF_SOURCE)(state.u.numpy(), state.y.numpy(), current.numpy(), k,
+                             u_out.numpy(), y_out.numpy())
+        return LIFState(u_out, y_out)
+    return lif_step(state, current, gamma, v_th, spike_fn)
+
+
+def fused_surrogate(name: str) -> Callable:
+    """The Ψ called ``name`` (:func:`~lava_local.functional.surrogates.get_surrogate`),
+    in one compiled pass where it fits (see module doc)."""
+    psi = get_surrogate(name)
+    body, consts = _PSI_BODIES[name]
+    source = _PSI_TEMPLATE.format(body=body)
+
+    def fused(u, v_th):
+        if isinstance(u, torch.Tensor) and type(v_th) in _NUMBERS and _plain(u):
+            out = torch.empty_like(u)
+            k = np.array((v_th, 0.0, 1.0, *consts), dtype=_DTYPES[u.dtype])
+            _kernel(source)(u.numpy(), k, out.numpy())
+            return out
+        return psi(u, v_th)
+
+    fused.__name__ = fused.__qualname__ = f"fused_{name}"
+    fused.__doc__ = psi.__doc__
+    return fused

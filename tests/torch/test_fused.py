@@ -1,0 +1,92 @@
+"""The compiled LIF step and Ψ against the functional core they replace."""
+
+import pytest
+import torch
+
+from lava_local.functional.lif import LIFState, heaviside, lif_step
+from lava_local.functional.surrogates import SURROGATES, get_surrogate
+from lava_local.torch import fused
+from lava_local.torch.fused import fused_lif_step, fused_surrogate
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _membranes(dtype, seed=0, shape=(37, 29)):
+    g = torch.Generator().manual_seed(seed)
+    u = (torch.randn(shape, generator=g, dtype=torch.float64) * 1.5 + 0.5).to(dtype)
+    u.view(-1)[:6] = torch.tensor([0.5, 0.0, -1e3, 1e3, 1.5, -0.5], dtype=dtype)
+    return u
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gamma, v_th", [(0.6, 0.5), (0.9, 1), (1, 0.3)])
+def test_fused_lif_step_gives_the_same_floats(dtype, gamma, v_th):
+    g = torch.Generator().manual_seed(1)
+    u = _membranes(dtype)
+    y = (torch.rand(u.shape, generator=g) < 0.3).to(dtype)
+    cur = torch.randn(u.shape, generator=g, dtype=torch.float64).to(dtype)
+    cur.view(-1)[:3] = torch.tensor([0.0, v_th, -v_th], dtype=dtype)
+    want = lif_step(LIFState(u, y), cur, gamma, v_th)
+    got = fused_lif_step(LIFState(u, y), cur, gamma, v_th)
+    assert 0 < float(got.y.mean()) < 1                       # both spike and silence
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_fused_surrogate_gives_the_same_floats(name, dtype):
+    """Bit for bit where Ψ is algebraic; within 2 ulp where it takes ``exp``."""
+    u = _membranes(dtype, seed=2)
+    for v_th in (0.5, 1):
+        want = get_surrogate(name)(u, v_th)
+        got = fused_surrogate(name)(u, v_th)
+        assert got.dtype == want.dtype and float(want.max()) > 0.1
+        if "sigmoid_prime" in name:
+            ulp = torch.finfo(dtype).eps
+            torch.testing.assert_close(got, want, rtol=2 * ulp, atol=0)
+        else:
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_every_surrogate_has_a_kernel_body():
+    assert set(fused._PSI_BODIES) == set(SURROGATES)
+
+
+def _no_kernel(monkeypatch):
+    def boom(source):
+        raise AssertionError("the kernel ran where the functional core should")
+    monkeypatch.setattr(fused, "_kernel", boom)
+
+
+@pytest.mark.parametrize("case", ["grad", "tensor-threshold", "non-contiguous", "surrogate-spike",
+                                  "no-numba"])
+def test_what_a_kernel_does_not_cover_runs_the_functional_core(case, monkeypatch):
+    u = _membranes(torch.float32)
+    y = (u > 0.7).float()
+    cur = torch.ones_like(u) * 0.2
+    v_th, spike_fn = 0.5, heaviside
+    if case == "grad":
+        u.requires_grad_(True)
+    elif case == "tensor-threshold":
+        v_th = torch.tensor(0.5)
+    elif case == "non-contiguous":
+        u, y, cur = u.T, y.T, cur.T
+    elif case == "surrogate-spike":
+        spike_fn = lambda x: heaviside(x) * 1.0     # noqa: E731
+    else:
+        monkeypatch.setattr(fused, "numba_available", lambda: False)
+    want = lif_step(LIFState(u, y), cur, 0.6, v_th, spike_fn)
+    want_psi = get_surrogate("triangle")(u, v_th)
+    _no_kernel(monkeypatch)
+    got = fused_lif_step(LIFState(u, y), cur, 0.6, v_th, spike_fn)
+    if case == "surrogate-spike":          # Ψ does not depend on the spike function
+        got_psi = want_psi
+    else:
+        got_psi = fused_surrogate("triangle")(u, v_th)
+    for a, b in zip((*got, got_psi), (*want, want_psi)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    if case == "grad":
+        got.u.sum().backward()
+        assert u.grad is not None and float(u.grad.abs().sum()) > 0

@@ -99,8 +99,8 @@ def tp_contrastive_loss(eps: Array, eps_target: Array, soft_targets: Array) -> A
     return -(soft_targets * logp).sum(-1).mean()
 
 
-def tp_contrastive_signal(eps: Array, eps_target: Array, soft_targets: Array
-                          ) -> tuple[Array, Array]:
+def tp_contrastive_signal(eps: Array, eps_target: Array, soft_targets: Array,
+                          target: bool = True) -> tuple[Array, Array | None]:
     r"""Closed-form gradients of :func:`tp_contrastive_loss` (dense layers) with respect
     to both paths' traces:
 
@@ -111,14 +111,16 @@ def tp_contrastive_signal(eps: Array, eps_target: Array, soft_targets: Array
         \frac{∂E_l}{∂ε} = G\,\tilde ε, \qquad \frac{∂E_l}{∂\tilde ε} = G^T ε
 
     (rows of the soft targets Y sum to one, so the first term is the softmax).
-    ``eps``, ``eps_target`` (B, H), ``soft_targets`` (B, B); returns two (B, H) arrays.
+    ``eps``, ``eps_target`` (B, H), ``soft_targets`` (B, B); returns two (B, H) arrays
+    (with ``target=False`` the second is None: layer 1's target path is driven through
+    the fixed label projection, not through the weights being learned).
     """
     z = eps @ eps_target.T
     p = softmax(z)
     g = (p * soft_targets.sum(-1, keepdims=True) if not is_torch(z) else
          p * soft_targets.sum(-1, keepdim=True)) - soft_targets
     g = g / eps.shape[0]
-    return g @ eps_target, g.T @ eps
+    return g @ eps_target, (g.T @ eps if target else None)
 
 
 def tp_prototype_targets(protos_below: Array, labels: Array) -> Array:

@@ -253,7 +253,10 @@ class TPTrainer(LocalTrainer):
             g = m * self.psi(new.u[:n], cfg.v_th)
             gw = model.weight_grad(l, a[:n], g)
             return (gw, g.T @ prev.y[:n]) if self.rec else (gw,)
-        m, m_t = tp_contrastive_signal(e[:n], e[n:], tp_soft_targets(below.flatten(1)))
+        m, m_t = tp_contrastive_signal(e[:n], e[n:], tp_soft_targets(below.flatten(1)),
+                                       target=l > 0 or self.rec)
+        if l == 0 and not self.rec:     # the target path's rows would be dropped here
+            return (model.weight_grad(0, a, m * self.psi(new.u[:n], cfg.v_th)),)
         g = torch.cat([m, m_t]) * self.psi(new.u, cfg.v_th)
         gw = model.weight_grad(l, a, g) if l > 0 else model.weight_grad(0, a, g[:n])
         return (gw, g.T @ prev.y) if self.rec else (gw,)

@@ -32,9 +32,8 @@ from ..functional.tp import (
     tp_contrastive_signal,
     tp_prototype_signal,
     tp_prototype_targets,
-    tp_soft_targets,
 )
-from ..torch.fused import fused_lif_step, fused_surrogate
+from ..torch.fused import fused_lif_step, fused_soft_targets, fused_surrogate
 from ..torch.loop import Batch, LocalTrainer, detach_lif
 from ..torch.spike import make_spike_fn
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
@@ -244,7 +243,7 @@ class TPTrainer(LocalTrainer):
         """
         model, cfg, n = self.model, self.model.cfg, b.size
         if autograd:
-            loss = tp_contrastive_loss(e[:n], e[n:], tp_soft_targets(below.flatten(1)))
+            loss = tp_contrastive_loss(e[:n], e[n:], fused_soft_targets(below.flatten(1)))
             params = [model.hidden[l], model.recurrent[l]] if self.rec else \
                 [model.hidden[l]]
             return torch.autograd.grad(loss, params)
@@ -253,7 +252,7 @@ class TPTrainer(LocalTrainer):
             g = m * self.psi(new.u[:n], cfg.v_th)
             gw = model.weight_grad(l, a[:n], g)
             return (gw, g.T @ prev.y[:n]) if self.rec else (gw,)
-        m, m_t = tp_contrastive_signal(e[:n], e[n:], tp_soft_targets(below.flatten(1)),
+        m, m_t = tp_contrastive_signal(e[:n], e[n:], fused_soft_targets(below.flatten(1)),
                                        target=l > 0 or self.rec)
         if l == 0 and not self.rec:     # the target path's rows would be dropped here
             return (model.weight_grad(0, a, m * self.psi(new.u[:n], cfg.v_th)),)

@@ -35,6 +35,7 @@ import torch
 from .._jit import numba_available
 from ..functional.lif import LIFState, heaviside, lif_step
 from ..functional.surrogates import get_surrogate
+from ..functional.tp import tp_soft_targets
 
 _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _NUMBERS = (float, int)      # a leak or threshold given as a number (not a tensor)
@@ -138,3 +139,33 @@ def fused_surrogate(name: str) -> Callable:
     fused.__name__ = fused.__qualname__ = f"fused_{name}"
     fused.__doc__ = psi.__doc__
     return fused
+
+
+_DIST_SOURCE = """
+def kernel(et, out):
+    h, b = et.shape
+    for i in range(b):
+        row = out[i]
+        for k in range(h):
+            eik = et[k, i]
+            ek = et[k]
+            for j in range(b):
+                d = eik - ek[j]
+                row[j] += d * d
+        for j in range(b):
+            row[j] = np.sqrt(row[j])
+"""
+
+
+def fused_soft_targets(eps_below: torch.Tensor) -> torch.Tensor:
+    r""":func:`~lava_local.functional.tp.tp_soft_targets`, softmax(−‖ε̃_b − ε̃_b'‖), with
+    the pairwise distances in one compiled pass where it fits (see module doc): the
+    direct differences, as ``torch.cdist(..., "donot_use_mm_for_euclid_dist")`` takes
+    them, summed over the features in order (cdist sums in vector lanes: the distances
+    agree within float rounding; a self-distance is exactly 0 in both)."""
+    if eps_below.dim() == 2 and _plain(eps_below):
+        et = eps_below.T.contiguous()
+        dist = torch.zeros(eps_below.shape[0], eps_below.shape[0], dtype=eps_below.dtype)
+        _kernel(_DIST_SOURCE)(et.numpy(), dist.numpy())
+        return torch.softmax(-dist, dim=-1)
+    return tp_soft_targets(eps_below)

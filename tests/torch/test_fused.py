@@ -5,8 +5,9 @@ import torch
 
 from lava_local.functional.lif import LIFState, heaviside, lif_step
 from lava_local.functional.surrogates import SURROGATES, get_surrogate
+from lava_local.functional.tp import tp_soft_targets
 from lava_local.torch import fused
-from lava_local.torch.fused import fused_lif_step, fused_surrogate
+from lava_local.torch.fused import fused_lif_step, fused_soft_targets, fused_surrogate
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -90,3 +91,24 @@ def test_what_a_kernel_does_not_cover_runs_the_functional_core(case, monkeypatch
     if case == "grad":
         got.u.sum().backward()
         assert u.grad is not None and float(u.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 2e-6), (torch.float64, 1e-13)])
+@pytest.mark.parametrize("shape", [(32, 10), (7, 128), (64, 450)])
+def test_fused_soft_targets_equal_the_functional_within_rounding(dtype, rtol, shape):
+    g = torch.Generator().manual_seed(3)
+    e = (torch.rand(shape, generator=g, dtype=torch.float64) * 3).to(dtype)
+    e[1] = e[0]                                     # two equal traces: distance 0
+    want = tp_soft_targets(e)
+    got = fused_soft_targets(e)
+    assert got.dtype == want.dtype and got.shape == (shape[0], shape[0])
+    torch.testing.assert_close(got, want, rtol=rtol, atol=0)
+    torch.testing.assert_close(got[0, 1], got[0, 0], rtol=0, atol=0)
+    assert float(want.max() - want.min()) > 0.01       # the targets are not uniform
+
+
+def test_soft_targets_outside_the_kernel_run_the_functional_core(monkeypatch):
+    e = torch.rand(5, 4, 3)                        # conv maps, flattened by the caller
+    _no_kernel(monkeypatch)
+    torch.testing.assert_close(fused_soft_targets(e.flatten(1)[:, ::2]),
+                               tp_soft_targets(e.flatten(1)[:, ::2]), rtol=0, atol=0)

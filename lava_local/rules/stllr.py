@@ -157,8 +157,8 @@ def _flush_operands(*tensors) -> None:
     (:mod:`lava_local.torch.subnormal`): a trace that is not driven decays through the
     subnormal range, and a coefficient made from it (δ ⊙ h, scaled by 1 / (B (T - T_l)))
     falls into it; one such value slows every vector instruction of the product that
-    touches it. A pre trace flushed here after its next step was taken from it; the
-    values flushed are below 1.2e-38 (float32)."""
+    touches it. A pre trace is flushed where it is (it may be the trace carried on);
+    every value flushed is below 1.2e-38 in float32 (2.2e-308 in float64)."""
     for t in tensors:
         if t is not None:
             flush_subnormal_(t)

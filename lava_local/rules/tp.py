@@ -217,7 +217,7 @@ class TPTrainer(LocalTrainer):
                 if self.rec:
                     cur = cur + prev.y @ model.recurrent[l].T
                 new = fused_lif_step(prev, cur, cfg.gamma, cfg.v_th,
-                               self.spike_fn if autograd else heaviside)
+                                     self.spike_fn if autograd else heaviside)
                 e = beta * s.eps_all[l] + new.y
                 if learn:
                     grads.append(self._layer_grads(l, a, prev, new, e, below, b, autograd))

@@ -207,7 +207,7 @@ class LayerFeatures:
     def lif(self, l: int, s: LIFState, current: torch.Tensor, spike_fn) -> LIFState:
         """Step of hidden layer l (reset by the detached previous spikes)."""
         return fused_lif_step(LIFState(s.u, s.y.detach()), self.bias_current(l, current),
-                        self.gamma_of(l), self.v_th_of(l), spike_fn)
+                              self.gamma_of(l), self.v_th_of(l), spike_fn)
 
     def readout_current(self, y: torch.Tensor) -> torch.Tensor:
         o = self.readout_input(y) @ self.readout.T

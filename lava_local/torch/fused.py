@@ -121,24 +121,32 @@ def fused_lif_step(state: LIFState, current: torch.Tensor, gamma, v_th,
     return lif_step(state, current, gamma, v_th, spike_fn)
 
 
+class _FusedSurrogate:
+    """Ψ ``name`` with its kernel (a class, not a closure: a trainer holding it pickles)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.psi = get_surrogate(name)
+        body, self.consts = _PSI_BODIES[name]
+        self.source = _PSI_TEMPLATE.format(body=body)
+        self.__doc__ = self.psi.__doc__
+
+    def __call__(self, u, v_th):
+        if isinstance(u, torch.Tensor) and type(v_th) in _NUMBERS and _plain(u):
+            out = torch.empty_like(u)
+            k = np.array((v_th, 0.0, 1.0, *self.consts), dtype=_DTYPES[u.dtype])
+            _kernel(self.source)(u.numpy(), k, out.numpy())
+            return out
+        return self.psi(u, v_th)
+
+    def __repr__(self) -> str:
+        return f"fused_surrogate({self.name!r})"
+
+
 def fused_surrogate(name: str) -> Callable:
     """The Ψ called ``name`` (:func:`~lava_local.functional.surrogates.get_surrogate`),
     in one compiled pass where it fits (see module doc)."""
-    psi = get_surrogate(name)
-    body, consts = _PSI_BODIES[name]
-    source = _PSI_TEMPLATE.format(body=body)
-
-    def fused(u, v_th):
-        if isinstance(u, torch.Tensor) and type(v_th) in _NUMBERS and _plain(u):
-            out = torch.empty_like(u)
-            k = np.array((v_th, 0.0, 1.0, *consts), dtype=_DTYPES[u.dtype])
-            _kernel(source)(u.numpy(), k, out.numpy())
-            return out
-        return psi(u, v_th)
-
-    fused.__name__ = fused.__qualname__ = f"fused_{name}"
-    fused.__doc__ = psi.__doc__
-    return fused
+    return _FusedSurrogate(name)
 
 
 _DIST_SOURCE = """

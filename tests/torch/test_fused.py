@@ -112,3 +112,12 @@ def test_soft_targets_outside_the_kernel_run_the_functional_core(monkeypatch):
     _no_kernel(monkeypatch)
     torch.testing.assert_close(fused_soft_targets(e.flatten(1)[:, ::2]),
                                tp_soft_targets(e.flatten(1)[:, ::2]), rtol=0, atol=0)
+
+
+def test_a_fused_surrogate_pickles_and_keeps_its_values():
+    import pickle
+
+    u = _membranes(torch.float32, seed=4)
+    psi = fused_surrogate("fast_sigmoid_sq")
+    again = pickle.loads(pickle.dumps(psi))
+    torch.testing.assert_close(again(u, 0.5), psi(u, 0.5), rtol=0, atol=0)

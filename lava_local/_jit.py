@@ -73,3 +73,10 @@ def compile_kernel(source: str, error_model: str = "python"):
         env: dict = {"np": np}
         exec(compile(source, "<lava-local kernel>", "exec"), env)  # noqa: S102
         return njit(nogil=True, error_model=error_model)(env["kernel"])
+
+
+@functools.cache
+def numpy_kernel(source: str):
+    """:func:`compile_kernel` of ``source`` with numba's ``numpy`` error model, looked up
+    once per source (the trainers call their kernels at every step)."""
+    return compile_kernel(source, error_model="numpy")

@@ -10,8 +10,8 @@ one). There the LIF step of :func:`~lava_local.functional.lif.lif_step`,
 
 is seven tensor operations, and a secondary activation Ψ(u) of
 :mod:`~lava_local.functional.surrogates` four or five more, each a pass over memory
-into a fresh tensor. On the 700-450-20 benchmark net each such pass costs 15-50 µs
-once the step's matrices have pushed its operands out of the cache. Here each is one
+into a fresh tensor, slow once the step's matrices have pushed its operands out of the
+cache. Here each is one
 compiled loop over the values that does the same IEEE operations in the same order and
 dtype (the scalars cast to the tensors' dtype, as torch casts them), so the results
 are the same floats: bit for bit for the LIF step and the algebraic Ψ, within an ulp of
@@ -19,20 +19,19 @@ are the same floats: bit for bit for the LIF step and the algebraic Ψ, within a
 round differently) — tested against the functional core.
 
 What a kernel does not cover runs the functional core unchanged: tensors that require
-grad (with grad enabled), other devices, dtypes other than float32/64, non-contiguous
+grad, other devices, dtypes other than float32/64, non-contiguous
 or broadcast operands, a tensor leak or threshold (learned), a spike function other
 than :func:`~lava_local.functional.lif.heaviside`, or numba missing.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .._jit import numba_available
+from .._jit import numba_available, numpy_kernel
 from ..functional.lif import LIFState, heaviside, lif_step
 from ..functional.surrogates import get_surrogate
 from ..functional.tp import tp_soft_targets
@@ -89,22 +88,15 @@ def kernel(u, k, out):
 """
 
 
-@functools.cache
-def _kernel(source: str):
-    from .._jit import compile_kernel
-
-    return compile_kernel(source, error_model="numpy")
 
 
 def _plain(*tensors: torch.Tensor) -> bool:
     """Whether ``tensors`` fit a kernel: CPU, one float dtype and shape, contiguous,
-    without autograd history to keep."""
+    not requiring grad (``numpy()`` refuses those, with grad enabled or not)."""
     t0 = tensors[0]
-    grad = torch.is_grad_enabled()
     return (t0.dtype in _DTYPES and numba_available()
             and all(t.is_cpu and t.dtype == t0.dtype and t.shape == t0.shape
-                    and t.is_contiguous() and not (grad and t.requires_grad)
-                    for t in tensors))
+                    and t.is_contiguous() and not t.requires_grad for t in tensors))
 
 
 def fused_lif_step(state: LIFState, current: torch.Tensor, gamma, v_th,
@@ -115,7 +107,7 @@ def fused_lif_step(state: LIFState, current: torch.Tensor, gamma, v_th,
             and _plain(state.u, state.y, current)):
         u_out, y_out = torch.empty_like(current), torch.empty_like(current)
         k = np.array((gamma, v_th, 0.0, 1.0), dtype=_DTYPES[current.dtype])
-        _kernel(_LIF_SOURCE)(state.u.numpy(), state.y.numpy(), current.numpy(), k,
+        numpy_kernel(_LIF_SOURCE)(state.u.numpy(), state.y.numpy(), current.numpy(), k,
                              u_out.numpy(), y_out.numpy())
         return LIFState(u_out, y_out)
     return lif_step(state, current, gamma, v_th, spike_fn)
@@ -135,7 +127,7 @@ class _FusedSurrogate:
         if isinstance(u, torch.Tensor) and type(v_th) in _NUMBERS and _plain(u):
             out = torch.empty_like(u)
             k = np.array((v_th, 0.0, 1.0, *self.consts), dtype=_DTYPES[u.dtype])
-            _kernel(self.source)(u.numpy(), k, out.numpy())
+            numpy_kernel(self.source)(u.numpy(), k, out.numpy())
             return out
         return self.psi(u, v_th)
 
@@ -174,6 +166,6 @@ def fused_soft_targets(eps_below: torch.Tensor) -> torch.Tensor:
     if eps_below.dim() == 2 and _plain(eps_below):
         et = eps_below.T.contiguous()
         dist = torch.zeros(eps_below.shape[0], eps_below.shape[0], dtype=eps_below.dtype)
-        _kernel(_DIST_SOURCE)(et.numpy(), dist.numpy())
+        numpy_kernel(_DIST_SOURCE)(et.numpy(), dist.numpy())
         return torch.softmax(-dist, dim=-1)
     return tp_soft_targets(eps_below)

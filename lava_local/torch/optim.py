@@ -32,13 +32,12 @@ missing) runs ``torch.optim.Adam.step`` unchanged.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
 
-from .._jit import numba_available
+from .._jit import numba_available, numpy_kernel
 
 _ADAM_SOURCE = """
 def kernel(p, g, m, v, c):
@@ -59,11 +58,6 @@ def kernel(p, g, m, v, c):
 """
 
 
-@functools.cache
-def _kernel():
-    from .._jit import compile_kernel
-
-    return compile_kernel(_ADAM_SOURCE, error_model="numpy")
 
 
 class FusedAdam(torch.optim.Adam):
@@ -120,7 +114,7 @@ class FusedAdam(torch.optim.Adam):
         if work is None:
             super().step()
             return loss
-        kernel = _kernel()
+        kernel = numpy_kernel(_ADAM_SOURCE)
         for group, p in work:
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]

@@ -20,12 +20,10 @@ at full rate, so tensors there are left as they are.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
-from .._jit import numba_available
+from .._jit import numba_available, numpy_kernel
 
 _FLUSH_SOURCE = """
 def kernel(x, tiny):
@@ -37,11 +35,6 @@ def kernel(x, tiny):
 """
 
 
-@functools.cache
-def _kernel():
-    from .._jit import compile_kernel
-
-    return compile_kernel(_FLUSH_SOURCE, error_model="numpy")
 
 
 def flush_subnormal_(x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +46,7 @@ def flush_subnormal_(x: torch.Tensor) -> torch.Tensor:
     if tiny is None or not x.is_cpu:
         return x
     if not x.requires_grad and x.is_contiguous() and numba_available():
-        _kernel()(x.numpy(), tiny)       # x.numpy() shares x's memory
+        numpy_kernel(_FLUSH_SOURCE)(x.numpy(), tiny)       # x.numpy() shares x's memory
         return x
     return x.masked_fill_(x.abs() < tiny, 0.0)
 

@@ -152,7 +152,7 @@ class EligibilityState(NamedTuple):
     q_rec_last: list = []
 
 
-def _flush_operands(*tensors) -> None:
+def _zero_subnormals(*tensors) -> None:
     """Subnormal values of the update products' operands to zero, in place
     (:mod:`lava_local.torch.subnormal`): a trace that is not driven decays through the
     subnormal range, and a coefficient made from it (δ ⊙ h, scaled by 1 / (B (T - T_l)))
@@ -278,7 +278,7 @@ class EligibilityTrainer(LocalTrainer):
                     self._merged_update(s, l, acc, dp, d * hl, c_pre, c_post)
                     continue
                 dh = d * hl if p.alpha_post != 0 else None
-                _flush_operands(dp, dh, ql, s.q_rec[l] if s.rec_in else None)
+                _zero_subnormals(dp, dh, ql, s.q_rec[l] if s.rec_in else None)
                 model.add_weight_grad(l, acc[l], ql, dp, c_pre)
                 if dh is not None:
                     model.add_weight_grad(l, acc[l], xl, dh, c_post)
@@ -307,21 +307,24 @@ class EligibilityTrainer(LocalTrainer):
             else:
                 last.add_(dh, alpha=-lam * c_post)
         if last is not None:
-            _flush_operands(last, s.q_last[l], s.q_rec_last[l] if rec else None)
-            self.model.add_weight_grad(l, acc[l], s.q_last[l], last)
-            if rec:
-                add_outer_(acc[len(self.model.hidden) + l], last, s.q_rec_last[l])
+            self._pending_product(l, acc, last, s.q_last[l], s.q_rec_last[l] if rec else None)
         s.pend[l] = torch.mul(dp, c_pre).add_(dh, alpha=c_post)
+
+    def _pending_product(self, l: int, acc: list, c: torch.Tensor, q: torch.Tensor,
+                         q_rec: torch.Tensor | None) -> None:
+        """Layer l's completed coefficient ``c`` times its pre traces ``q`` (and the
+        recurrent ones, ``q_rec``), added to the accumulators."""
+        _zero_subnormals(c, q, q_rec)
+        self.model.add_weight_grad(l, acc[l], q, c)
+        if q_rec is not None:
+            add_outer_(acc[len(self.model.hidden) + l], c, q_rec)
 
     def flush(self, s: EligibilityState, acc: list) -> None:
         """The pending coefficients' products with the last pre traces (merged terms)."""
         with torch.no_grad():
             for l, c in enumerate(s.pend):
                 if c is not None:
-                    _flush_operands(c, s.q[l], s.q_rec[l] if s.q_rec else None)
-                    self.model.add_weight_grad(l, acc[l], s.q[l], c)
-                    if s.q_rec:
-                        add_outer_(acc[len(self.model.hidden) + l], c, s.q_rec[l])
+                    self._pending_product(l, acc, c, s.q[l], s.q_rec[l] if s.q_rec else None)
                     s.pend[l] = None
 
     def finish(self, s: EligibilityState) -> EligibilityState:

@@ -251,11 +251,28 @@ class _LayerStep(_STLLRNeuronBase):
             delta = self.a_third_factor_in.recv()
         else:
             delta = np.zeros(self.a_buff.shape, self._a_dtype) + self._signal_buff
-            if self._signal_w is not None:
-                self._signal_buff = self._dense_graded(self._signal_w, self.signal_in.recv(),
-                                                       self.proc_params["signal_exp"])
         spikes, y1, y2, bap = self._neuron_step(a_in, delta)
         self.s_out.send(spikes)
+        # 2. the synapse: its traces are reset at a sample's first step, then take this
+        # step's pre spikes and the neuron's post traces, then the engine learns
+        self._reset_traces_if_due()
+        s_in = self.s_in.recv().astype(bool)
+        self.a_buff = self._synaptic_input(s_in)
+        self._learn_step(s_in, np.asarray(bap, dtype=bool), y1, y2, np.zeros_like(y1))
+        # 3. the built-in projection's output for the next step. It reads only this
+        # step's spikes and messages and its own state, and nothing above reads what it
+        # writes, so it runs last: the values are those of running it before 2, but the
+        # synapse's work no longer waits for the readout's error (DFA, BP), which the
+        # readout sends only after its own neuron and error steps
+        self._next_signal(spikes)
+
+    def _next_signal(self, spikes: np.ndarray) -> None:
+        """The learning signal the neuron takes at the next step, from this step's
+        error (DFA, BP: through the signal projection), the layer's own error path
+        (TESS) or its prototype unit (TP)."""
+        if self._signal_w is not None:
+            self._signal_buff = self._dense_graded(self._signal_w, self.signal_in.recv(),
+                                                   self.proc_params["signal_exp"])
         if self._local is not None:     # the layer's own error path (TESS)
             fwd, fwd_exp, unit, back, back_exp = self._local
             o = np.zeros(self._fwd_buff.shape, self._a_dtype) + self._fwd_buff
@@ -267,12 +284,6 @@ class _LayerStep(_STLLRNeuronBase):
             self._proto.time_step = self.time_step
             label = int(np.asarray(self.label_in.recv()).ravel()[0])
             self._signal_buff = self._proto._tp_step(spikes.astype(self._a_dtype), label)
-        # 2. the synapse: its traces are reset at a sample's first step, then take this
-        # step's pre spikes and the neuron's post traces, then the engine learns
-        self._reset_traces_if_due()
-        s_in = self.s_in.recv().astype(bool)
-        self.a_buff = self._synaptic_input(s_in)
-        self._learn_step(s_in, np.asarray(bap, dtype=bool), y1, y2, np.zeros_like(y1))
 
 
 @implements(proc=LearningLIFLayer, protocol=LoihiProtocol)

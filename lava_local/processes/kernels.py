@@ -277,3 +277,71 @@ def nonzero_rows_cols(value: np.ndarray, const) -> tuple[np.ndarray, np.ndarray]
     cols = np.zeros(value.shape[1], dtype=np.bool_)
     _compile(_NONZERO_SOURCE)(value, const, rows, cols)
     return rows, cols
+
+
+_FIXED_TRACE_STEP_SOURCE = """def kernel(cur, decays, r_decay, spiked, imp_int, imp_frac,
+           r_impulse, top, hist):
+    k, n = cur.shape
+    for a in range(k):
+        dec = decays[a]
+        for j in range(n):
+            c = cur[a, j]
+            hist[0, a, j] = c
+            v = 0
+            if dec == dec:
+                d = dec * c
+                m = np.fmod(d, 1.0)
+                if m < 0.0:
+                    m += 1.0
+                v = int(np.floor(d)) + (1 if r_decay < m else 0)
+            if spiked[j]:
+                v = v + imp_int[a] + (1 if r_impulse < imp_frac[a] else 0)
+                v = min(max(v, 0), top)
+            hist[1, a, j] = v
+"""
+
+
+def fixed_trace_step(cur: np.ndarray, decays: np.ndarray, r_decay: float,
+                     spiked: np.ndarray, imp_int: np.ndarray, imp_frac: np.ndarray,
+                     r_impulse: int, top: int) -> np.ndarray:
+    """One step of the bit-approximate engine's traces, in one compiled pass.
+
+    ``cur`` holds k traces over n neurons (integers). Row a decays by ``decays[a]``
+    with stochastic rounding, ``x' = floor(d x) + (r_decay < (d x) % 1)`` (NaN: a trace
+    with τ = 0, which is 0 after the step); where ``spiked``, it then takes its impulse,
+    ``x'' = clip(x' + imp_int[a] + (r_impulse < imp_frac[a]), 0, top)``: the operations
+    of Lava's ``_decay_trace``, ``stochastic_round`` and ``_add_impulse`` on the same
+    doubles and integers (``% 1`` as numpy's remainder: ``fmod``, plus 1 where
+    negative). Returns the (2, k, n) int64 history: the traces as they were, and after
+    the step."""
+    hist = np.empty((2,) + cur.shape, dtype=np.int64)
+    _compile(_FIXED_TRACE_STEP_SOURCE)(cur, decays, float(r_decay), spiked, imp_int,
+                                       imp_frac, int(r_impulse), int(top), hist)
+    return hist
+
+
+_FLOAT_TRACE_STEP_SOURCE = """def kernel(cur, decays, spiked, impulses, hist):
+    k, n = cur.shape
+    for a in range(k):
+        dec = decays[a]
+        imp = impulses[a]
+        for j in range(n):
+            c = cur[a, j]
+            hist[0, a, j] = c
+            v = dec * c
+            if spiked[j]:
+                v = v + imp
+            hist[1, a, j] = v
+"""
+
+
+def float_trace_step(cur: np.ndarray, decays: np.ndarray, spiked: np.ndarray,
+                     impulses: np.ndarray) -> np.ndarray:
+    """One step of the float engine's traces, in one compiled pass: row a of ``cur``
+    times ``decays[a]`` (NaN for a trace with τ = 0, which stays NaN, as Lava's), plus
+    ``impulses[a]`` where ``spiked`` — the same two IEEE operations per value as the
+    engine's. Returns the (2, k, n) float64 history: the traces as they were, and after
+    the step."""
+    hist = np.empty((2,) + cur.shape)
+    _compile(_FLOAT_TRACE_STEP_SOURCE)(cur, decays, spiked, impulses, hist)
+    return hist

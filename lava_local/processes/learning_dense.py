@@ -53,6 +53,7 @@ from lava.magma.core.learning.constants import (
     W_S_MANT,
     W_SYN_VAR_S,
     W_SYN_VAR_U,
+    W_TRACE,
 )
 from lava.magma.core.learning.learning_rule_applier import (
     LearningRuleApplierBitApprox,
@@ -73,7 +74,9 @@ from lava_local.processes.kernels import (
     as_operand,
     fits_kernel,
     fixed_series_kernel,
+    fixed_trace_step,
     float_series_kernel,
+    float_trace_step,
     kind_of,
     nonzero_rows_cols,
     use_kernel,
@@ -466,6 +469,14 @@ class _OneStep:
                          self.s_in_y3.recv())
 
 
+def _per_trace(nz: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """The one-step engines' decay factors ``dec`` (a column, of the traces ``nz``) as
+    one value per trace, NaN where τ = 0 (the trace kernels' ``decays``)."""
+    full = np.full(nz.shape, np.nan)
+    full[nz] = dec[:, 0]
+    return full
+
+
 class _OneStepFloat(_OneStep):
     def _one_step_histories(self, x, y, spiked, bap):
         """The float engine's ``_compute_trace_histories`` for one step: row 0 the
@@ -477,6 +488,15 @@ class _OneStepFloat(_OneStep):
                 (taus != 0, np.exp(-1 / taus[taus != 0][:, np.newaxis]),
                  imp[:, np.newaxis]) for taus, imp in ((self._x_taus, self._x_impulses),
                                                        (self._y_taus, self._y_impulses))]
+        if getattr(self, "_kernels", False):      # one compiled pass per side
+            full = getattr(self, "_kernel_decays", None)
+            if full is None:
+                full = self._kernel_decays = []
+                for nz, dec, imp in decays:
+                    full.append((_per_trace(nz, dec),
+                                 np.ascontiguousarray(imp[:, 0], dtype=float)))
+            return tuple(float_trace_step(np.ascontiguousarray(cur, dtype=float), f, spk, imp)
+                         for cur, spk, (f, imp) in zip((x, y), (spiked, bap), full))
         hists = []
         for cur, spk, (nz, dec, imp) in zip((x, y), (spiked, bap), decays):
             hist = np.empty((2,) + cur.shape)
@@ -527,6 +547,14 @@ class _OneStepFixed(_OneStep):
                 for taus, imp_int, imp_frac in (
                     (self._x_taus, self._x_impulses_int, self._x_impulses_frac),
                     (self._y_taus, self._y_impulses_int, self._y_impulses_frac))]
+        if getattr(self, "_kernels", False):      # one compiled pass per side
+            top = 2 ** W_TRACE - 1
+            return tuple(
+                fixed_trace_step(np.ascontiguousarray(cur), full, rnd.random_trace_decay,
+                                 spk, i_int, i_frac, rnd.random_impulse_addition, top)
+                for cur, spk, rnd, (full, i_int, i_frac) in zip(
+                    (x, y), (spiked, bap), (self._x_random, self._y_random),
+                    self._one_step_kernel_decays(decays)))
         hists = []
         for cur, spk, rnd, (nz, dec, imp_int, imp_frac) in zip(
                 (x, y), (spiked, bap), (self._x_random, self._y_random), decays):
@@ -541,6 +569,19 @@ class _OneStepFixed(_OneStep):
                                                     imp_int, imp_frac)
             hists.append(hist)
         return hists[0], hists[1]
+
+    def _one_step_kernel_decays(self, decays: list[tuple]) -> list[tuple]:
+        """Per side (x, y), from the numpy path's ``decays``: the decay factor of every
+        trace (the same doubles; NaN where τ = 0) and its impulse's integer and
+        fractional parts, as :func:`.kernels.fixed_trace_step` takes them."""
+        got = getattr(self, "_kernel_decays", None)
+        if got is None:
+            got = self._kernel_decays = []
+            for nz, dec, imp_int, imp_frac in decays:
+                got.append((_per_trace(nz, dec),
+                            np.ascontiguousarray(imp_int[:, 0], dtype=np.int64),
+                            np.ascontiguousarray(imp_frac[:, 0], dtype=np.int64)))
+        return got
 
     def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
         """PyLearningDenseModelBitApproximate's Dense part (binary spikes): weights

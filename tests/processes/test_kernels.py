@@ -257,3 +257,66 @@ def test_float_kernel_clamp_is_the_engines_saturation(all_kernels, sign_mode, na
         _EvalApplierFloat(ps).update(out, out, np.arange(6), None, clamp=clamp, **args)
         np.testing.assert_array_equal(out, want)
         assert (want != var + 0).any()
+
+
+def test_fixed_trace_step_is_the_one_step_engines(all_kernels):
+    """The compiled trace step gives the one-step engine's numpy histories (Lava's
+    decay, stochastic rounding, impulse and saturation) integer for integer: traces
+    with τ = 0, fractional impulses, every trace value, spikes and no spikes, random
+    numbers on and next to the rounding boundaries."""
+    from lava_local.processes.learning_dense import _OneStepFixed
+
+    rng = np.random.default_rng(11)
+    n_pre, n_post = 37, 9
+    for trial in range(40):
+        ns = SimpleNamespace(
+            _x_taus=np.array([rng.integers(1, 20), 0 if trial % 3 == 0 else 2.5]),
+            _y_taus=np.array([rng.integers(1, 30), 0, rng.uniform(0.5, 9)]),
+            _x_impulses_int=rng.integers(0, 60, 2), _x_impulses_frac=rng.integers(0, 128, 2),
+            _y_impulses_int=rng.integers(0, 60, 3), _y_impulses_frac=rng.integers(0, 128, 3),
+            _add_impulse=FastLearningDenseBitApproximate._add_impulse)
+        # random numbers: uniform, and exactly 0 or just below a fraction a decay gives
+        r_decay = [rng.random(), 0.0, 0.5, np.nextafter(0.5, 0)][trial % 4]
+        ns._x_random = SimpleNamespace(random_trace_decay=r_decay,
+                                       random_impulse_addition=int(rng.integers(0, 128)))
+        ns._y_random = SimpleNamespace(random_trace_decay=rng.random(),
+                                       random_impulse_addition=int(rng.integers(0, 128)))
+        x = rng.integers(0, 128, (2, n_pre))
+        y = rng.integers(0, 128, (3, n_post))
+        spiked = rng.random(n_pre) < (0 if trial % 5 == 0 else 0.3)
+        bap = rng.random(n_post) < 0.5
+        got, want = [], []
+        for kernels_on, out in ((True, got), (False, want)):
+            ns._kernels = kernels_on
+            for k in ("_one_step_decays", "_kernel_decays"):
+                ns.__dict__.pop(k, None)
+            ns._one_step_kernel_decays = partial(_OneStepFixed._one_step_kernel_decays, ns)
+            out.extend(_OneStepFixed._one_step_histories(ns, x, y, spiked, bap))
+        for g, w in zip(got, want):
+            assert g.dtype == np.int64 and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+    assert any((w[1] != w[0]).any() for w in want), "the traces change"
+
+
+def test_float_trace_step_is_the_one_step_engines(all_kernels):
+    """The compiled float trace step gives the one-step engine's numpy histories, value
+    for value (NaN where τ = 0)."""
+    from lava_local.processes.learning_dense import _OneStepFloat
+
+    rng = np.random.default_rng(12)
+    for trial in range(20):
+        ns = SimpleNamespace(_x_taus=np.array([rng.uniform(1, 20), 0 if trial % 2 else 3.0]),
+                             _y_taus=np.array([rng.uniform(1, 30), 0.0, 4.0]),
+                             _x_impulses=rng.uniform(0, 64, 2), _y_impulses=rng.uniform(0, 9, 3))
+        x, y = rng.random((2, 41)) * 50, rng.random((3, 7)) * 5
+        spiked, bap = rng.random(41) < 0.3, rng.random(7) < (0 if trial % 3 == 0 else 0.5)
+        got, want = [], []
+        for kernels_on, out in ((True, got), (False, want)):
+            ns._kernels = kernels_on
+            for k in ("_one_step_decays", "_kernel_decays"):
+                ns.__dict__.pop(k, None)
+            out.extend(_OneStepFloat._one_step_histories(ns, x, y, spiked, bap))
+        for g, w in zip(got, want):
+            assert g.dtype == np.float64 and g.shape == w.shape
+            assert np.array_equal(g, w, equal_nan=True)
+            assert (np.isnan(g) == np.isnan(w)).all()

@@ -352,6 +352,8 @@ class _ActiveBlock:
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
                     self._warm_kernel(applier, name)
+            if hasattr(self, "_warm_trace_kernel"):
+                self._warm_trace_kernel()
 
     def _apply_learning_rules(self, x_traces_history, y_traces_history) -> None:
         from scipy.sparse import csr_matrix
@@ -478,6 +480,12 @@ def _per_trace(nz: np.ndarray, dec: np.ndarray) -> np.ndarray:
 
 
 class _OneStepFloat(_OneStep):
+    @staticmethod
+    def _warm_trace_kernel() -> None:
+        """Compile (or load) :func:`.kernels.float_trace_step` for the types a step
+        gives it, at start-up rather than in the first step."""
+        float_trace_step(np.zeros((1, 2)), np.ones(1), np.zeros(2, bool), np.zeros(1))
+
     def _one_step_histories(self, x, y, spiked, bap):
         """The float engine's ``_compute_trace_histories`` for one step: row 0 the
         traces, row 1 decayed by ``exp(-1/τ)`` (rows with τ = 0 stay NaN, as Lava's)
@@ -495,7 +503,8 @@ class _OneStepFloat(_OneStep):
                 for nz, dec, imp in decays:
                     full.append((_per_trace(nz, dec),
                                  np.ascontiguousarray(imp[:, 0], dtype=float)))
-            return tuple(float_trace_step(np.ascontiguousarray(cur, dtype=float), f, spk, imp)
+            return tuple(float_trace_step(np.ascontiguousarray(cur, dtype=float), f,
+                                          np.asarray(spk, dtype=bool), imp)
                          for cur, spk, (f, imp) in zip((x, y), (spiked, bap), full))
         hists = []
         for cur, spk, (nz, dec, imp) in zip((x, y), (spiked, bap), decays):
@@ -550,8 +559,9 @@ class _OneStepFixed(_OneStep):
         if getattr(self, "_kernels", False):      # one compiled pass per side
             top = 2 ** W_TRACE - 1
             return tuple(
-                fixed_trace_step(np.ascontiguousarray(cur), full, rnd.random_trace_decay,
-                                 spk, i_int, i_frac, rnd.random_impulse_addition, top)
+                fixed_trace_step(np.ascontiguousarray(cur, dtype=np.int64), full,
+                                 rnd.random_trace_decay, np.asarray(spk, dtype=bool),
+                                 i_int, i_frac, rnd.random_impulse_addition, top)
                 for cur, spk, rnd, (full, i_int, i_frac) in zip(
                     (x, y), (spiked, bap), (self._x_random, self._y_random),
                     self._one_step_kernel_decays(decays)))
@@ -569,6 +579,13 @@ class _OneStepFixed(_OneStep):
                                                     imp_int, imp_frac)
             hists.append(hist)
         return hists[0], hists[1]
+
+    @staticmethod
+    def _warm_trace_kernel() -> None:
+        """Compile (or load) :func:`.kernels.fixed_trace_step` for the types a step
+        gives it, at start-up rather than in the first step."""
+        fixed_trace_step(np.zeros((1, 2), np.int64), np.ones(1), 0.0, np.zeros(2, bool),
+                         np.zeros(1, np.int64), np.zeros(1, np.int64), 0, 1)
 
     def _one_step_kernel_decays(self, decays: list[tuple]) -> list[tuple]:
         """Per side (x, y), from the numpy path's ``decays``: the decay factor of every

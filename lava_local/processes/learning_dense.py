@@ -437,6 +437,20 @@ class _OneStep:
             self._one_step = fits
         return fits
 
+    def _kernel_decays(self, decays: list[tuple]) -> list[tuple]:
+        """The trace kernels' operands per side (x, y), made once from the numpy path's
+        ``decays`` (``(nz, dec, *impulse parts)``, ``dec`` a column over the traces
+        ``nz``): the decay factor of every trace (the same doubles; NaN where τ = 0)
+        and each impulse part as one contiguous value per trace, in its own dtype."""
+        got = getattr(self, "_trace_kernel_operands", None)
+        if got is None:
+            got = self._trace_kernel_operands = []
+            for nz, dec, *parts in decays:
+                full = np.full(nz.shape, np.nan)
+                full[nz] = dec[:, 0]
+                got.append((full, *(np.ascontiguousarray(p[:, 0]) for p in parts)))
+        return got
+
     def _learn_step(self, spiked: np.ndarray, bap: np.ndarray, y1, y2, y3) -> None:
         """One step's trace updates and learning: pre spikes ``spiked`` (bool), the post
         neurons' ``bap`` (bool) and post traces y1, y2, y3 as they arrive."""
@@ -471,14 +485,6 @@ class _OneStep:
                          self.s_in_y3.recv())
 
 
-def _per_trace(nz: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """The one-step engines' decay factors ``dec`` (a column, of the traces ``nz``) as
-    one value per trace, NaN where τ = 0 (the trace kernels' ``decays``)."""
-    full = np.full(nz.shape, np.nan)
-    full[nz] = dec[:, 0]
-    return full
-
-
 class _OneStepFloat(_OneStep):
     @staticmethod
     def _warm_trace_kernel() -> None:
@@ -497,15 +503,10 @@ class _OneStepFloat(_OneStep):
                  imp[:, np.newaxis]) for taus, imp in ((self._x_taus, self._x_impulses),
                                                        (self._y_taus, self._y_impulses))]
         if getattr(self, "_kernels", False):      # one compiled pass per side
-            full = getattr(self, "_kernel_decays", None)
-            if full is None:
-                full = self._kernel_decays = []
-                for nz, dec, imp in decays:
-                    full.append((_per_trace(nz, dec),
-                                 np.ascontiguousarray(imp[:, 0], dtype=float)))
             return tuple(float_trace_step(np.ascontiguousarray(cur, dtype=float), f,
                                           np.asarray(spk, dtype=bool), imp)
-                         for cur, spk, (f, imp) in zip((x, y), (spiked, bap), full))
+                         for cur, spk, (f, imp) in zip((x, y), (spiked, bap),
+                                                       self._kernel_decays(decays)))
         hists = []
         for cur, spk, (nz, dec, imp) in zip((x, y), (spiked, bap), decays):
             hist = np.empty((2,) + cur.shape)
@@ -564,7 +565,7 @@ class _OneStepFixed(_OneStep):
                                  i_int, i_frac, rnd.random_impulse_addition, top)
                 for cur, spk, rnd, (full, i_int, i_frac) in zip(
                     (x, y), (spiked, bap), (self._x_random, self._y_random),
-                    self._one_step_kernel_decays(decays)))
+                    self._kernel_decays(decays)))
         hists = []
         for cur, spk, rnd, (nz, dec, imp_int, imp_frac) in zip(
                 (x, y), (spiked, bap), (self._x_random, self._y_random), decays):
@@ -586,19 +587,6 @@ class _OneStepFixed(_OneStep):
         gives it, at start-up rather than in the first step."""
         fixed_trace_step(np.zeros((1, 2), np.int64), np.ones(1), 0.0, np.zeros(2, bool),
                          np.zeros(1, np.int64), np.zeros(1, np.int64), 0, 1)
-
-    def _one_step_kernel_decays(self, decays: list[tuple]) -> list[tuple]:
-        """Per side (x, y), from the numpy path's ``decays``: the decay factor of every
-        trace (the same doubles; NaN where τ = 0) and its impulse's integer and
-        fractional parts, as :func:`.kernels.fixed_trace_step` takes them."""
-        got = getattr(self, "_kernel_decays", None)
-        if got is None:
-            got = self._kernel_decays = []
-            for nz, dec, imp_int, imp_frac in decays:
-                got.append((_per_trace(nz, dec),
-                            np.ascontiguousarray(imp_int[:, 0], dtype=np.int64),
-                            np.ascontiguousarray(imp_frac[:, 0], dtype=np.int64)))
-        return got
 
     def _synaptic_input(self, s_in: np.ndarray) -> np.ndarray:
         """PyLearningDenseModelBitApproximate's Dense part (binary spikes): weights

@@ -288,9 +288,9 @@ def test_fixed_trace_step_is_the_one_step_engines(all_kernels):
         got, want = [], []
         for kernels_on, out in ((True, got), (False, want)):
             ns._kernels = kernels_on
-            for k in ("_one_step_decays", "_kernel_decays"):
+            for k in ("_one_step_decays", "_trace_kernel_operands"):
                 ns.__dict__.pop(k, None)
-            ns._one_step_kernel_decays = partial(_OneStepFixed._one_step_kernel_decays, ns)
+            ns._kernel_decays = partial(_OneStepFixed._kernel_decays, ns)
             out.extend(_OneStepFixed._one_step_histories(ns, x, y, spiked, bap))
         for g, w in zip(got, want):
             assert g.dtype == np.int64 and g.shape == w.shape
@@ -313,8 +313,9 @@ def test_float_trace_step_is_the_one_step_engines(all_kernels):
         got, want = [], []
         for kernels_on, out in ((True, got), (False, want)):
             ns._kernels = kernels_on
-            for k in ("_one_step_decays", "_kernel_decays"):
+            for k in ("_one_step_decays", "_trace_kernel_operands"):
                 ns.__dict__.pop(k, None)
+            ns._kernel_decays = partial(_OneStepFloat._kernel_decays, ns)
             out.extend(_OneStepFloat._one_step_histories(ns, x, y, spiked, bap))
         for g, w in zip(got, want):
             assert g.dtype == np.float64 and g.shape == w.shape

@@ -127,12 +127,14 @@ class Trainer:
         onehot = F.one_hot(labels, self.model.cfg.n_out).to(x.dtype)
         return Batch(labels, onehot, size, n_steps, t_l, n_steps - t_l)
 
-    def apply(self, grads: list[torch.Tensor]) -> None:
-        """Set the gradient estimates of :meth:`learned` and take an optimiser step
+    def apply(self, grads: list[torch.Tensor], learned: list | None = None) -> None:
+        """Set the gradient estimates of :meth:`learned` (or of ``learned``, its list
+        taken once by a caller that applies many times) and take an optimiser step
         (estimates for standardised weights are chained into the raw weights and gains,
         ``model.param_grads``)."""
-        pairs = (self.model.param_grads(self.learned(), grads)
-                 if hasattr(self.model, "param_grads") else zip(self.learned(), grads))
+        learned = self.learned() if learned is None else learned
+        pairs = (self.model.param_grads(learned, grads)
+                 if hasattr(self.model, "param_grads") else zip(learned, grads))
         for w, g in pairs:
             w.grad = g.reshape(w.shape)
         self.optimizer.step()
@@ -209,7 +211,8 @@ class LocalTrainer(Trainer):
                     meter: StateMeter | None = None) -> float:
         b = self.batch(x, labels)
         state = self.init_state(x, b)
-        acc = [] if self.update_every_step else [torch.zeros_like(w) for w in self.learned()]
+        learned = self.learned()    # the same tensors for the whole batch
+        acc = [] if self.update_every_step else [torch.zeros_like(w) for w in learned]
         total = 0.0
         for t in range(b.n_steps):
             state = self.advance(state, x[t], t >= b.t_l, b)
@@ -221,14 +224,14 @@ class LocalTrainer(Trainer):
                 total += loss
                 if grads is not None:
                     grads = [torch.zeros_like(w) if g is None else g
-                             for g, w in zip(grads, self.learned())]
+                             for g, w in zip(grads, learned)]
                     self.flush(state, grads)
-                    self.apply(grads)
+                    self.apply(grads, learned)
             elif t >= b.t_l:
                 loss, _ = self.learn_into(state, t, b, acc)
                 total += loss
             state = self.finish(state)
         if not self.update_every_step:
             self.flush(state, acc)
-            self.apply(acc)
+            self.apply(acc, learned)
         return float(total)          # the batch's one host sync

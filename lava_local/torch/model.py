@@ -251,6 +251,8 @@ class LayerFeatures:
         r"""(parameter, gradient) pairs from estimates with respect to the weights as
         used: for standardised layers the estimate for :math:`\hat W` is chained into W
         and the gain g (the standardisation's vector-Jacobian product)."""
+        if not (len(self.gain) or len(self.gain_rec)):   # no standardised layer
+            return list(zip(tensors, grads))
         std = {id(w): (w, g) for w, g in zip(self.hidden, self.gain)}
         std.update({id(v): (v, g) for v, g in zip(self.recurrent, self.gain_rec)})
         out = []

@@ -68,8 +68,8 @@ class FusedAdam(torch.optim.Adam):
     _GROUP_FLAGS = ("amsgrad", "maximize", "differentiable", "capturable", "fused")
 
     def _fused_work(self) -> list | None:
-        """(group, parameter) pairs the kernel steps, or None where any parameter with a
-        gradient needs torch's step (see module doc)."""
+        """(group, parameter, its gradient's flat numpy array) for the parameters with a
+        gradient, or None where any of them needs torch's step (see module doc)."""
         work = []
         for group in self.param_groups:
             plain = not any(group.get(k) for k in self._GROUP_FLAGS)
@@ -80,7 +80,7 @@ class FusedAdam(torch.optim.Adam):
                 if not (plain and p.is_cpu and p.dtype in _DTYPES and p.is_contiguous()
                         and not g.is_sparse and g.dtype == p.dtype and g.is_cpu):
                     return None
-                work.append((group, p))
+                work.append((group, p, g.detach().numpy().reshape(-1)))  # copy if strided
         return work
 
     def _views(self, p: torch.Tensor) -> tuple:
@@ -100,33 +100,70 @@ class FusedAdam(torch.optim.Adam):
                     state[key] = state[key].contiguous()
             m, sq, st = state["exp_avg"], state["exp_avg_sq"], state["step"]
             v = cache[p] = (m, sq, st, p.data_ptr(), _flat(p), _flat(m), _flat(sq),
-                            st.detach().numpy())
+                            st.detach().view(1).numpy())
         return v
 
-    @torch.no_grad()
     def step(self, closure=None):
-        """One Adam step (``closure`` re-evaluates the loss, as torch's)."""
+        """One Adam step (``closure`` re-evaluates the loss, as torch's). The step hooks
+        (``register_step_pre_hook`` / ``_post_hook``, global or this optimiser's) run
+        as with torch's optimisers; without any, and with the profiler off, the step
+        skips torch's hook wrapper (its per-call cost counts at every time step of the
+        rules that update every step)."""
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                or _global_hooks() or _profiler_on()):
+            return self._hooked_step(*(() if closure is None else (closure,)))
+        return self._step(closure)
+
+    step.hooked = True      # torch's Optimizer must not wrap it: it calls the wrapper
+
+    def _step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         work = self._fused_work() if numba_available() else None
         if work is None:
-            super().step()
+            _torch_adam_step(self)         # hooks ran already, if any
             return loss
         kernel = numpy_kernel(_ADAM_SOURCE)
-        for group, p in work:
-            beta1, beta2 = group["betas"]
-            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        consts = {}
+        for group, p, g in work:
             *_, p_np, m_np, v_np, step_np = self._views(p)
-            step_np += 1                   # the state's step count, in place
-            step = float(step_np)
-            dt = np.float32 if p.dtype == torch.float32 else np.float64
-            # the scalars in the parameter's dtype, as torch casts them (1 - w1 in it)
-            c = np.array((1 - beta1, 1.0, beta2, 1 - beta2, math.sqrt(1 - beta2 ** step),
-                          eps, -lr / (1 - beta1 ** step), wd, _TINY[dt]), dtype=dt)
-            kernel(p_np, p.grad.contiguous().view(-1).numpy(), m_np, v_np, c)
+            step_np[0] += 1                # the state's step count, in place
+            step = float(step_np[0])
+            key = (id(group), step, p.dtype)
+            c = consts.get(key)
+            if c is None:
+                beta1, beta2 = group["betas"]
+                lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+                dt = np.float32 if p.dtype == torch.float32 else np.float64
+                # the scalars in the parameter's dtype, as torch casts them (1 - w1 in it)
+                c = consts[key] = np.array(
+                    (1 - beta1, 1.0, beta2, 1 - beta2, math.sqrt(1 - beta2 ** step), eps,
+                     -lr / (1 - beta1 ** step), wd, _TINY[dt]), dtype=dt)
+            kernel(p_np, g, m_np, v_np, c)
         return loss
+
+
+FusedAdam._hooked_step = torch.optim.Optimizer.profile_hook_step(FusedAdam._step)
+
+
+def _torch_adam_step(opt: torch.optim.Adam) -> None:
+    """torch's Adam step without its hook wrapper (which torch puts on ``Adam.step``
+    once an ``Adam`` is made)."""
+    f = torch.optim.Adam.step
+    (f.__wrapped__ if getattr(f, "hooked", False) else f)(opt)
+
+
+def _global_hooks() -> bool:
+    from torch.optim import optimizer
+
+    return bool(optimizer._global_optimizer_pre_hooks
+                or optimizer._global_optimizer_post_hooks)
+
+
+def _profiler_on() -> bool:
+    return torch.autograd.profiler._is_profiler_enabled
 
 
 _DTYPES = (torch.float32, torch.float64)

@@ -152,3 +152,39 @@ def test_the_trainers_use_it():
     r = get("tp")
     tr = r.make_trainer(model, r.Params(), None, 1e-3, torch.Generator().manual_seed(0))
     assert isinstance(tr.optimizer, FusedAdam)
+
+
+def test_step_hooks_and_the_profiler_see_every_step_as_with_torchs_adam():
+    """The step skips torch's hook wrapper only where no hook and no profiler would see
+    it: this optimiser's and the global pre/post hooks run once per step with torch's
+    arguments, in both the kernel's and the fallback's steps (amsgrad), and a profile
+    records the step under torch's name."""
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
+
+    seen = []
+    for kw in ({}, {"amsgrad": True}):
+        torch.optim.Adam(_params(torch.float32), lr=1e-2)   # torch hooks Adam.step
+        fb = FusedAdam(_params(torch.float32), lr=1e-2, **kw)
+        seen.clear()
+        handles = [
+            fb.register_step_pre_hook(lambda o, a, k: seen.append(("pre", o, len(a)))),
+            fb.register_step_post_hook(lambda o, a, k: seen.append(("post", o, len(a)))),
+            register_optimizer_step_pre_hook(lambda o, a, k: seen.append(("gpre", o))),
+            register_optimizer_step_post_hook(lambda o, a, k: seen.append(("gpost", o)))]
+        try:
+            _run([fb], [fb.param_groups[0]["params"]], 2)
+        finally:
+            for h in handles:
+                h.remove()
+        assert seen == [("gpre", fb), ("pre", fb, 1), ("post", fb, 1), ("gpost", fb)] * 2
+        assert float(fb.state[fb.param_groups[0]["params"][0]]["step"]) == 2
+        seen.clear()
+        _run([fb], [fb.param_groups[0]["params"]], 1)       # hooks removed
+        assert seen == []
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            _run([fb], [fb.param_groups[0]["params"]], 1)
+        names = [e.name for e in prof.events()]
+        assert names.count("Optimizer.step#FusedAdam.step") == 1

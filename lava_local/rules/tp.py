@@ -29,11 +29,15 @@ from ..fixed import TRACE_MAX
 from ..functional.lif import LIFState, heaviside, leaky_readout_step, lif_step
 from ..functional.tp import (
     tp_contrastive_loss,
-    tp_contrastive_signal,
     tp_prototype_signal,
     tp_prototype_targets,
 )
-from ..torch.fused import fused_lif_step, fused_soft_targets, fused_surrogate
+from ..torch.fused import (
+    fused_contrastive_signal,
+    fused_lif_step,
+    fused_soft_targets,
+    fused_surrogate,
+)
 from ..torch.loop import Batch, LocalTrainer, detach_lif
 from ..torch.spike import make_spike_fn
 from .base import Costs, GraphLearning, GraphParts, Rule, RuleParams, option
@@ -234,7 +238,9 @@ class TPTrainer(LocalTrainer):
         """Layer l's one-layer, one-step gradient (W, and V for recurrent layers).
 
         Batch contrast, dense layers, in closed form: with :math:`m, \tilde m` =
-        ∂E_l/∂ε, ∂E_l/∂ε̃ (:func:`~lava_local.functional.tp.tp_contrastive_signal`),
+        ∂E_l/∂ε, ∂E_l/∂ε̃ (:func:`~lava_local.functional.tp.tp_contrastive_signal`, its
+        coefficients in one compiled pass:
+        :func:`~lava_local.torch.fused.fused_contrastive_signal`),
         :math:`ΔW = (m ⊙ Ψ(u))^T x + (\tilde m ⊙ Ψ(\tilde u))^T \tilde x` (the second
         term from layer 2 on: layer 1's target path goes through S, not W), i.e. one
         product over both paths' rows. Prototype contrast: the input path only, with
@@ -252,8 +258,8 @@ class TPTrainer(LocalTrainer):
             g = m * self.psi(new.u[:n], cfg.v_th)
             gw = model.weight_grad(l, a[:n], g)
             return (gw, g.T @ prev.y[:n]) if self.rec else (gw,)
-        m, m_t = tp_contrastive_signal(e[:n], e[n:], fused_soft_targets(below.flatten(1)),
-                                       target=l > 0 or self.rec)
+        m, m_t = fused_contrastive_signal(e[:n], e[n:], fused_soft_targets(below.flatten(1)),
+                                          target=l > 0 or self.rec)
         if l == 0 and not self.rec:     # the target path's rows would be dropped here
             return (model.weight_grad(0, a, m * self.psi(new.u[:n], cfg.v_th)),)
         g = torch.cat([m, m_t]) * self.psi(new.u, cfg.v_th)

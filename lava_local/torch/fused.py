@@ -34,7 +34,7 @@ import torch
 from .._jit import numba_available, numpy_kernel
 from ..functional.lif import LIFState, heaviside, lif_step
 from ..functional.surrogates import get_surrogate
-from ..functional.tp import tp_soft_targets
+from ..functional.tp import tp_contrastive_signal, tp_soft_targets
 
 _DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _NUMBERS = (float, int)      # a leak or threshold given as a number (not a tensor)
@@ -142,10 +142,16 @@ def fused_surrogate(name: str) -> Callable:
 
 
 _DIST_SOURCE = """
-def kernel(et, out):
-    h, b = et.shape
+def kernel(e, out):
+    b, h = e.shape
+    et = np.empty((h, b), dtype=e.dtype)
+    for i in range(b):
+        for k in range(h):
+            et[k, i] = e[i, k]
     for i in range(b):
         row = out[i]
+        for j in range(b):
+            row[j] = 0
         for k in range(h):
             eik = et[k, i]
             ek = et[k]
@@ -153,7 +159,30 @@ def kernel(et, out):
                 d = eik - ek[j]
                 row[j] += d * d
         for j in range(b):
-            row[j] = np.sqrt(row[j])
+            row[j] = -np.sqrt(row[j])
+"""
+
+#: G = (softmax(z) * (Y 1) - Y) / B row by row: k[0] = B (in the dtype)
+_CONTRAST_SOURCE = """
+def kernel(z, y, k, g):
+    b, c = z.shape
+    for i in range(b):
+        zi = z[i]
+        yi = y[i]
+        gi = g[i]
+        m = zi[0]
+        for j in range(1, c):
+            if zi[j] > m:
+                m = zi[j]
+        s = zi[0] - zi[0]
+        rs = s
+        for j in range(c):
+            ej = np.exp(zi[j] - m)
+            gi[j] = ej
+            s += ej
+            rs += yi[j]
+        for j in range(c):
+            gi[j] = (gi[j] / s * rs - yi[j]) / k[0]
 """
 
 
@@ -164,8 +193,25 @@ def fused_soft_targets(eps_below: torch.Tensor) -> torch.Tensor:
     them, summed over the features in order (cdist sums in vector lanes: the distances
     agree within float rounding; a self-distance is exactly 0 in both)."""
     if eps_below.dim() == 2 and _plain(eps_below):
-        et = eps_below.T.contiguous()
-        dist = torch.zeros(eps_below.shape[0], eps_below.shape[0], dtype=eps_below.dtype)
-        numpy_kernel(_DIST_SOURCE)(et.numpy(), dist.numpy())
-        return torch.softmax(-dist, dim=-1)
+        b = eps_below.shape[0]
+        neg_dist = torch.empty(b, b, dtype=eps_below.dtype)
+        numpy_kernel(_DIST_SOURCE)(eps_below.numpy(), neg_dist.numpy())
+        return torch.softmax(neg_dist, dim=-1)
     return tp_soft_targets(eps_below)
+
+
+def fused_contrastive_signal(eps: torch.Tensor, eps_target: torch.Tensor,
+                             soft_targets: torch.Tensor, target: bool = True
+                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    r""":func:`~lava_local.functional.tp.tp_contrastive_signal`, with
+    :math:`G = (\mathrm{softmax}(ε\tilde ε^T) ⊙ (Y\mathbf 1) - Y)/B` in one compiled
+    pass over its rows where it fits (see module doc); the three matrix products stay
+    torch's. Equal within float rounding: the softmax's ``exp`` and the row sums may
+    round differently from torch's vectorised ones."""
+    if _plain(eps, eps_target) and _plain(soft_targets) and eps.dtype == soft_targets.dtype:
+        z = eps @ eps_target.T
+        g = torch.empty_like(z)
+        k = np.array((eps.shape[0],), dtype=_DTYPES[z.dtype])
+        numpy_kernel(_CONTRAST_SOURCE)(z.numpy(), soft_targets.numpy(), k, g.numpy())
+        return g @ eps_target, (g.T @ eps if target else None)
+    return tp_contrastive_signal(eps, eps_target, soft_targets, target)

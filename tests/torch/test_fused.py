@@ -7,7 +7,12 @@ from lava_local.functional.lif import LIFState, heaviside, lif_step
 from lava_local.functional.surrogates import SURROGATES, get_surrogate
 from lava_local.functional.tp import tp_soft_targets
 from lava_local.torch import fused
-from lava_local.torch.fused import fused_lif_step, fused_soft_targets, fused_surrogate
+from lava_local.torch.fused import (
+    fused_contrastive_signal,
+    fused_lif_step,
+    fused_soft_targets,
+    fused_surrogate,
+)
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -106,6 +111,46 @@ def test_fused_soft_targets_equal_the_functional_within_rounding(dtype, rtol, sh
     torch.testing.assert_close(got, want, rtol=rtol, atol=0)
     torch.testing.assert_close(got[0, 1], got[0, 0], rtol=0, atol=0)
     assert float(want.max() - want.min()) > 0.01       # the targets are not uniform
+
+
+@pytest.mark.parametrize("dtype, rtol, atol", [(torch.float32, 1e-5, 2e-6),
+                                               (torch.float64, 1e-12, 4e-15)])
+@pytest.mark.parametrize("b, h", [(32, 128), (5, 7), (64, 450)])
+@pytest.mark.parametrize("target", [True, False])
+def test_fused_contrastive_signal_equals_the_functional_within_rounding(dtype, rtol, atol,
+                                                                        b, h, target):
+    """Both paths' traces, soft targets whose rows sum to one (the trainer's) and rows
+    that do not (the closed form keeps the row sums, as autograd of the loss does): the
+    same two signals as the functional core within the dtype's rounding (``atol``
+    relative to the largest signal: each is a sum of B terms of either sign)."""
+    from lava_local.functional.tp import tp_contrastive_signal
+
+    g = torch.Generator().manual_seed(b + h)
+    e = (torch.rand(b, h, generator=g, dtype=torch.float64) * 4).to(dtype)
+    et = (torch.rand(b, h, generator=g, dtype=torch.float64) * 4).to(dtype)
+    for y in (fused_soft_targets(torch.rand(b, 9, generator=g, dtype=dtype)),
+              torch.rand(b, b, generator=g, dtype=dtype)):
+        want = tp_contrastive_signal(e, et, y, target)
+        got = fused_contrastive_signal(e, et, y, target)
+        scale = float(want[0].abs().max())
+        assert scale > 1e-3                                 # not a vanishing signal
+        torch.testing.assert_close(got[0], want[0], rtol=rtol, atol=atol * scale)
+        if target:
+            torch.testing.assert_close(got[1], want[1], rtol=rtol,
+                                       atol=atol * float(want[1].abs().max()))
+        else:
+            assert got[1] is None
+
+
+def test_contrastive_signal_outside_the_kernel_runs_the_functional_core(monkeypatch):
+    from lava_local.functional.tp import tp_contrastive_signal
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.rand(6, 8, generator=g)[:, ::2]      # strided: not the kernel's
+    et, y = torch.rand(6, 4, generator=g), torch.rand(6, 6, generator=g)
+    _no_kernel(monkeypatch)
+    for got, want in zip(fused_contrastive_signal(e, et, y), tp_contrastive_signal(e, et, y)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 def test_soft_targets_outside_the_kernel_run_the_functional_core(monkeypatch):

@@ -59,10 +59,12 @@ def kernels_enabled() -> bool:
     return kernel_setting() != "0" and numba_available()
 
 
-#: the fewest synapses a kernel runs on by default (the demo net's 128x128 layer): below
-#: it numpy's passes cost about as much as a kernel call, and a process that uses none
-#: never imports numba
-MIN_SYNAPSES = 16384
+#: the fewest synapses a kernel runs on by default (both readouts of the benchmark nets,
+#: 10x128 and 10x200, and every hidden layer): below it numpy's passes cost about as
+#: much as a kernel call, and a process that uses none never imports numba. (At 16,384,
+#: the default before, the demo net's 64x128 layer and its readout ran numpy's passes:
+#: its fixed TP graph learned ~30% slower, ``benchmarks/README.md``.)
+MIN_SYNAPSES = 1024
 
 
 def fits_kernel(shape: tuple[int, ...]) -> bool:

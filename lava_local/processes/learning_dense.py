@@ -22,10 +22,11 @@ Costs of Lava's learning engine removed without changing its arithmetic:
   rule's products can change (:func:`active_block`), and several synaptic variables
   (TP's tags) in place in an order where none is read after it changed
   (:func:`update_order`) instead of into copies;
-- on large matrices (:data:`~lava_local.processes.kernels.MIN_SYNAPSES`, numba present)
-  the series, the saturations and the stochastic rounding of a block run as one compiled
-  loop over its synapses, in place (:mod:`~lava_local.processes.kernels`): the same
-  operations in the same order, so the same floats and integers;
+- on matrices of at least :data:`~lava_local.processes.kernels.MIN_SYNAPSES` synapses
+  (numba present) the series, the saturations and the stochastic rounding of a block
+  run as one compiled loop over its synapses, in place
+  (:mod:`~lava_local.processes.kernels`): the same operations in the same order, so the
+  same floats and integers;
 - the runtime adds a learning phase (a round trip to every process of the graph) to
   every step; here the learning arithmetic runs at the end of the spiking phase
   (:class:`_LearnInSpikingPhase`), so a learning graph steps like an inference graph.

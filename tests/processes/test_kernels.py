@@ -44,10 +44,11 @@ def test_kernel_setting_and_size_threshold(monkeypatch):
     monkeypatch.delenv("LAVA_LOCAL_KERNELS", raising=False)
     assert kernels.kernel_setting() == "auto"
     big = (256, kernels.MIN_SYNAPSES // 256)
-    assert kernels.fits_kernel(big) and not kernels.fits_kernel((10, 128))
+    assert kernels.fits_kernel(big) and kernels.fits_kernel((10, 128))
+    assert not kernels.fits_kernel((10, 100)), "below MIN_SYNAPSES: numpy's passes"
     assert not kernels.fits_kernel((1, 10 ** 6)), "a side of 1 never runs a kernel"
     monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")
-    assert kernels.fits_kernel((10, 128)) and not kernels.fits_kernel((10, 1))
+    assert kernels.fits_kernel((10, 100)) and not kernels.fits_kernel((10, 1))
     monkeypatch.setenv("LAVA_LOCAL_KERNELS", "0")
     assert not kernels.fits_kernel(big) and not kernels.kernels_enabled()
     monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")

@@ -322,3 +322,27 @@ def test_float_trace_step_is_the_one_step_engines(all_kernels):
             assert g.dtype == np.float64 and g.shape == w.shape
             assert np.array_equal(g, w, equal_nan=True)
             assert (np.isnan(g) == np.isnan(w)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int64])
+def test_nonzero_rows_cols_is_numpys(all_kernels, dtype):
+    """The block's scan of a per-synapse piece against numpy's ``(v + const) != 0``:
+    dense matrices (every column seen in the first rows, then each row read to its
+    first non-zero), sparse ones, zero rows and columns, a constant that cancels values,
+    NaN (non-zero, as in numpy)."""
+    rng = np.random.default_rng(7)
+    for k in range(40):
+        n, m = rng.integers(2, 40, size=2)
+        p_zero = (0.0, 0.3, 0.95, 1.0)[k % 4]
+        v = rng.integers(-3, 4, size=(n, m)) * (rng.random((n, m)) >= p_zero)
+        v = v.astype(dtype)
+        if k % 5 == 1:
+            v[rng.integers(n)] = 0                          # a zero row
+            v[:, rng.integers(m)] = 0                       # a zero column
+        const = (0, 0, 2)[k % 3] if dtype != np.float64 else (0, 0.0, -1.5)[k % 3]
+        if dtype == np.float64 and k % 7 == 3:
+            v[rng.integers(n), rng.integers(m)] = np.nan
+        rows, cols = kernels.nonzero_rows_cols(np.ascontiguousarray(v), const)
+        want = (v + const) != 0
+        np.testing.assert_array_equal(rows, want.any(1))
+        np.testing.assert_array_equal(cols, want.any(0))

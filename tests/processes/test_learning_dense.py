@@ -149,3 +149,42 @@ def test_update_order_reads_every_variable_before_it_changes():
     assert update_order({"weights": {"tag_1"}, "tag_1": {"weights"}}) == (
         ["weights", "tag_1"], True)
     assert update_order({"weights": {"weights", "x1_u"}}) == (["weights"], False)
+
+
+@pytest.mark.parametrize("seeds", [(0, 1), (7, 7), (123, 2 ** 31)])
+def test_trace_random_advance_draws_lavas_numbers(seeds):
+    """The fixed engine's advance of Lava's TraceRandom (two generators) gives the
+    numbers Lava's own advance gives, step for step over 10^5 steps, and a generator
+    without Lava's fields falls back to its own advance."""
+    from lava.magma.core.learning.constants import W_TRACE
+    from lava.magma.core.learning.random import TraceRandom
+
+    from lava_local.processes.learning_dense import advance_trace_random
+
+    lava, ours = TraceRandom(*seeds), TraceRandom(*seeds)
+    ints = set()
+    for _ in range(100_000):
+        lava.advance()
+        advance_trace_random(ours)
+        assert ours.random_trace_decay == lava.random_trace_decay
+        assert ours.random_impulse_addition == lava.random_impulse_addition
+        ints.add(int(ours.random_impulse_addition))
+    assert ints == set(range(2 ** W_TRACE))          # the whole range, nothing outside
+    calls = []
+    advance_trace_random(SimpleNamespace(advance=lambda: calls.append(1)))
+    assert calls == [1]
+
+
+def test_synaptic_variable_random_advance_draws_lavas_numbers():
+    """The fixed engine's advance of Lava's ConnVarRandom: Lava's numbers."""
+    from lava.magma.core.learning.random import ConnVarRandom
+
+    from lava_local.processes.learning_dense import _OneStepFixed
+
+    lava = ConnVarRandom(5)
+    model = SimpleNamespace(_conn_var_random=ConnVarRandom(5))
+    for _ in range(10_000):
+        lava.advance()
+        _OneStepFixed._update_synaptic_variable_random(model)
+        assert (model._conn_var_random.random_stochastic_round
+                == lava.random_stochastic_round)

@@ -260,6 +260,19 @@ def test_float_kernel_clamp_is_the_engines_saturation(all_kernels, sign_mode, na
         assert (want != var + 0).any()
 
 
+def _histories_with_and_without_kernel(engine, ns, x, y, spiked, bap):
+    """``engine._one_step_histories`` on the model stand-in ``ns``: with the trace
+    kernels, then with numpy's passes (each from fresh cached operands)."""
+    got, want = [], []
+    for kernels_on, out in ((True, got), (False, want)):
+        ns._kernels = kernels_on
+        for k in ("_one_step_decays", "_trace_kernel_operands"):
+            ns.__dict__.pop(k, None)
+        ns._kernel_decays = partial(engine._kernel_decays, ns)
+        out.extend(engine._one_step_histories(ns, x, y, spiked, bap))
+    return got, want
+
+
 def test_fixed_trace_step_is_the_one_step_engines(all_kernels):
     """The compiled trace step gives the one-step engine's numpy histories (Lava's
     decay, stochastic rounding, impulse and saturation) integer for integer: traces
@@ -286,13 +299,8 @@ def test_fixed_trace_step_is_the_one_step_engines(all_kernels):
         y = rng.integers(0, 128, (3, n_post))
         spiked = rng.random(n_pre) < (0 if trial % 5 == 0 else 0.3)
         bap = rng.random(n_post) < 0.5
-        got, want = [], []
-        for kernels_on, out in ((True, got), (False, want)):
-            ns._kernels = kernels_on
-            for k in ("_one_step_decays", "_trace_kernel_operands"):
-                ns.__dict__.pop(k, None)
-            ns._kernel_decays = partial(_OneStepFixed._kernel_decays, ns)
-            out.extend(_OneStepFixed._one_step_histories(ns, x, y, spiked, bap))
+        got, want = _histories_with_and_without_kernel(_OneStepFixed, ns, x, y, spiked,
+                                                       bap)
         for g, w in zip(got, want):
             assert g.dtype == np.int64 and g.shape == w.shape
             np.testing.assert_array_equal(g, w)
@@ -311,13 +319,8 @@ def test_float_trace_step_is_the_one_step_engines(all_kernels):
                              _x_impulses=rng.uniform(0, 64, 2), _y_impulses=rng.uniform(0, 9, 3))
         x, y = rng.random((2, 41)) * 50, rng.random((3, 7)) * 5
         spiked, bap = rng.random(41) < 0.3, rng.random(7) < (0 if trial % 3 == 0 else 0.5)
-        got, want = [], []
-        for kernels_on, out in ((True, got), (False, want)):
-            ns._kernels = kernels_on
-            for k in ("_one_step_decays", "_trace_kernel_operands"):
-                ns.__dict__.pop(k, None)
-            ns._kernel_decays = partial(_OneStepFloat._kernel_decays, ns)
-            out.extend(_OneStepFloat._one_step_histories(ns, x, y, spiked, bap))
+        got, want = _histories_with_and_without_kernel(_OneStepFloat, ns, x, y, spiked,
+                                                       bap)
         for g, w in zip(got, want):
             assert g.dtype == np.float64 and g.shape == w.shape
             assert np.array_equal(g, w, equal_nan=True)

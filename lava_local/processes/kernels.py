@@ -147,36 +147,52 @@ def _index(name: str, kind: str | tuple) -> str:
     return {"s": name, "c": f"{name}[i]", "r": f"{name}[j]", "f": f"{name}[i, j]"}[kind]
 
 
-def _header(names: list[str], all_cols: bool) -> list[str]:
+def _header(names: list[str], all_cols: bool, count: bool = False) -> list[str]:
     """The kernel's signature and loops: over the post neurons ``rows`` and the pre
     neurons ``cols`` (every pre neuron, in order, when ``all_cols``: a contiguous inner
     loop that compiles to vector instructions), ``rand`` the step's random number. A
     row's new values go to a buffer first (``out`` may be ``acc``: written straight
-    back, the loop would not vectorise)."""
-    return [f"def kernel(out, acc, rows, cols, rand{''.join(', ' + n for n in names)}):",
+    back, the loop would not vectorise). With ``count`` the kernel also takes the
+    variable's non-zero counts per row and per column (:func:`_footer`)."""
+    counts = ", row_nz, col_nz" if count else ""
+    return [f"def kernel(out, acc, rows, cols, rand{counts}"
+            f"{''.join(', ' + n for n in names)}):",
             "    m = out.shape[1]",
             "    buf = np.empty(m, dtype=out.dtype)",
             "    for ii in range(rows.size):",
             "        i = rows[ii]",
+            *(["        row_d = 0"] if count else []),
             f"        for jj in range({'m' if all_cols else 'cols.size'}):",
             "            j = " + ("jj" if all_cols else "cols[jj]")]
 
 
-def _footer(all_cols: bool) -> list[str]:
+def _footer(all_cols: bool, count: bool = False) -> list[str]:
+    """The row's values written to ``out``; with ``count``, each change between zero
+    and non-zero (``acc``'s value before, the new one after) added to the counts
+    ``row_nz[i]`` and ``col_nz[j]``, so counts that held ``acc``'s non-zeros hold
+    ``out``'s (NaN counts as non-zero, -0.0 as zero, as ``!= 0`` says)."""
+    loop = [f"        for jj in range({'m' if all_cols else 'cols.size'}):"]
+    if not count:
+        return ["            buf[jj] = r", *loop,
+                "            out[i, " + ("jj" if all_cols else "cols[jj]") + "] = buf[jj]"]
     return ["            buf[jj] = r",
-            f"        for jj in range({'m' if all_cols else 'cols.size'}):",
+            "            d = np.int64(r != 0) - np.int64(acc[i, j] != 0)",
+            "            row_d += d",
+            "            col_nz[j] += d",
+            "        row_nz[i] += row_d", *loop,
             "            out[i, " + ("jj" if all_cols else "cols[jj]") + "] = buf[jj]"]
 
 
 def float_series_source(terms: tuple, all_cols: bool = True,
-                        clamp: tuple | None = None) -> str:
+                        clamp: tuple | None = None, count: bool = False) -> str:
     """The kernel's source for a float series: ``terms`` holds, per product, its scale
     (a float) and the kinds of its dependency and factors, in the series' order.
 
     ``out[i, j] = acc[i, j] + (((s1 * d1) * f11) * f12 + ((s2 * d2) * f21) ...)`` for
     ``i`` in ``rows`` and ``j`` in ``cols`` (:func:`_header`), then with ``clamp =
     (lo, hi)`` raised to ``lo`` and lowered to ``hi`` (a bound None: none; NaN stays
-    NaN, as with ``np.maximum`` / ``np.minimum``).
+    NaN, as with ``np.maximum`` / ``np.minimum``); ``count``: the non-zero counts kept
+    (:func:`_footer`).
     """
     names, lines = [], []
     for p, (scale, kinds) in enumerate(terms):
@@ -195,11 +211,12 @@ def float_series_source(terms: tuple, all_cols: bool = True,
         body += [f"            if r < {float(lo)!r}:", f"                r = {float(lo)!r}"]
     if hi is not None:
         body += [f"            if r > {float(hi)!r}:", f"                r = {float(hi)!r}"]
-    return "\n".join(_header(names, all_cols) + body + _footer(all_cols)) + "\n"
+    return "\n".join(_header(names, all_cols, count) + body
+                     + _footer(all_cols, count)) + "\n"
 
 
 def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = None,
-                        all_cols: bool = True) -> str:
+                        all_cols: bool = True, count: bool = False) -> str:
     """The kernel's source for a bit-approximate series: ``terms`` holds, per product,
     its mantissa, the kinds of its dependency and (clipped, integer) factors, its right
     shift, its left shift (the scale exponent) and a bound on the bits of its magnitude;
@@ -244,20 +261,22 @@ def fixed_series_source(terms: tuple, lo: int, hi: int, finish: tuple | None = N
                   f"{repr(2.0 ** -k)} else 0)",
                   f"            r = (q << {k}) >> {shift}",
                   f"            r = min(max(r, {s_lo}), {s_hi})"]
-    return "\n".join(_header(names, all_cols) + lines + _footer(all_cols)) + "\n"
+    return "\n".join(_header(names, all_cols, count) + lines
+                     + _footer(all_cols, count)) + "\n"
 
 
 @functools.cache
-def float_series_kernel(terms: tuple, all_cols: bool = True, clamp: tuple | None = None):
+def float_series_kernel(terms: tuple, all_cols: bool = True, clamp: tuple | None = None,
+                        count: bool = False):
     """The compiled float kernel of :func:`float_series_source`."""
-    return _compile(float_series_source(terms, all_cols, clamp))
+    return _compile(float_series_source(terms, all_cols, clamp, count))
 
 
 @functools.cache
 def fixed_series_kernel(terms: tuple, lo: int, hi: int, finish: tuple | None = None,
-                        all_cols: bool = True):
+                        all_cols: bool = True, count: bool = False):
     """The compiled bit-approximate kernel of :func:`fixed_series_source`."""
-    return _compile(fixed_series_source(terms, lo, hi, finish, all_cols))
+    return _compile(fixed_series_source(terms, lo, hi, finish, all_cols, count))
 
 
 _NONZERO_SOURCE = """def kernel(v, const, rows, cols):
@@ -270,6 +289,28 @@ _NONZERO_SOURCE = """def kernel(v, const, rows, cols):
             hit |= x
         rows[i] |= hit
 """
+
+
+_NONZERO_COUNTS_SOURCE = """def kernel(v, rows, cols):
+    n, m = v.shape
+    for i in range(n):
+        c = 0
+        for j in range(m):
+            x = 1 if v[i, j] != 0 else 0
+            cols[j] += x
+            c += x
+        rows[i] = c
+"""
+
+
+def nonzero_counts(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many non-zeros each row and each column of ``value`` (a C-ordered matrix)
+    holds (int64), in one compiled pass: the counts a series kernel with ``count``
+    keeps up to date as it changes the matrix (:func:`fixed_series_source`)."""
+    rows = np.zeros(value.shape[0], dtype=np.int64)
+    cols = np.zeros(value.shape[1], dtype=np.int64)
+    _compile(_NONZERO_COUNTS_SOURCE)(value, rows, cols)
+    return rows, cols
 
 
 def nonzero_rows_cols(value: np.ndarray, const) -> tuple[np.ndarray, np.ndarray]:

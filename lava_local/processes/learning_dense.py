@@ -79,6 +79,7 @@ from lava_local.processes.kernels import (
     float_series_kernel,
     float_trace_step,
     kind_of,
+    nonzero_counts,
     nonzero_rows_cols,
     use_kernel,
 )
@@ -300,6 +301,18 @@ def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str])
 SMALL_BLOCK = 2048
 
 
+def counted_variables(plans: dict) -> frozenset:
+    """The synaptic variables whose non-zeros bound some series' block: read as a factor
+    without a constant (:func:`block_plan`'s pieces ``(name, 0)``), given each
+    variable's ``(plan, referenced)``. A factor with a constant is non-zero where the
+    variable is zero, so its variable is not among them."""
+    from lava.magma.core.learning import string_symbols as sym
+
+    names = set(sym.SYNAPTIC_VARIABLE_VAR_MAPPING.values())
+    return frozenset(key for plan, _ in plans.values() for pieces in plan
+                     for key, const in pieces if key in names and const == 0)
+
+
 def update_order(reads: dict[str, set[str]]) -> tuple[list[str], bool]:
     """An order in which synaptic variables can be updated in place, each reading the
     others' values from before the step (the engine's order), given the applier
@@ -334,9 +347,40 @@ class _ActiveBlock:
     variable is read after it changed (:func:`update_order`; TP: weights, then d, then
     t), or each into a copy where there is none. The first update runs over all
     synapses (it saturates values given out of range).
+
+    A variable that bounds a block itself (TP's tags: d in dw, t in dt and dd) would
+    need a full scan for its non-zero rows and columns at every step. Instead its
+    non-zeros are counted once per row and per column (:func:`.kernels.nonzero_counts`)
+    and the update kernels keep the counts as they change it (``count``): exact as
+    long as every change to it goes through them. Any other change drops the counts
+    (an update by Lava's own or the gather path, a first full pass, a value set from
+    outside: :meth:`_set_var`, or the variable replaced by another array) and they are
+    counted again.
     """
 
     _full_pass_done = False
+
+    def _set_var(self):
+        """Lava's Var.set, then the non-zero counts dropped (the values may change)."""
+        super()._set_var()
+        self.__dict__.pop("_nz_counts", None)
+
+    def _counts_before_step(self, counted, seen: dict) -> dict:
+        """The non-zero counts of the variables ``counted``, counted again where dropped
+        or out of date; their rows and columns with a non-zero go into ``seen`` (the
+        values before the step, as :func:`active_block` reads them)."""
+        counts = self.__dict__.setdefault("_nz_counts", {})
+        for name in counted:
+            var = getattr(self, name)
+            got = counts.get(name)
+            if got is None or got[0] is not var:
+                if not (isinstance(var, np.ndarray) and var.ndim == 2
+                        and var.flags.c_contiguous):
+                    counts.pop(name, None)
+                    continue
+                got = counts[name] = [var, *nonzero_counts(var)]
+            seen[(name, 0)] = ("f", got[1] > 0, got[2] > 0)
+        return counts
 
     def _build_learning_rule_appliers(self) -> None:
         """Lava's appliers; where the matrix is given to compiled kernels
@@ -348,13 +392,33 @@ class _ActiveBlock:
                          and fits_kernel(tuple(self._shape)))
         if self._kernels:
             for dtype, const in ((np.int32, 0), (np.int64, 0), (np.float64, 0),
-                                 (np.float64, 0.0)):     # the active block's kernel
+                                 (np.float64, 0.0)):     # the active block's kernels
                 nonzero_rows_cols(np.zeros((2, 2), dtype), const)
+                nonzero_counts(np.zeros((2, 2), dtype))
+            counted = self._counted_variables()
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
-                    self._warm_kernel(applier, name)
+                    self._warm_kernel(applier, name, name in counted)
             if hasattr(self, "_warm_trace_kernel"):
                 self._warm_trace_kernel()
+
+    def _block_plans(self) -> dict:
+        """Per synaptic variable: :func:`block_plan` of its series and the applier
+        arguments it reads (made once)."""
+        plans = self.__dict__.setdefault("_plans", {})
+        for name, applier in self._learning_rule_appliers.items():
+            if name not in plans:
+                products = applier._product_series.products
+                plans[name] = (block_plan(products), _referenced(products))
+        return plans
+
+    def _counted_variables(self) -> frozenset:
+        """:func:`counted_variables` where the kernels run (made once), else none."""
+        counted = self.__dict__.get("_counted")
+        if counted is None:
+            counted = self._counted = (counted_variables(self._block_plans())
+                                       if getattr(self, "_kernels", False) else frozenset())
+        return counted
 
     def _apply_learning_rules(self, x_traces_history, y_traces_history) -> None:
         from scipy.sparse import csr_matrix
@@ -364,19 +428,19 @@ class _ActiveBlock:
                 or w.size <= SMALL_BLOCK):
             super()._apply_learning_rules(x_traces_history, y_traces_history)
             self._full_pass_done = True
+            self.__dict__.pop("_nz_counts", None)
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
-        plans = self.__dict__.setdefault("_block_plans", {})
-        for name, applier in self._learning_rule_appliers.items():
-            if name not in plans:
-                products = applier._product_series.products
-                plans[name] = (block_plan(products), _referenced(products))
+        plans = self._block_plans()
         order = getattr(self, "_update_order", None)
         if order is None:
             order = self._update_order = update_order(
                 {name: plans[name][1] for name in self._learning_rule_appliers})
         names, several = order
+        kernels = getattr(self, "_kernels", False)
+        counted = self._counted_variables()
         new, seen = {}, {}      # the pieces' non-zeros: of the values before the step
+        counts = self._counts_before_step(counted, seen) if counted else {}
         for name in names:
             applier = self._learning_rule_appliers[name]
             var = getattr(self, name)
@@ -385,18 +449,25 @@ class _ActiveBlock:
             rows, cols = active_block(products, args, var.shape, plan, seen)
             if rows.size == 0 or cols.size == 0:
                 continue
-            if getattr(self, "_kernels", False) and hasattr(applier, "update"):
+            kept = counts.get(name)
+            if kernels and hasattr(applier, "update"):
                 # a compiled pass over the block, in place (no gather and scatter);
                 # outside the block the products are 0, so a column loop over every
                 # pre neuron (vectorised, about 4x faster per synapse than an indexed
                 # one) leaves the synapses it adds unchanged
+                if kept is not None and kept[0] is not var:
+                    kept = None
                 var = np.ascontiguousarray(var)
                 value = self._kernel_update(
                     applier, var.copy() if several else var, var, rows,
-                    None if 4 * cols.size > var.shape[1] else cols, args, name)
+                    None if 4 * cols.size > var.shape[1] else cols, args, name,
+                    None if kept is None else (kept[1], kept[2]))
                 if value is not None:
                     new[name] = value
+                    if kept is not None:
+                        kept[0] = value
                     continue
+            counts.pop(name, None)      # changed by a path that does not count
             if rows.size * cols.size > 0.5 * var.size:  # gathering would cost more
                 new[name] = self._update_block(applier, var, args, name)
                 continue
@@ -731,16 +802,17 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                                 "eval"), _var_factor_spec(f, None)) for f in product.factors]
             self._plan.append((scale, product.dependency, factors))
 
-    def warm_kernel(self, clamp: tuple | None = None) -> None:
+    def warm_kernel(self, clamp: tuple | None = None, count: bool = False) -> None:
         """Compile (or load from the disk cache) the kernels for the operands the
-        one-step engine gives (:func:`fast_trace_kinds`) and ``clamp`` now, not at the
-        first step."""
+        one-step engine gives (:func:`fast_trace_kinds`), ``clamp`` and ``count`` now,
+        not at the first step."""
         kinds = fast_trace_kinds(self._product_series.products)
         terms = tuple((scale, k) for (scale, _, _), k in zip(self._plan, kinds))
         args = [_dummy(k, np.float64) for ks in kinds for k in ks]
+        nz = (np.zeros(2, np.int64), np.zeros(2, np.int64)) if count else ()
         for all_cols in (True, False):
-            float_series_kernel(terms, all_cols, clamp)(
-                np.empty((2, 2)), np.zeros((2, 2)), _ROWS2, _ROWS2, 0.0, *args)
+            float_series_kernel(terms, all_cols, clamp, count)(
+                np.empty((2, 2)), np.zeros((2, 2)), _ROWS2, _ROWS2, 0.0, *nz, *args)
 
     def _operands(self, applier_args: dict, raw: bool = False) -> list:
         """Per product: its scale, its dependency's value and its factors' values (with
@@ -753,18 +825,20 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                 for scale, dep, factors in self._plan]
 
     def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
-               clamp: tuple | None = None, **applier_args) -> None:
+               clamp: tuple | None = None, counts: tuple | None = None,
+               **applier_args) -> None:
         """``out = acc + series`` on the synapses ``rows`` x ``cols`` (``cols`` None:
         every pre neuron), in one compiled pass (:mod:`.kernels`): the same operations
         in the same order as :meth:`apply`, then the ``clamp`` of
-        :func:`.kernels.float_series_source`. ``out`` may be ``acc`` itself."""
+        :func:`.kernels.float_series_source`. ``out`` may be ``acc`` itself. ``counts``
+        (int64 non-zeros of ``acc`` per row, per column) become ``out``'s."""
         terms, args = [], []
         for scale, d, fs in self._operands(applier_args, raw=True):
             kinds = tuple(kind_of(v, acc.shape) for v in (d, *fs))
             terms.append((scale, kinds))
             args += [as_operand(v, k, np.float64) for v, k in zip((d, *fs), kinds)]
-        float_series_kernel(tuple(terms), cols is None, clamp)(
-            out, acc, rows, _ROWS2 if cols is None else cols, 0.0, *args)
+        float_series_kernel(tuple(terms), cols is None, clamp, counts is not None)(
+            out, acc, rows, _ROWS2 if cols is None else cols, 0.0, *(counts or ()), *args)
 
     def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
         if use_kernel(init_accumulator, "f"):
@@ -850,12 +924,14 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         return operands
 
     def update(self, out: np.ndarray, acc: np.ndarray, rows: np.ndarray, cols,
-               finish: tuple | None = None, rand: float = 0.0, **applier_args) -> None:
+               finish: tuple | None = None, rand: float = 0.0,
+               counts: tuple | None = None, **applier_args) -> None:
         """:meth:`apply` on the synapses ``rows`` x ``cols`` (``cols`` None: every pre
         neuron) in one compiled pass (:mod:`.kernels`), the same integers, into
         ``out`` (may be ``acc``); with ``finish`` (:func:`.kernels.fixed_series_source`)
         the engine's whole update of the variable ``acc`` with the random number
-        ``rand``."""
+        ``rand``. ``counts`` (int64 non-zeros of ``acc`` per row, per column) become
+        ``out``'s."""
         lo, hi = _ACC_RANGE
         terms, args = [], []
         for (_, pieces, _, _), (mant, right, left, bits) in zip(
@@ -863,23 +939,26 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
             kinds = tuple(kind_of(v, acc.shape) for v in pieces)
             terms.append((mant, kinds, right, left, bits))
             args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
-        fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None)(
-            out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *args)
+        fixed_series_kernel(tuple(terms), lo, hi, finish, cols is None, counts is not None)(
+            out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *(counts or ()),
+            *args)
 
-    def warm_kernel(self, finish: tuple | None = None) -> None:
+    def warm_kernel(self, finish: tuple | None = None, count: bool = False) -> None:
         """Compile (or load from the disk cache) the kernels for the operands the
-        one-step engine gives (:func:`fast_trace_kinds`), ``finish``, and int32 or int64
-        variables now, not at the first step."""
+        one-step engine gives (:func:`fast_trace_kinds`), ``finish``, ``count``, and
+        int32 or int64 variables now, not at the first step."""
         lo, hi = _ACC_RANGE
         kinds = fast_trace_kinds(self._product_series.products, fixed=True)
         terms = tuple((mant, k, right, left, bits)
                       for (mant, right, left, bits), k in zip(self._kernel_terms, kinds))
+        nz = (np.zeros(2, np.int64), np.zeros(2, np.int64)) if count else ()
         for dtype in (np.int32, np.int64):
             args = [_dummy(k, np.int64, dtype) for ks in kinds for k in ks]
-            for fin, all_cols in ((None, True), (finish, True), (finish, False)):
-                fixed_series_kernel(terms, lo, hi, fin, all_cols)(
+            for fin, all_cols, c in ((None, True, False), (finish, True, count),
+                                     (finish, False, count)):
+                fixed_series_kernel(terms, lo, hi, fin, all_cols, c)(
                     np.empty((2, 2), dtype), np.zeros((2, 2), dtype), _ROWS2, _ROWS2, 0.0,
-                    *args)
+                    *(nz if c else ()), *args)
 
     def apply(self, init_accumulator: np.ndarray, **applier_args) -> np.ndarray:
         lo, hi = _ACC_RANGE
@@ -949,17 +1028,18 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
             cache[name] = (lo, hi) if np.array_equal(got, want) else None
         return cache[name]
 
-    def _warm_kernel(self, applier, name: str) -> None:
-        applier.warm_kernel(self._kernel_clamp(name))
+    def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
+        applier.warm_kernel(self._kernel_clamp(name), count)
 
-    def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
+    def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
+                       counts: tuple | None = None):
         """The float engine's update of ``var`` (the series, then the saturation) on
-        ``rows`` x ``cols`` by a kernel, into ``out``; None where this model's
-        saturation is not a clamp."""
+        ``rows`` x ``cols`` by a kernel, into ``out``, keeping ``counts`` (its non-zeros
+        per row and column); None where this model's saturation is not a clamp."""
         clamp = self._kernel_clamp(name)
         if clamp is None:
             return None
-        applier.update(out, var, rows, cols, clamp=clamp, **args)
+        applier.update(out, var, rows, cols, clamp=clamp, counts=counts, **args)
         return out
 
     def _update_block(self, applier, w, args, name: str = "weights"):
@@ -1001,18 +1081,21 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
                                W_ACCUMULATOR_U - W_SYN_VAR_U[name], *bounds)
         return cache[name]
 
-    def _warm_kernel(self, applier, name: str) -> None:
-        applier.warm_kernel(self._kernel_finish(name))
+    def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
+        applier.warm_kernel(self._kernel_finish(name), count)
 
-    def _kernel_update(self, applier, out, var, rows, cols, args, name: str):
+    def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
+                       counts: tuple | None = None):
         """The bit-approximate engine's whole update of ``var`` (accumulate, saturate,
         round stochastically, shift back, saturate) on ``rows`` x ``cols`` by a kernel,
-        into ``out``; None where this model's saturations are not clips."""
+        into ``out``, keeping ``counts`` (its non-zeros per row and column); None where
+        this model's saturations are not clips."""
         finish = self._kernel_finish(name)
         if finish is None:
             return None
         applier.update(out, var, rows, cols, finish=finish,
-                       rand=self._conn_var_random.random_stochastic_round, **args)
+                       rand=self._conn_var_random.random_stochastic_round, counts=counts,
+                       **args)
         return out
 
     def _update_block(self, applier, w, args, name: str = "weights"):

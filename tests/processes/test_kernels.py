@@ -349,3 +349,55 @@ def test_nonzero_rows_cols_is_numpys(all_kernels, dtype):
         want = (v + const) != 0
         np.testing.assert_array_equal(rows, want.any(1))
         np.testing.assert_array_equal(cols, want.any(0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.int64])
+def test_nonzero_counts_are_numpys(all_kernels, dtype):
+    """Each row's and column's number of non-zeros against numpy's (NaN is non-zero,
+    -0.0 zero)."""
+    rng = np.random.default_rng(8)
+    for k in range(20):
+        n, m = rng.integers(2, 30, size=2)
+        v = (rng.integers(-3, 4, size=(n, m)) * (rng.random((n, m)) >= k / 20)).astype(dtype)
+        if dtype == np.float64:
+            v[rng.integers(n), rng.integers(m)] = (np.nan, -0.0)[k % 2]
+        rows, cols = kernels.nonzero_counts(np.ascontiguousarray(v))
+        assert rows.dtype == cols.dtype == np.int64
+        np.testing.assert_array_equal(rows, np.count_nonzero(v, axis=1))
+        np.testing.assert_array_equal(cols, np.count_nonzero(v, axis=0))
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("all_cols", [False, True])
+def test_update_keeps_the_nonzero_counts(all_kernels, in_place, all_cols):
+    """With ``counts`` the kernels write the same values as without, and counts that
+    held the variable's non-zeros before hold them after, over steps that turn values
+    to zero and back (a tag's ``t <- 32 x0``: every value of a spiking column, 0
+    elsewhere in the block) and saturate them, float (clamped) and bit-approximate
+    (the whole engine update), on blocks and on every column."""
+    rng = np.random.default_rng(9)
+    n, m = 7, 11
+    ps = _series("2^5*x0 - u0*t + 3*y0*d*x1")
+    cases = ((_EvalApplierFloat(ps), {"clamp": (-40.0, 40.0)}, np.float64),
+             (_BroadcastApplierBitApprox(ps), {"finish": (6, 0, -2 ** 20, 2 ** 20, -256,
+                                                          255), "rand": 0.4}, np.int64))
+    for applier, extra, dtype in cases:
+        var = np.where(rng.random((n, m)) < 0.5, 0, rng.integers(-50, 50, (n, m)))
+        var = var.astype(dtype)
+        counts = kernels.nonzero_counts(var)
+        plain = var.copy()
+        for _ in range(12):
+            args = general_args(rng, n, m, integer=dtype != np.float64, p_zero=0.5)
+            args["tag_1"] = var          # the variable's own values as its factor t
+            rows = np.flatnonzero(rng.random(n) < 0.7)
+            cols = None if all_cols else np.flatnonzero(rng.random(m) < 0.6)
+            want = plain.copy()
+            applier.update(want, plain, rows, cols, **extra, **{**args, "tag_1": plain})
+            out = var if in_place else var.copy()
+            applier.update(out, var, rows, cols, **extra, counts=counts, **args)
+            np.testing.assert_array_equal(out, want)
+            var, plain = out, want
+            got = kernels.nonzero_counts(var)
+            np.testing.assert_array_equal(counts[0], got[0])
+            np.testing.assert_array_equal(counts[1], got[1])
+        assert 0 < np.count_nonzero(var) < var.size, "degenerate case"

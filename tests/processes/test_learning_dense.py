@@ -188,3 +188,65 @@ def test_synaptic_variable_random_advance_draws_lavas_numbers():
         _OneStepFixed._update_synaptic_variable_random(model)
         assert (model._conn_var_random.random_stochastic_round
                 == lava.random_stochastic_round)
+
+
+def _tp_dense_run(mode: str, fast: bool, sets: dict, steps=(8, 8)):
+    """A TP LearningDense (40 x 60: past the active block's small-matrix limit) driven
+    by random pre spikes, y1 and bap; after the first run the Vars in ``sets`` are
+    set; returns the weights and tags after the second run."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import LearningDense
+    from lava.proc.io.source import RingBuffer
+
+    from lava_local.lava_runtime import ensure_lava_runtime
+    from lava_local.processes.learning_dense import fast_learning_models
+    from lava_local.rules.tp import OnChipTP
+
+    ensure_lava_runtime()
+    rng = np.random.default_rng(4)
+    n_pre, n_post, n = 60, 40, sum(steps)
+    pre = (rng.random((n_pre, n)) < 0.15).astype(np.int32)
+    y1 = rng.integers(0, 128, (n_post, n)) * (rng.random((n_post, n)) < 0.3)
+    bap = (rng.random((n_post, n)) < 0.5).astype(np.int32)
+    if mode == "fixed":
+        rule = OnChipTP(eta=2 ** -6, mode="fixed", weight_precision=7)
+        w0, tag, backend = 2 * rng.integers(-60, 60, (n_post, n_pre)), "fixed_pt", "sim-fixed"
+    else:
+        rule = OnChipTP(eta=2 ** -6)
+        w0, tag, backend = rng.normal(size=(n_post, n_pre)), "floating_pt", "sim-float"
+        y1 = y1 / 16.0
+    dense = LearningDense(weights=w0.copy(), learning_rule=rule.learning_rule(rng_seed=5))
+    srcs = [RingBuffer(data=d) for d in (pre, y1, np.zeros_like(y1), bap, np.zeros_like(y1))]
+    for s, port in zip(srcs, (dense.s_in, dense.s_in_y1, dense.s_in_y2, dense.s_in_bap,
+                              dense.s_in_y3)):
+        s.s_out.connect(port)
+    cfg = Loihi2SimCfg(select_tag=tag,
+                       exception_proc_model_map=fast_learning_models(backend) if fast else {})
+    try:
+        dense.run(condition=RunSteps(num_steps=steps[0]), run_cfg=cfg)
+        for name, value in sets.items():
+            getattr(dense, name).set(value)
+        dense.run(condition=RunSteps(num_steps=steps[1]), run_cfg=cfg)
+        return [np.array(getattr(dense, v).get()) for v in ("weights", "tag_1", "tag_2")]
+    finally:
+        dense.stop()
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_nonzero_counts_follow_a_var_set(mode, monkeypatch, tmp_path):
+    """TP's tags bound their own blocks; the kernels count their non-zeros instead of
+    scanning them. A Var.set between runs (tags made non-zero where they were zero, and
+    zero where they were not) drops the counts: weights and tags stay Lava's, bit for
+    bit."""
+    monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")
+    monkeypatch.setenv("LAVA_LOCAL_CACHE", str(tmp_path))
+    rng = np.random.default_rng(6)
+    t = 32 * (rng.random((40, 60)) < 0.5)
+    d = 32 * (rng.random((40, 60)) < 0.5)
+    sets = {"tag_1": t, "tag_2": d}
+    fast = _tp_dense_run(mode, True, sets)
+    lava = _tp_dense_run(mode, False, sets)
+    for a, b in zip(fast, lava):
+        np.testing.assert_array_equal(a, b)
+    assert np.count_nonzero(fast[1]) and np.count_nonzero(fast[2])

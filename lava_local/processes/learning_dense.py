@@ -297,7 +297,7 @@ def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str])
 
 
 #: Weight matrices of at most this many synapses learn without a block: finding it
-#: costs more than it saves.
+#: costs more than it saves (with the kernels: one pass over every synapse).
 SMALL_BLOCK = 2048
 
 
@@ -402,6 +402,16 @@ class _ActiveBlock:
             if hasattr(self, "_warm_trace_kernel"):
                 self._warm_trace_kernel()
 
+    def _kernels_update_all(self) -> bool:
+        """Whether a kernel can make every synaptic variable's whole update (its
+        applier has one and this model's saturations are what the kernels do)."""
+        ok = self.__dict__.get("_kernels_all")
+        if ok is None:
+            ok = self._kernels_all = all(
+                hasattr(applier, "update") and self._kernel_ready(name)
+                for name, applier in self._learning_rule_appliers.items())
+        return ok
+
     def _block_plans(self) -> dict:
         """Per synaptic variable: :func:`block_plan` of its series and the applier
         arguments it reads (made once)."""
@@ -424,8 +434,12 @@ class _ActiveBlock:
         from scipy.sparse import csr_matrix
 
         w = self.weights
+        kernels = getattr(self, "_kernels", False)
+        # a small matrix: no block (finding it costs more than it saves), every synapse
+        # in one kernel pass where the kernels can do each variable's whole update
+        whole = w.size <= SMALL_BLOCK
         if (not self._full_pass_done or isinstance(w, csr_matrix) or min(w.shape) < 2
-                or w.size <= SMALL_BLOCK):
+                or (whole and not (kernels and self._kernels_update_all()))):
             super()._apply_learning_rules(x_traces_history, y_traces_history)
             self._full_pass_done = True
             self.__dict__.pop("_nz_counts", None)
@@ -437,8 +451,7 @@ class _ActiveBlock:
             order = self._update_order = update_order(
                 {name: plans[name][1] for name in self._learning_rule_appliers})
         names, several = order
-        kernels = getattr(self, "_kernels", False)
-        counted = self._counted_variables()
+        counted = frozenset() if whole else self._counted_variables()
         new, seen = {}, {}      # the pieces' non-zeros: of the values before the step
         counts = self._counts_before_step(counted, seen) if counted else {}
         for name in names:
@@ -446,7 +459,10 @@ class _ActiveBlock:
             var = getattr(self, name)
             products = applier._product_series.products
             plan, referenced = plans[name]
-            rows, cols = active_block(products, args, var.shape, plan, seen)
+            if whole:
+                rows, cols = np.arange(var.shape[0]), np.arange(var.shape[1])
+            else:
+                rows, cols = active_block(products, args, var.shape, plan, seen)
             if rows.size == 0 or cols.size == 0:
                 continue
             kept = counts.get(name)
@@ -1031,6 +1047,9 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
     def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
         applier.warm_kernel(self._kernel_clamp(name), count)
 
+    def _kernel_ready(self, name: str) -> bool:
+        return self._kernel_clamp(name) is not None
+
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
                        counts: tuple | None = None):
         """The float engine's update of ``var`` (the series, then the saturation) on
@@ -1083,6 +1102,9 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
 
     def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
         applier.warm_kernel(self._kernel_finish(name), count)
+
+    def _kernel_ready(self, name: str) -> bool:
+        return self._kernel_finish(name) is not None
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
                        counts: tuple | None = None):

@@ -412,6 +412,23 @@ class _ActiveBlock:
                 for name, applier in self._learning_rule_appliers.items())
         return ok
 
+    def _whole_block(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Every row and every column of a matrix of ``shape`` (made once per shape)."""
+        blocks = self.__dict__.setdefault("_whole_blocks", {})
+        if shape not in blocks:
+            blocks[shape] = (np.arange(shape[0]), np.arange(shape[1]))
+        return blocks[shape]
+
+    def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
+        """Compile (or load) the applier's kernels for the variable ``name``."""
+        applier.warm_kernel(self._kernel_saturation(name), count)
+
+    def _kernel_ready(self, name: str) -> bool:
+        """Whether a kernel can make the variable ``name``'s whole update: this model's
+        saturation of it is what the kernels do (``_kernel_saturation``: the float
+        model's clamp, the bit-approximate model's finish; None where it is not)."""
+        return self._kernel_saturation(name) is not None
+
     def _block_plans(self) -> dict:
         """Per synaptic variable: :func:`block_plan` of its series and the applier
         arguments it reads (made once)."""
@@ -460,7 +477,7 @@ class _ActiveBlock:
             products = applier._product_series.products
             plan, referenced = plans[name]
             if whole:
-                rows, cols = np.arange(var.shape[0]), np.arange(var.shape[1])
+                rows, cols = self._whole_block(var.shape)
             else:
                 rows, cols = active_block(products, args, var.shape, plan, seen)
             if rows.size == 0 or cols.size == 0:
@@ -471,8 +488,6 @@ class _ActiveBlock:
                 # outside the block the products are 0, so a column loop over every
                 # pre neuron (vectorised, about 4x faster per synapse than an indexed
                 # one) leaves the synapses it adds unchanged
-                if kept is not None and kept[0] is not var:
-                    kept = None
                 var = np.ascontiguousarray(var)
                 value = self._kernel_update(
                     applier, var.copy() if several else var, var, rows,
@@ -1044,11 +1059,7 @@ class FastLearningDenseFloat(_LearnInSpikingPhase, _TraceReset, _ActiveBlock, _F
             cache[name] = (lo, hi) if np.array_equal(got, want) else None
         return cache[name]
 
-    def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
-        applier.warm_kernel(self._kernel_clamp(name), count)
-
-    def _kernel_ready(self, name: str) -> bool:
-        return self._kernel_clamp(name) is not None
+    _kernel_saturation = _kernel_clamp
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
                        counts: tuple | None = None):
@@ -1100,11 +1111,7 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
                                W_ACCUMULATOR_U - W_SYN_VAR_U[name], *bounds)
         return cache[name]
 
-    def _warm_kernel(self, applier, name: str, count: bool = False) -> None:
-        applier.warm_kernel(self._kernel_finish(name), count)
-
-    def _kernel_ready(self, name: str) -> bool:
-        return self._kernel_finish(name) is not None
+    _kernel_saturation = _kernel_finish
 
     def _kernel_update(self, applier, out, var, rows, cols, args, name: str,
                        counts: tuple | None = None):

@@ -484,14 +484,15 @@ class _ActiveBlock:
                 continue
             kept = counts.get(name)
             if kernels and hasattr(applier, "update"):
-                # a compiled pass over the block, in place (no gather and scatter);
-                # outside the block the products are 0, so a column loop over every
-                # pre neuron (vectorised, about 4x faster per synapse than an indexed
-                # one) leaves the synapses it adds unchanged
+                # a compiled pass over the block, in place; outside the block the
+                # products are 0, so a loop over every pre neuron (contiguous, about
+                # 2.5x faster per synapse than the block's gathered columns) leaves
+                # the synapses it adds unchanged: it runs where the block holds more
+                # than 2/5 of the columns
                 var = np.ascontiguousarray(var)
                 value = self._kernel_update(
                     applier, var.copy() if several else var, var, rows,
-                    None if 4 * cols.size > var.shape[1] else cols, args, name,
+                    None if 5 * cols.size > 2 * var.shape[1] else cols, args, name,
                     None if kept is None else (kept[1], kept[2]))
                 if value is not None:
                     new[name] = value

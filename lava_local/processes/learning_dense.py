@@ -359,11 +359,42 @@ class _ActiveBlock:
     """
 
     _full_pass_done = False
+    #: The dtype the learned variables are kept in once the kernels make every update
+    #: (:meth:`_narrow_variables`); None: as Lava keeps them.
+    _narrow_dtype = None
 
     def _set_var(self):
-        """Lava's Var.set, then the non-zero counts dropped (the values may change)."""
+        """Lava's Var.set into the variables as Lava keeps them (any narrowed one
+        widened back first), then the non-zero counts dropped and the next step a full
+        pass of Lava's engine, which saturates every synapse (the values may change
+        anywhere)."""
+        narrow = self._narrow_dtype
+        for name in getattr(self, "_learning_rule_appliers", {}) if narrow else ():
+            v = getattr(self, name)
+            if isinstance(v, np.ndarray) and v.dtype == narrow:
+                setattr(self, name, v.astype(int))
         super()._set_var()
         self.__dict__.pop("_nz_counts", None)
+        self._full_pass_done = False
+
+    def _narrow_variables(self) -> None:
+        """After a full pass, keep the learned variables in :attr:`_narrow_dtype` (the
+        bit-approximate model: int32 instead of int64) where the kernels make every
+        update: they compute in int64 whatever the storage, and the values, saturated to
+        the variables' ranges (at most 13 bits) by every update, are exact in int32.
+        Half the memory, and a block's gathered columns touch half the cache lines (a TP
+        tag's update on a 200x2312 block out of cache: 2.4x faster). Lava reads them
+        (Var.get) as the same numbers."""
+        dtype = self._narrow_dtype
+        if dtype is None or not (getattr(self, "_kernels", False)
+                                 and self._kernels_update_all()):
+            return
+        info = np.iinfo(dtype)
+        for name in self._learning_rule_appliers:
+            v = getattr(self, name)
+            if (isinstance(v, np.ndarray) and v.dtype.kind == "i" and v.dtype != dtype
+                    and (v.size == 0 or info.min <= v.min() and v.max() <= info.max)):
+                setattr(self, name, np.ascontiguousarray(v, dtype=dtype))
 
     def _counts_before_step(self, counted, seen: dict) -> dict:
         """The non-zero counts of the variables ``counted``, counted again where dropped
@@ -458,7 +489,9 @@ class _ActiveBlock:
         if (not self._full_pass_done or isinstance(w, csr_matrix) or min(w.shape) < 2
                 or (whole and not (kernels and self._kernels_update_all()))):
             super()._apply_learning_rules(x_traces_history, y_traces_history)
-            self._full_pass_done = True
+            if not self._full_pass_done:
+                self._full_pass_done = True
+                self._narrow_variables()
             self.__dict__.pop("_nz_counts", None)
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
@@ -1086,6 +1119,8 @@ class FastLearningDenseBitApproximate(_LearnInSpikingPhase, _TraceReset, _Active
                                       PyLearningDenseModelBitApproximate):
     """``PyLearningDenseModelBitApproximate`` with direct trace indexing and broadcast
     factor products, learning in the spiking phase."""
+
+    _narrow_dtype = np.int32
 
     def _create_learning_rule_applier(self, product_series):
         return _BroadcastApplierBitApprox(product_series)

@@ -250,3 +250,53 @@ def test_nonzero_counts_follow_a_var_set(mode, monkeypatch, tmp_path):
     for a, b in zip(fast, lava):
         np.testing.assert_array_equal(a, b)
     assert np.count_nonzero(fast[1]) and np.count_nonzero(fast[2])
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_a_var_set_out_of_range_is_saturated_as_lavas(mode, monkeypatch, tmp_path):
+    """Weights set between runs far outside their range (±2^20): Lava's engine
+    saturates every synapse at the next step, inside and outside the block the rule
+    changes; so does the fast model (a full pass after any Var.set) — weights and tags
+    bit for bit."""
+    monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")
+    monkeypatch.setenv("LAVA_LOCAL_CACHE", str(tmp_path))
+    rng = np.random.default_rng(8)
+    huge = rng.random((40, 60)) < 0.3
+    w = np.where(huge, rng.choice([-2.0 ** 20, 2.0 ** 20], (40, 60)),
+                 2 * rng.integers(-60, 60, (40, 60)))
+    fast = _tp_dense_run(mode, True, {"weights": w})
+    lava = _tp_dense_run(mode, False, {"weights": w})
+    for a, b in zip(fast, lava):
+        np.testing.assert_array_equal(a, b)
+    if mode == "fixed":       # saturated: every weight back in the 8-bit range
+        assert np.abs(fast[0]).max() <= 256
+
+
+def test_the_learned_variables_are_narrowed_only_where_the_kernels_learn():
+    """The bit-approximate model keeps its learned variables in int32 once the kernels
+    make every update (the same numbers); not without kernels, nor a variable whose
+    values int32 cannot hold, nor in the float model."""
+    from lava_local.processes.learning_dense import (
+        FastLearningDenseBitApproximate,
+        FastLearningDenseFloat,
+    )
+
+    def model(cls, kernels: bool, values: dict):
+        m = SimpleNamespace(_narrow_dtype=cls._narrow_dtype, _kernels=kernels,
+                            _kernels_update_all=lambda: True,
+                            _learning_rule_appliers=dict.fromkeys(values), **values)
+        cls._narrow_variables(m)
+        return m
+
+    rng = np.random.default_rng(2)
+    w, t = rng.integers(-256, 256, (5, 7)), rng.integers(0, 128, (5, 7))
+    m = model(FastLearningDenseBitApproximate, True, {"weights": w, "tag_1": t})
+    assert m.weights.dtype == m.tag_1.dtype == np.int32
+    np.testing.assert_array_equal(m.weights, w)
+    np.testing.assert_array_equal(m.tag_1, t)
+    assert model(FastLearningDenseBitApproximate, False, {"weights": w}).weights is w
+    big = w.copy()
+    big[0, 0] = 2 ** 40
+    assert model(FastLearningDenseBitApproximate, True, {"weights": big}).weights is big
+    f = rng.normal(size=(5, 7))
+    assert model(FastLearningDenseFloat, True, {"weights": f}).weights is f

@@ -345,8 +345,9 @@ class _ActiveBlock:
     update reads the values from before the step (the engine's order): with several
     variables (a rule that learns tags) they are updated in place in an order where no
     variable is read after it changed (:func:`update_order`; TP: weights, then d, then
-    t), or each into a copy where there is none. The first update runs over all
-    synapses (it saturates values given out of range).
+    t), or each into a copy where there is none. The first update, and the first
+    after any Var.set, runs over all synapses (it saturates values given out of range,
+    wherever they are).
 
     A variable that bounds a block itself (TP's tags: d in dw, t in dt and dd) would
     need a full scan for its non-zero rows and columns at every step. Instead its

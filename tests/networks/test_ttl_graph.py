@@ -113,3 +113,21 @@ def test_ttlbptt_forms(tmp_path):
 
     with pytest.raises(ValueError, match="sim-float and sim-fixed"):   # before any Loihi
         rules.get("ttlbptt").graph.bind(net, "loihi2")
+
+
+def test_fixed_block_current_is_the_integer_product():
+    """The fixed block's W x: binary spikes as the sum of the spiking columns, graded
+    inputs by the product — the integers of ``W @ x`` in both cases, shifted to the
+    block's units."""
+    from types import SimpleNamespace
+
+    from lava_local.processes.ttl_block import PyTTLBlockFixed
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-127, 128, (30, 50))
+    block = SimpleNamespace(_ints=[w], _P=6, _precs=[4])
+    for x in ((rng.random(50) < 0.1).astype(np.int64), np.zeros(50, np.int64),
+              np.ones(50, np.int64), rng.integers(0, 4, 50)):
+        got = PyTTLBlockFixed._current(block, 0, x)
+        np.testing.assert_array_equal(got, (w @ x) << 2)
+        assert got.dtype == np.int64

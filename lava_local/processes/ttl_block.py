@@ -294,7 +294,7 @@ class PyTTLBlockFixed(_TTLBlockBase):
     def _current(self, li: int, inp: np.ndarray) -> np.ndarray:
         """W x in units 2^-P (the Dense's weight_exp P - p). Binary spikes (every layer's
         output, and spike inputs) as the sum of the spiking columns, as a Dense does
-        (numpy multiplies integer matrices without BLAS: ~10x slower at 5% spikes);
+        (numpy multiplies integer matrices without BLAS, several times slower);
         the same integers."""
         nz = np.flatnonzero(inp)
         w = self._ints[li]

@@ -54,12 +54,38 @@ def _flat(mats: list[np.ndarray]) -> np.ndarray:
 
 
 def _split(flat: np.ndarray, shapes: list[tuple]) -> list[np.ndarray]:
+    """The matrices of ``flat``: views where ``flat`` is a float64 array (writing into
+    them writes into ``flat``)."""
     out, i = [], 0
     for s in shapes:
         n = int(np.prod(s))
         out.append(np.asarray(flat[i:i + n], dtype=np.float64).reshape(s))
         i += n
     return out
+
+
+def _column_grad(delta: np.ndarray, inputs: np.ndarray) -> tuple:
+    r"""A weight's window gradient :math:`\sum_t δ[t] \otimes x[t]` (δ and x stacked by
+    step) on the columns whose input is non-zero at some step of the window: ``(g,
+    cols)``, ``cols`` None when that is every column. The other columns' gradient is
+    exactly zero (sparse spike inputs: most of a wide layer's columns in a short window)."""
+    cols = np.flatnonzero(inputs.any(axis=0))
+    if cols.size == inputs.shape[1]:
+        return delta.T @ inputs, None
+    return delta.T @ inputs[:, cols], cols
+
+
+def _add_column_grads(a: tuple, b: tuple, width: int) -> tuple:
+    """The sum of two :func:`_column_grad` results over the union of their columns."""
+    (ga, ca), (gb, cb) = a, b
+    cols = None if ca is None or cb is None else np.union1d(ca, cb)
+    out = np.zeros((ga.shape[0], width if cols is None else cols.size))
+    for g, c in ((ga, ca), (gb, cb)):
+        if c is None:
+            out += g
+        else:
+            out[:, c if cols is None else np.searchsorted(cols, c)] += g
+    return out, cols
 
 
 class TTLBlock(AbstractProcess):
@@ -155,20 +181,23 @@ class _TTLBlockBase(PyLoihiProcessModel):
             if self._pending is None:
                 self._pending = grads
             else:
-                self._pending = [a + g for a, g in zip(self._pending, grads)]
+                self._pending = [_add_column_grads(a, g, s[1]) for a, g, s
+                                 in zip(self._pending, grads, self._shapes)]
             if p["update"] == "window" or t == p["n_steps"] - 1:
                 self._apply(self._pending)
                 self._pending = None
         elif end:
             self._win = []
 
-    def _window_grads(self) -> list[np.ndarray]:
-        """Reverse mode through the window's steps, the block's layers and classifier."""
+    def _window_grads(self) -> list[tuple]:
+        """Reverse mode through the window's steps, the block's layers and classifier:
+        per weight, its gradient on the columns it is not zero in
+        (:func:`_column_grad`)."""
         p = self.proc_params
         ws = self._real_weights()
         w_c = ws[-1]
         n_win = p["n_steps"] - p["window_start"]
-        grads = [np.zeros_like(w) for w in ws]
+        grads = [None] * len(ws)
         steps = self._win
         n_l = self._n_layers
         # classifier: o[t] = κ o[t-1] + W_c y_L[t], the window's first o[t-1] constant.
@@ -186,7 +215,7 @@ class _TTLBlockBase(PyLoihiProcessModel):
                 do = do + e / n_win
             dos[i] = do
             dy[-1][i] = w_c.T @ do
-        grads[-1] += dos.T @ np.stack([st[2][-1] for st in steps])
+        grads[-1] = _column_grad(dos, np.stack([st[2][-1] for st in steps]))
         # layers, top to bottom: u[t] = γ (u[t-1] - v_th y[t-1]) + W x[t]
         for li in range(n_l - 1, -1, -1):
             du = np.zeros(self._shapes[li][0])
@@ -198,7 +227,7 @@ class _TTLBlockBase(PyLoihiProcessModel):
                 if li > 0:
                     dy[li - 1][i] = ws[li].T @ du
             inputs = np.stack([st[0] if li == 0 else st[2][li - 1] for st in steps])
-            grads[li] += dus.T @ inputs
+            grads[li] = _column_grad(dus, inputs)
         return grads
 
 
@@ -240,10 +269,13 @@ class PyTTLBlockFloat(_TTLBlockBase):
         self._win.append((np.asarray(x, dtype=np.float64), new_u, new_y, o.copy(), label, t))
         return inp
 
-    def _apply(self, grads: list[np.ndarray]) -> None:
-        ws = self._real_weights()
-        self.params_flat[:] = _flat([w - self.proc_params["eta"] * g
-                                     for w, g in zip(ws, grads)])
+    def _apply(self, grads: list[tuple]) -> None:
+        eta = self.proc_params["eta"]
+        for w, (g, cols) in zip(self._real_weights(), grads):     # views: in place
+            if cols is None:
+                w -= eta * g
+            else:
+                w[:, cols] -= eta * g
 
 
 @implements(proc=TTLBlock, protocol=LoihiProtocol)
@@ -276,10 +308,24 @@ class PyTTLBlockFixed(_TTLBlockBase):
                       .astype(np.int64) for w, pr in zip(ws, self._precs)]
         self._vth = int(to_membrane(self.proc_params["v_th"], self._P))
         self._unit = 2.0 ** -(ACT_SHIFT + self._P)
-        self.params_flat[:] = _flat(self._real_weights())
+        self._real = _split(self.params_flat, self._shapes)
+        for r, w, pr in zip(self._real, self._ints, self._precs):
+            r[:] = w * 2.0 ** -pr
 
     def _real_weights(self) -> list[np.ndarray]:
-        return [w * 2.0 ** -pr for w, pr in zip(self._ints, self._precs)]
+        """The integer weights' real values: views into ``params_flat``, kept equal to
+        them by :meth:`_apply`."""
+        return self._real
+
+    def _set_var(self):
+        """Lava's Var.set; weights set into ``params_flat`` mid-run are rounded to the
+        block's integer mantissas (the precisions of the first step kept)."""
+        super()._set_var()
+        if self._ints is not None:
+            for li, (r, pr) in enumerate(zip(self._real, self._precs)):
+                self._ints[li] = np.clip(np.rint(r * 2.0 ** pr), -W_WEIGHT_MAX,
+                                         W_WEIGHT_MAX).astype(np.int64)
+                r[:] = self._ints[li] * 2.0 ** -pr
 
     def _init_state(self):
         if self._ints is None:
@@ -318,11 +364,21 @@ class PyTTLBlockFixed(_TTLBlockBase):
                           [y.astype(np.float64) for y in new_y], o * self._unit, label, t))
         return inp.astype(np.int32)
 
-    def _apply(self, grads: list[np.ndarray]) -> None:
+    def _apply(self, grads: list[tuple]) -> None:
+        """Stochastic rounding of the updated mantissas: one uniform draw per weight
+        whose gradient the window made (its columns; the others' are exactly zero and
+        stay)."""
         eta = self.proc_params["eta"]
-        for li, g in enumerate(grads):
-            real = self._ints[li] - eta * g * 2.0 ** self._precs[li]
+        for li, (g, cols) in enumerate(grads):
+            pr = self._precs[li]
+            w = self._ints[li] if cols is None else self._ints[li][:, cols]
+            real = w - eta * g * 2.0 ** pr
             low = np.floor(real)
             up = self._rng.random(real.shape) < (real - low)
-            self._ints[li] = np.clip(low + up, -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int64)
-        self.params_flat[:] = _flat(self._real_weights())
+            new = np.clip(low + up, -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int64)
+            if cols is None:
+                self._ints[li] = new
+                self._real[li][:] = new * 2.0 ** -pr
+            else:
+                self._ints[li][:, cols] = new
+                self._real[li][:, cols] = new * 2.0 ** -pr

@@ -67,7 +67,7 @@ def test_ttlbptt_fixed_graph_learns_like_the_float_graph(tmp_path):
     from graph_reference import quantised
 
     cos = update_cosines(fx.weights, fl.weights, net.weights, quantised(net.weights))
-    assert min(cos) > 0.6, cos     # measured 0.79, 0.74, 0.97 (16 samples)
+    assert min(cos) > 0.6, cos     # measured 0.79, 0.75, 0.96 (16 samples)
 
 
 def test_ttlbptt_graph_needs_its_auxiliary_classifiers(tmp_path):

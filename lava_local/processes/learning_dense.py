@@ -27,6 +27,10 @@ Costs of Lava's learning engine removed without changing its arithmetic:
   run as one compiled loop over its synapses, in place
   (:mod:`~lava_local.processes.kernels`): the same operations in the same order, so the
   same floats and integers;
+- a learned variable that its rule keeps the same down every column (TP's tags: the
+  pre spikes of the last two steps, one copy per synapse as on the chip) is held and
+  updated as one row of N_pre values (:func:`per_pre_variables`), written out to its
+  matrix whenever Lava reads it;
 - the runtime adds a learning phase (a round trip to every process of the graph) to
   every step; here the learning arithmetic runs at the end of the spiking phase
   (:class:`_LearnInSpikingPhase`), so a learning graph steps like an inference graph.
@@ -313,6 +317,56 @@ def counted_variables(plans: dict) -> frozenset:
                      for key, const in pieces if key in names and const == 0)
 
 
+def per_pre_variables(series: dict) -> frozenset:
+    """The synaptic variables whose update keeps them the same along every column (one
+    value per pre neuron, whatever the post neuron), given each learned variable's
+    product series: every product's dependency is u or x0 and each factor a constant,
+    u, x0, a pre trace or such a variable itself (TP's tags: t <- 32 x0, d <- t). A
+    variable read but not learned is not among them (its values are whatever it was
+    given)."""
+    from lava.magma.core.learning import string_symbols as sym
+
+    per_pre = {"C", "u", "x0", "x1", "x2"}
+    names = set(series)
+    while True:
+        keep = set()
+        for name in names:
+            ok = True
+            for prod in series[name]:
+                if prod.dependency not in ("u", "x0"):
+                    ok = False
+                for f in prod.factors:
+                    v = f.state_var
+                    if v in per_pre:
+                        continue
+                    var = sym.SYNAPTIC_VARIABLE_VAR_MAPPING.get(v)
+                    if var is None or var not in names:
+                        ok = False
+            if ok:
+                keep.add(name)
+        if keep == names:
+            return frozenset(names)
+        names = keep
+
+
+def per_pre_operand(value, shape: tuple[int, int]):
+    """A :class:`.kernels.VarFactor` of a variable held as one row (shape (1, N_pre),
+    :class:`_ActiveBlock`) as the per-pre operand it is: the kernel's own arithmetic on
+    it (``+ const``, then the sign, else the bit-approximate clip) done here, once per
+    pre neuron; any other operand as it is."""
+    if not (isinstance(value, VarFactor) and np.shape(value.value) == (1, shape[1])
+            and shape[0] != 1):
+        return value
+    v = value.value
+    if value.lo is not None:            # integers, as the kernel computes them
+        v = v.astype(np.int64)
+    if value.has_const:
+        v = v + (value.const if value.lo is None else int(value.const))
+    if value.sgn:
+        return np.sign(v)
+    return v if value.lo is None else np.clip(v, int(value.lo), int(value.hi))
+
+
 def update_order(reads: dict[str, set[str]]) -> tuple[list[str], bool]:
     """An order in which synaptic variables can be updated in place, each reading the
     others' values from before the step (the engine's order), given the applier
@@ -357,18 +411,75 @@ class _ActiveBlock:
     (an update by Lava's own or the gather path, a first full pass, a value set from
     outside: :meth:`_set_var`, or the variable replaced by another array) and they are
     counted again.
+
+    A variable whose rule keeps it the same down every column (:func:`per_pre_variables`:
+    TP's tags hold the pre spikes of the last two steps, one copy per post neuron, as the
+    chip's per-synapse tags must) and whose values are so after the first full pass is
+    held as one row (N_pre values, ``_rows``) and updated as one: Lava's own applier,
+    saturation and rounding on a 1 x N_pre matrix (the same scalar random number), which
+    are each synapse's own in every row. The other variables' kernels and blocks read it
+    as a per-pre operand. Its N_post x N_pre array is written from the row whenever Lava
+    reads it (:meth:`_get_var`); a Var.set (:meth:`_set_var`) returns it to the array.
     """
 
     _full_pass_done = False
+    #: The variables held as one row (name -> (1, N_pre) array), see above.
+    _rows: dict = {}
     #: The dtype the learned variables are kept in once the kernels make every update
     #: (:meth:`_narrow_variables`); None: as Lava keeps them.
     _narrow_dtype = None
 
+    def _get_var(self):
+        """Lava's Var.get, the variables held as rows written out first."""
+        self._write_rows()
+        super()._get_var()
+
+    def _write_rows(self) -> None:
+        for name, row in self._rows.items():
+            getattr(self, name)[...] = row
+
+    def _hold_rows(self) -> None:
+        """After a full pass: hold as rows the variables :func:`per_pre_variables` of
+        the rule whose values are the same down every column (and whose series read
+        only such variables)."""
+        plans = self._block_plans()
+        cand = {name for name in self.__dict__.setdefault(
+                    "_per_pre", per_pre_variables(
+                        {n: a._product_series.products
+                         for n, a in self._learning_rule_appliers.items()}))
+                if self._uniform_columns(getattr(self, name))}
+        while True:     # each one's series may read only variables held too
+            keep = {n for n in cand
+                    if all(r in cand for r in plans[n][1] if r in self._learning_rule_appliers)}
+            if keep == cand:
+                break
+            cand = keep
+        self._rows = {n: np.array(getattr(self, n)[:1], dtype=self._row_dtype(n))
+                      for n in sorted(cand)}
+
+    @staticmethod
+    def _uniform_columns(v) -> bool:
+        return (isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] >= 2
+                and bool(np.all(v == v[:1])))
+
+    def _row_dtype(self, name: str):
+        return np.float64 if getattr(self, name).dtype.kind == "f" else np.int64
+
+    def _update_row(self, applier, name: str, args: dict) -> np.ndarray:
+        """The held row's update (the same per-synapse arithmetic on a 1 x N_pre
+        matrix)."""
+        row_args = dict(args)
+        row_args["shape"] = self._rows[name].shape
+        value = self._update_block(applier, self._rows[name], row_args, name)
+        return np.array(value, dtype=self._row_dtype(name)).reshape(self._rows[name].shape)
+
     def _set_var(self):
         """Lava's Var.set into the variables as Lava keeps them (any narrowed one
-        widened back first), then the non-zero counts dropped and the next step a full
-        pass of Lava's engine, which saturates every synapse (the values may change
-        anywhere)."""
+        widened back first, any held as a row written out and no longer held), then
+        the non-zero counts dropped and the next step a full pass of Lava's engine,
+        which saturates every synapse (the values may change anywhere)."""
+        self._write_rows()
+        self._rows = {}
         narrow = self._narrow_dtype
         for name in getattr(self, "_learning_rule_appliers", {}) if narrow else ():
             v = getattr(self, name)
@@ -428,9 +539,15 @@ class _ActiveBlock:
                 nonzero_rows_cols(np.zeros((2, 2), dtype), const)
                 nonzero_counts(np.zeros((2, 2), dtype))
             counted = self._counted_variables()
+            rows = per_pre_variables({n: a._product_series.products
+                                      for n, a in self._learning_rule_appliers.items()})
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
                     self._warm_kernel(applier, name, name in counted)
+                    reads = _referenced(applier._product_series.products)
+                    if name not in rows and reads & rows:   # with the rows held
+                        applier.warm_kernel(self._kernel_saturation(name),
+                                            name in counted - rows, per_pre=rows)
             if hasattr(self, "_warm_trace_kernel"):
                 self._warm_trace_kernel()
 
@@ -493,20 +610,28 @@ class _ActiveBlock:
             if not self._full_pass_done:
                 self._full_pass_done = True
                 self._narrow_variables()
+                if kernels and not whole and self._kernels_update_all():
+                    self._hold_rows()
             self.__dict__.pop("_nz_counts", None)
             return
         args = self._extract_applier_args(x_traces_history, y_traces_history)
+        rows_held = self._rows
+        args.update(rows_held)
         plans = self._block_plans()
         order = getattr(self, "_update_order", None)
         if order is None:
             order = self._update_order = update_order(
                 {name: plans[name][1] for name in self._learning_rule_appliers})
         names, several = order
-        counted = frozenset() if whole else self._counted_variables()
+        counted = frozenset() if whole else self._counted_variables() - rows_held.keys()
         new, seen = {}, {}      # the pieces' non-zeros: of the values before the step
         counts = self._counts_before_step(counted, seen) if counted else {}
+        new_rows = {}
         for name in names:
             applier = self._learning_rule_appliers[name]
+            if name in rows_held:
+                new_rows[name] = self._update_row(applier, name, args)
+                continue
             var = getattr(self, name)
             products = applier._product_series.products
             plan, referenced = plans[name]
@@ -545,6 +670,8 @@ class _ActiveBlock:
             new[name] = out
         for name, value in new.items():
             setattr(self, name, value)
+        if new_rows:
+            self._rows = {**rows_held, **new_rows}
 
 
 class _OneStep:
@@ -821,13 +948,14 @@ def _var_factor(spec, applier_args: dict) -> VarFactor:
     return VarFactor(applier_args[spec[0]], *spec[1:])
 
 
-def fast_trace_kinds(products, fixed: bool = False) -> list[tuple]:
+def fast_trace_kinds(products, fixed: bool = False,
+                     per_pre: frozenset = frozenset()) -> list[tuple]:
     """The kinds (:func:`~lava_local.processes.kernels.kind_of`) of each product's
     dependency and factors as the kernels get them from :class:`_FastTraces` at
     t_epoch = 1: x0 and the pre traces per pre neuron, y0 and the post traces per post
     neuron, u and constants scalars, synaptic variables as
     :class:`~lava_local.processes.kernels.VarFactor` (``fixed``: clipped to their
-    factor widths)."""
+    factor widths) except those in ``per_pre``, held as rows: per pre neuron."""
     def kind(factor):
         v = factor.state_var
         if v in ("u", "C"):
@@ -836,6 +964,8 @@ def fast_trace_kinds(products, fixed: bool = False) -> list[tuple]:
             return "r"
         if v in ("y0", "y1", "y2", "y3"):
             return "c"
+        if _var_factor_spec(factor, None)[0] in per_pre:
+            return "r"
         w = FACTOR_TO_WIDTH_DICT[v]
         spec = _var_factor_spec(factor, (-(2 ** w), 2 ** w - 1) if fixed else None)
         return VarFactor(None, *spec[1:]).kind()
@@ -868,11 +998,12 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
                                 "eval"), _var_factor_spec(f, None)) for f in product.factors]
             self._plan.append((scale, product.dependency, factors))
 
-    def warm_kernel(self, clamp: tuple | None = None, count: bool = False) -> None:
+    def warm_kernel(self, clamp: tuple | None = None, count: bool = False,
+                    per_pre: frozenset = frozenset()) -> None:
         """Compile (or load from the disk cache) the kernels for the operands the
-        one-step engine gives (:func:`fast_trace_kinds`), ``clamp`` and ``count`` now,
-        not at the first step."""
-        kinds = fast_trace_kinds(self._product_series.products)
+        one-step engine gives (:func:`fast_trace_kinds`; ``per_pre``: the variables
+        held as rows), ``clamp`` and ``count`` now, not at the first step."""
+        kinds = fast_trace_kinds(self._product_series.products, per_pre=per_pre)
         terms = tuple((scale, k) for (scale, _, _), k in zip(self._plan, kinds))
         args = [_dummy(k, np.float64) for ks in kinds for k in ks]
         nz = (np.zeros(2, np.int64), np.zeros(2, np.int64)) if count else ()
@@ -900,6 +1031,7 @@ class _EvalApplierFloat(LearningRuleApplierFloat):
         (int64 non-zeros of ``acc`` per row, per column) become ``out``'s."""
         terms, args = [], []
         for scale, d, fs in self._operands(applier_args, raw=True):
+            fs = [per_pre_operand(f, acc.shape) for f in fs]
             kinds = tuple(kind_of(v, acc.shape) for v in (d, *fs))
             terms.append((scale, kinds))
             args += [as_operand(v, k, np.float64) for v, k in zip((d, *fs), kinds)]
@@ -1002,6 +1134,7 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
         terms, args = [], []
         for (_, pieces, _, _), (mant, right, left, bits) in zip(
                 self._operands(applier_args, raw=True), self._kernel_terms):
+            pieces = [per_pre_operand(v, acc.shape) for v in pieces]
             kinds = tuple(kind_of(v, acc.shape) for v in pieces)
             terms.append((mant, kinds, right, left, bits))
             args += [as_operand(v, k, np.int64) for v, k in zip(pieces, kinds)]
@@ -1009,12 +1142,14 @@ class _BroadcastApplierBitApprox(LearningRuleApplierBitApprox):
             out, acc, rows, _ROWS2 if cols is None else cols, float(rand), *(counts or ()),
             *args)
 
-    def warm_kernel(self, finish: tuple | None = None, count: bool = False) -> None:
+    def warm_kernel(self, finish: tuple | None = None, count: bool = False,
+                    per_pre: frozenset = frozenset()) -> None:
         """Compile (or load from the disk cache) the kernels for the operands the
-        one-step engine gives (:func:`fast_trace_kinds`), ``finish``, ``count``, and
-        int32 or int64 variables now, not at the first step."""
+        one-step engine gives (:func:`fast_trace_kinds`; ``per_pre``: the variables
+        held as rows), ``finish``, ``count``, and int32 or int64 variables now, not at
+        the first step."""
         lo, hi = _ACC_RANGE
-        kinds = fast_trace_kinds(self._product_series.products, fixed=True)
+        kinds = fast_trace_kinds(self._product_series.products, fixed=True, per_pre=per_pre)
         terms = tuple((mant, k, right, left, bits)
                       for (mant, right, left, bits), k in zip(self._kernel_terms, kinds))
         nz = (np.zeros(2, np.int64), np.zeros(2, np.int64)) if count else ()

@@ -300,3 +300,98 @@ def test_the_learned_variables_are_narrowed_only_where_the_kernels_learn():
     assert model(FastLearningDenseBitApproximate, True, {"weights": big}).weights is big
     f = rng.normal(size=(5, 7))
     assert model(FastLearningDenseFloat, True, {"weights": f}).weights is f
+
+
+def _rule_series(**strings):
+    from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
+
+    rule = Loihi3FLearningRule(**strings, x1_impulse=16, x1_tau=10, x2_impulse=16,
+                               x2_tau=2, t_epoch=1)
+    names = {"dw": "weights", "dt": "tag_1", "dd": "tag_2"}
+    return {names[k]: ps.products for k, ps in rule.active_product_series.items()}
+
+
+def test_per_pre_variables_are_those_kept_the_same_down_every_column():
+    """A variable whose series reads only per-pre values, u and such variables stays
+    one row: TP's two tags (t <- 32 x0, d <- t), not its weights (y1); not a tag that
+    reads a post trace, nor one that reads a tag that does, nor one that reads a tag
+    without a rule of its own."""
+    from lava_local.processes.learning_dense import per_pre_variables
+    from lava_local.rules.solsa import OnChipSOLSA
+    from lava_local.rules.tp import OnChipTP
+
+    def of(rule):
+        return per_pre_variables({
+            {"dw": "weights", "dt": "tag_1", "dd": "tag_2"}[k]: ps.products
+            for k, ps in rule.learning_rule(0).active_product_series.items()})
+
+    assert of(OnChipTP(eta=2 ** -6)) == {"tag_1", "tag_2"}
+    assert of(OnChipTP(eta=2 ** -6, mode="fixed", weight_precision=7)) == {"tag_1", "tag_2"}
+    assert of(OnChipTP(eta=2 ** -6, stages=1)) == {"tag_1"}
+    assert of(OnChipSTLLR(eta=2 ** -3, mode="float")) == set()
+    assert of(OnChipSOLSA(eta=2 ** -6, lam=0.5, theta=0.5)) == set()
+    assert per_pre_variables(_rule_series(dw="x0*y1*t", dt="x0 - u0*t*x1",
+                                          dd="u0*t - y0*d")) == {"tag_1"}
+    assert per_pre_variables(_rule_series(dw="x0*y1", dt="x0 - u0*d*2^-1",
+                                          dd="u0*t - u0*d*y2")) == set()
+    assert per_pre_variables(_rule_series(dw="x0*y1", dt="x0*sgn(d+1) - u0*t")) == set()
+
+
+@pytest.mark.parametrize("dw", GENERAL_SERIES)
+def test_a_variable_held_as_a_row_gives_the_kernels_the_same_numbers(dw, monkeypatch,
+                                                                     tmp_path):
+    """The kernels' update with the tags given as one row (per-pre operands: their
+    constant, sign or clip applied once per pre neuron) equals the update with the
+    same tags as full matrices, float and integer."""
+    monkeypatch.setenv("LAVA_LOCAL_CACHE", str(tmp_path))
+    rng = np.random.default_rng(9)
+    ps = _series(dw)
+    for integer, cls in ((False, _EvalApplierFloat), (True, _BroadcastApplierBitApprox)):
+        args = general_args(rng, 6, 9, integer)
+        full, held = dict(args), dict(args)
+        for name in ("tag_1", "tag_2"):
+            row = args[name][:1]
+            full[name] = np.repeat(row, 6, axis=0)
+            held[name] = row
+        acc = rng.integers(-256, 256, (6, 9)) << 7 if integer else rng.normal(size=(6, 9))
+        outs = []
+        for a in (full, held):
+            out = np.empty_like(acc)
+            extra = {"finish": None} if integer else {"clamp": None}
+            cls(ps).update(out, acc.copy(), np.arange(6), None, **extra, **a)
+            outs.append(out)
+        np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_tp_tags_are_held_as_rows_and_read_as_lavas(mode, monkeypatch, tmp_path):
+    """TP's tags stay the same down every column: after the first full pass the fast
+    model holds each as one row (counted here from the learning process); weights and
+    tags read after the run, and after a Var.set of tags that are the same down every
+    column (held again after the next full pass), are Lava's, bit for bit."""
+    import lava_local.processes.learning_dense as ld
+
+    monkeypatch.setenv("LAVA_LOCAL_KERNELS", "all")
+    monkeypatch.setenv("LAVA_LOCAL_CACHE", str(tmp_path))
+    log = tmp_path / "rows.log"
+    orig = ld._ActiveBlock._update_row
+
+    def logged(self, applier, name, args):
+        with open(log, "a") as f:
+            f.write(name + "\n")
+        return orig(self, applier, name, args)
+
+    monkeypatch.setattr(ld._ActiveBlock, "_update_row", logged)
+    rng = np.random.default_rng(7)
+    t = np.repeat(32 * (rng.random((1, 60)) < 0.5), 40, axis=0)
+    for sets in ({}, {"tag_1": t, "tag_2": np.roll(t, 3, axis=1)}):
+        log.unlink(missing_ok=True)
+        fast = _tp_dense_run(mode, True, sets)
+        held = log.read_text().split()
+        lava = _tp_dense_run(mode, False, sets)
+        for a, b in zip(fast, lava):
+            np.testing.assert_array_equal(a, b)
+        # every step after the first full pass of each run (15 of 16 without a set,
+        # 14 with one)
+        assert held.count("tag_1") == held.count("tag_2") == (14 if sets else 15)
+        assert np.count_nonzero(fast[1]) and np.count_nonzero(fast[2])

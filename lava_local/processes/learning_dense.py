@@ -300,6 +300,8 @@ def _block_args(args: dict, shape: tuple[int, int], rows, cols, names: set[str])
     return out
 
 
+_ROW0 = np.zeros(1, dtype=np.int64)     # the one row of a variable held as a row
+
 #: Weight matrices of at most this many synapses learn without a block: finding it
 #: costs more than it saves (with the kernels: one pass over every synapse).
 SMALL_BLOCK = 2048
@@ -466,12 +468,19 @@ class _ActiveBlock:
         return np.float64 if getattr(self, name).dtype.kind == "f" else np.int64
 
     def _update_row(self, applier, name: str, args: dict) -> np.ndarray:
-        """The held row's update (the same per-synapse arithmetic on a 1 x N_pre
-        matrix)."""
+        """The held row's update: the same per-synapse arithmetic on a 1 x N_pre
+        matrix, by its kernel (the engine's whole update of each synapse, as on the
+        matrix) where there is one, else by Lava's applier."""
+        row = self._rows[name]
         row_args = dict(args)
-        row_args["shape"] = self._rows[name].shape
-        value = self._update_block(applier, self._rows[name], row_args, name)
-        return np.array(value, dtype=self._row_dtype(name)).reshape(self._rows[name].shape)
+        row_args["shape"] = row.shape
+        if hasattr(applier, "update"):
+            out = self._kernel_update(applier, np.empty_like(row), row, _ROW0, None,
+                                      row_args, name)
+            if out is not None:
+                return out
+        value = self._update_block(applier, row, row_args, name)
+        return np.array(value, dtype=self._row_dtype(name)).reshape(row.shape)
 
     def _set_var(self):
         """Lava's Var.set into the variables as Lava keeps them (any narrowed one
@@ -545,7 +554,9 @@ class _ActiveBlock:
                 if hasattr(applier, "warm_kernel"):
                     self._warm_kernel(applier, name, name in counted)
                     reads = _referenced(applier._product_series.products)
-                    if name not in rows and reads & rows:   # with the rows held
+                    if name in rows:            # held as a row: the whole row, uncounted
+                        applier.warm_kernel(self._kernel_saturation(name), False)
+                    elif reads & rows:          # reading the rows held
                         applier.warm_kernel(self._kernel_saturation(name),
                                             name in counted - rows, per_pre=rows)
             if hasattr(self, "_warm_trace_kernel"):

@@ -417,11 +417,12 @@ class _ActiveBlock:
     A variable whose rule keeps it the same down every column (:func:`per_pre_variables`:
     TP's tags hold the pre spikes of the last two steps, one copy per post neuron, as the
     chip's per-synapse tags must) and whose values are so after the first full pass is
-    held as one row (N_pre values, ``_rows``) and updated as one: Lava's own applier,
-    saturation and rounding on a 1 x N_pre matrix (the same scalar random number), which
-    are each synapse's own in every row. The other variables' kernels and blocks read it
-    as a per-pre operand. Its N_post x N_pre array is written from the row whenever Lava
-    reads it (:meth:`_get_var`); a Var.set (:meth:`_set_var`) returns it to the array.
+    held as one row (N_pre values, ``_rows``) and updated as one: the engine's whole
+    update (its kernel, else Lava's applier) on a 1 x N_pre matrix with the same scalar
+    random number, which is each synapse's own in every row. The other variables'
+    kernels and blocks read it as a per-pre operand. Its N_post x N_pre array is written
+    from the row whenever Lava reads it (:meth:`_get_var`); a Var.set (:meth:`_set_var`)
+    returns it to the array.
     """
 
     _full_pass_done = False
@@ -445,10 +446,7 @@ class _ActiveBlock:
         the rule whose values are the same down every column (and whose series read
         only such variables)."""
         plans = self._block_plans()
-        cand = {name for name in self.__dict__.setdefault(
-                    "_per_pre", per_pre_variables(
-                        {n: a._product_series.products
-                         for n, a in self._learning_rule_appliers.items()}))
+        cand = {name for name in self._per_pre_variables()
                 if self._uniform_columns(getattr(self, name))}
         while True:     # each one's series may read only variables held too
             keep = {n for n in cand
@@ -458,6 +456,15 @@ class _ActiveBlock:
             cand = keep
         self._rows = {n: np.array(getattr(self, n)[:1], dtype=self._row_dtype(n))
                       for n in sorted(cand)}
+
+    def _per_pre_variables(self) -> frozenset:
+        """:func:`per_pre_variables` of this model's rule (made once)."""
+        got = self.__dict__.get("_per_pre")
+        if got is None:
+            got = self._per_pre = per_pre_variables(
+                {n: a._product_series.products
+                 for n, a in self._learning_rule_appliers.items()})
+        return got
 
     @staticmethod
     def _uniform_columns(v) -> bool:
@@ -548,8 +555,7 @@ class _ActiveBlock:
                 nonzero_rows_cols(np.zeros((2, 2), dtype), const)
                 nonzero_counts(np.zeros((2, 2), dtype))
             counted = self._counted_variables()
-            rows = per_pre_variables({n: a._product_series.products
-                                      for n, a in self._learning_rule_appliers.items()})
+            rows = self._per_pre_variables()
             for name, applier in self._learning_rule_appliers.items():
                 if hasattr(applier, "warm_kernel"):
                     self._warm_kernel(applier, name, name in counted)

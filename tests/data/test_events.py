@@ -107,6 +107,7 @@ def test_lava_dataloader_delivers_the_same_spikes_as_the_batched_loader(tmp_path
     from lava.proc.io.sink import RingBuffer as Sink
 
     from lava_local.networks.graph import SpikeAdapter
+    from lava_local.networks.guard import LavaGuard
 
     rng = np.random.default_rng(3)
     samples = [(np.sort(rng.random(40) * 0.2), rng.integers(0, 700, 40), k % 20)
@@ -117,12 +118,11 @@ def test_lava_dataloader_delivers_the_same_spikes_as_the_batched_loader(tmp_path
     loader = SpikeDataloader(dataset=SpikeAdapter(ds), interval=interval, offset=0)
     sink = Sink(shape=(700,), buffer=n_steps)
     loader.s_out.connect(sink.a_in)
-    try:
-        loader.run(condition=RunSteps(num_steps=n_steps),
-                   run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    cfg = Loihi2SimCfg(select_tag="floating_pt")
+    with LavaGuard() as guard:
+        guard.start(lambda: loader.create_runtime(run_cfg=cfg), loader.stop)
+        loader.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
         got = np.asarray(sink.data.get()).T          # (steps, 700), step 1 first
-    finally:
-        loader.stop()
     # step 1 sends zeros; sample k occupies steps k·interval + 2 ... (+T)
     for k in range(3):
         start = k * interval + 1

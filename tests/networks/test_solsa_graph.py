@@ -99,6 +99,7 @@ def test_float_tag_is_solsas_eligibility_step_by_step(solsa_run):
     from lava.magma.core.run_conditions import RunSteps
 
     from lava_local.networks.graph import _run_cfg
+    from lava_local.networks.guard import LavaGuard
 
     _, net, test, _ = solsa_run
     first = min(int(t) for t in net.matrices["schedule"])
@@ -106,12 +107,12 @@ def test_float_tag_is_solsas_eligibility_step_by_step(solsa_run):
     dense, offset = g.denses[-1], 2 + len(net.weights)   # output neurons' first step
     want = functional_eligibility(net, test, 0, first)
     got = []
-    try:
+    cfg, readout = _run_cfg("sim-float"), g.ctx.readout
+    with LavaGuard() as guard:
+        guard.start(lambda: readout.create_runtime(run_cfg=cfg), readout.stop)
         for _ in range(offset + first - 1):
-            g.ctx.readout.run(condition=RunSteps(num_steps=1), run_cfg=_run_cfg("sim-float"))
+            readout.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
             got.append(np.asarray(dense.tag_1.get(), dtype=float))
-    finally:
-        g.ctx.readout.stop()
     # after step σ the tag holds e[t + 1] of the output neurons' step t = σ - offset
     for t in range(first):
         e = got[offset + t - 2]

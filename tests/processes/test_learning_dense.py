@@ -200,6 +200,7 @@ def _tp_dense_run(mode: str, fast: bool, sets: dict, steps=(8, 8)):
     from lava.proc.io.source import RingBuffer
 
     from lava_local.lava_runtime import ensure_lava_runtime
+    from lava_local.networks.guard import LavaGuard
     from lava_local.processes.learning_dense import fast_learning_models
     from lava_local.rules.tp import OnChipTP
 
@@ -223,14 +224,13 @@ def _tp_dense_run(mode: str, fast: bool, sets: dict, steps=(8, 8)):
         s.s_out.connect(port)
     cfg = Loihi2SimCfg(select_tag=tag,
                        exception_proc_model_map=fast_learning_models(backend) if fast else {})
-    try:
+    with LavaGuard() as guard:      # a model that fails to build fails, does not hang
+        guard.start(lambda: dense.create_runtime(run_cfg=cfg), dense.stop)
         dense.run(condition=RunSteps(num_steps=steps[0]), run_cfg=cfg)
         for name, value in sets.items():
             getattr(dense, name).set(value)
         dense.run(condition=RunSteps(num_steps=steps[1]), run_cfg=cfg)
         return [np.array(getattr(dense, v).get()) for v in ("weights", "tag_1", "tag_2")]
-    finally:
-        dense.stop()
 
 
 @pytest.mark.parametrize("mode", ["float", "fixed"])

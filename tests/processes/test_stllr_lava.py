@@ -27,6 +27,7 @@ from lava_local.functional import (  # noqa: E402
     pre_trace_step,
     stllr_update,
 )
+from lava_local.networks.guard import LavaGuard  # noqa: E402
 from lava_local.processes import STLLRNeuron  # noqa: E402
 from lava_local.processes.learning_dense import fast_learning_models  # noqa: E402
 from lava_local.rules.stllr_loihi import FixedEngineReference, OnChipSTLLR  # noqa: E402
@@ -52,13 +53,13 @@ def one_layer(pre, delta, w0, rule, tag, gamma=0.5, v_th=0.8, lam_post=0.2,
                      (neu.s_out_y2, dense.s_in_y2), (neu.s_out_y3, dense.s_in_y3)):
             a.connect(b)
     us = []
-    try:
+    cfg = Loihi2SimCfg(select_tag=tag)
+    with LavaGuard() as guard:
+        guard.start(lambda: neu.create_runtime(run_cfg=cfg), neu.stop)
         for _ in range(pre.shape[1]):
-            neu.run(condition=RunSteps(num_steps=1), run_cfg=Loihi2SimCfg(select_tag=tag))
+            neu.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
             us.append(np.array(neu.u.get(), dtype=float))
         w, h = np.array(dense.weights.get(), dtype=float), np.array(neu.h.get(), dtype=float)
-    finally:
-        neu.stop()
     return w, np.array(us), h
 
 
@@ -121,13 +122,12 @@ def test_fixed_engine_matches_integer_reference_bit_for_bit(fast):
     for s, port in zip(srcs, (dense.s_in, dense.s_in_y1, dense.s_in_y2, dense.s_in_bap,
                               dense.s_in_y3)):
         s.s_out.connect(port)
-    try:
-        models = fast_learning_models("sim-fixed") if fast else {}
-        dense.run(condition=RunSteps(num_steps=steps),
-                  run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models))
+    models = fast_learning_models("sim-fixed") if fast else {}
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
+    with LavaGuard() as guard:
+        guard.start(lambda: dense.create_runtime(run_cfg=cfg), dense.stop)
+        dense.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         w = np.array(dense.weights.get(), dtype=np.int64)
-    finally:
-        dense.stop()
     ref = FixedEngineReference(w0, rule, rng_seed=11)
     for k in range(steps):
         w_ref = ref.step(pre[:, k], y1[:, k], y2[:, k], bap[:, k])

@@ -445,17 +445,12 @@ class _ActiveBlock:
         """After a full pass: hold as rows the variables :func:`per_pre_variables` of
         the rule whose values are the same down every column (and whose series read
         only such variables)."""
-        plans = self._block_plans()
-        cand = {name for name in self._per_pre_variables()
-                if self._uniform_columns(getattr(self, name))}
-        while True:     # each one's series may read only variables held too
-            keep = {n for n in cand
-                    if all(r in cand for r in plans[n][1] if r in self._learning_rule_appliers)}
-            if keep == cand:
-                break
-            cand = keep
+        appliers = self._learning_rule_appliers
+        cand = {n: appliers[n]._product_series.products for n in self._per_pre_variables()
+                if self._uniform_columns(getattr(self, n))}
+        held = per_pre_variables(cand)      # each reading only variables held too
         self._rows = {n: np.array(getattr(self, n)[:1], dtype=self._row_dtype(n))
-                      for n in sorted(cand)}
+                      for n in sorted(held)}
 
     def _per_pre_variables(self) -> frozenset:
         """:func:`per_pre_variables` of this model's rule (made once)."""
@@ -487,7 +482,7 @@ class _ActiveBlock:
             if out is not None:
                 return out
         value = self._update_block(applier, row, row_args, name)
-        return np.array(value, dtype=self._row_dtype(name)).reshape(row.shape)
+        return np.array(value, dtype=row.dtype).reshape(row.shape)
 
     def _set_var(self):
         """Lava's Var.set into the variables as Lava keeps them (any narrowed one

@@ -64,6 +64,16 @@ def _split(flat: np.ndarray, shapes: list[tuple]) -> list[np.ndarray]:
     return out
 
 
+def _mantissas(w: np.ndarray, precision: int) -> np.ndarray:
+    """Real weights rounded to the block's integer mantissas (units 2^-precision)."""
+    return np.clip(np.rint(w * 2.0 ** precision), -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int64)
+
+
+def _columns(cols):
+    """The column index of a :func:`_column_grad` result (every column for None)."""
+    return slice(None) if cols is None else cols
+
+
 def _column_grad(delta: np.ndarray, inputs: np.ndarray) -> tuple:
     r"""A weight's window gradient :math:`\sum_t δ[t] \otimes x[t]` (δ and x stacked by
     step) on the columns whose input is non-zero at some step of the window: ``(g,
@@ -81,10 +91,7 @@ def _add_column_grads(a: tuple, b: tuple, width: int) -> tuple:
     cols = None if ca is None or cb is None else np.union1d(ca, cb)
     out = np.zeros((ga.shape[0], width if cols is None else cols.size))
     for g, c in ((ga, ca), (gb, cb)):
-        if c is None:
-            out += g
-        else:
-            out[:, c if cols is None else np.searchsorted(cols, c)] += g
+        out[:, _columns(c) if cols is None else np.searchsorted(cols, c)] += g
     return out, cols
 
 
@@ -272,10 +279,7 @@ class PyTTLBlockFloat(_TTLBlockBase):
     def _apply(self, grads: list[tuple]) -> None:
         eta = self.proc_params["eta"]
         for w, (g, cols) in zip(self._real_weights(), grads):     # views: in place
-            if cols is None:
-                w -= eta * g
-            else:
-                w[:, cols] -= eta * g
+            w[:, _columns(cols)] -= eta * g
 
 
 @implements(proc=TTLBlock, protocol=LoihiProtocol)
@@ -304,8 +308,7 @@ class PyTTLBlockFixed(_TTLBlockBase):
         ws = _split(self.params_flat, self._shapes)
         self._precs = [weight_precision(w) for w in ws]
         self._P = max(self._precs)
-        self._ints = [np.clip(np.rint(w * 2.0 ** pr), -W_WEIGHT_MAX, W_WEIGHT_MAX)
-                      .astype(np.int64) for w, pr in zip(ws, self._precs)]
+        self._ints = [_mantissas(w, pr) for w, pr in zip(ws, self._precs)]
         self._vth = int(to_membrane(self.proc_params["v_th"], self._P))
         self._unit = 2.0 ** -(ACT_SHIFT + self._P)
         self._real = _split(self.params_flat, self._shapes)
@@ -323,8 +326,7 @@ class PyTTLBlockFixed(_TTLBlockBase):
         super()._set_var()
         if self._ints is not None:
             for li, (r, pr) in enumerate(zip(self._real, self._precs)):
-                self._ints[li] = np.clip(np.rint(r * 2.0 ** pr), -W_WEIGHT_MAX,
-                                         W_WEIGHT_MAX).astype(np.int64)
+                self._ints[li] = _mantissas(r, pr)
                 r[:] = self._ints[li] * 2.0 ** -pr
 
     def _init_state(self):
@@ -370,15 +372,10 @@ class PyTTLBlockFixed(_TTLBlockBase):
         stay)."""
         eta = self.proc_params["eta"]
         for li, (g, cols) in enumerate(grads):
-            pr = self._precs[li]
-            w = self._ints[li] if cols is None else self._ints[li][:, cols]
-            real = w - eta * g * 2.0 ** pr
+            pr, sel = self._precs[li], _columns(cols)
+            real = self._ints[li][:, sel] - eta * g * 2.0 ** pr
             low = np.floor(real)
             up = self._rng.random(real.shape) < (real - low)
             new = np.clip(low + up, -W_WEIGHT_MAX, W_WEIGHT_MAX).astype(np.int64)
-            if cols is None:
-                self._ints[li] = new
-                self._real[li][:] = new * 2.0 ** -pr
-            else:
-                self._ints[li][:, cols] = new
-                self._real[li][:, cols] = new * 2.0 ** -pr
+            self._ints[li][:, sel] = new
+            self._real[li][:, sel] = new * 2.0 ** -pr

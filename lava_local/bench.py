@@ -6,7 +6,10 @@ Both print tables and return plain rows (JSON-ready); none of this is a timed te
 Trainers (:func:`trainer_speed`): every rule variant trains on the same net, the same
 random input spikes and labels, from the same seed, in one process; the variants take
 turns batch by batch (``warmup`` untimed rounds, then ``repeats`` timed ones, CUDA
-synchronised around each batch) and each reports its median time per batch. Beside it:
+synchronised around each batch) and each reports its median time per batch. Every step
+learns unless a learning window is given (``SpeedSetup.window``: the last K steps learn,
+the papers' T − T_l; BPTT's loss then covers those steps, its backward pass all T).
+Beside it:
 the ratio to BPTT's, the achieved rate of the matrix products (2 × the measured MACs of
 a batch / its time), the device's own fp32 matmul rate measured in the same run (a 2048³
 product; the "arithmetic bound" is the batch's products at that rate), and the measured learning
@@ -49,6 +52,7 @@ class SpeedSetup:
     recurrent: bool = False
     rate: float = 0.1            # input spike probability per step and channel
     seed: int = 0
+    window: int | None = None    # the last `window` steps learn (T - T_l); None: every step
 
     def __post_init__(self) -> None:
         if self.n_in < 1 or self.n_out < 2 or not self.hidden or min(self.hidden) < 1:
@@ -58,10 +62,19 @@ class SpeedSetup:
                              "samples of a batch)")
         if not 0.0 < self.rate <= 1.0:
             raise ValueError(f"the input spike rate must lie in (0, 1], got {self.rate}")
+        if self.window is not None and not 1 <= self.window <= self.n_steps:
+            raise ValueError(f"--window must be between 1 and --steps ({self.n_steps}), got "
+                             f"{self.window}")
 
     @property
     def sizes(self) -> str:
         return "-".join(map(str, (self.n_in, *self.hidden, self.n_out)))
+
+    @property
+    def window_text(self) -> str:
+        """The learning window in words (for titles)."""
+        return "every step learns" if self.window is None else \
+            f"the last {self.window} steps learn"
 
 
 def _sync(device) -> None:
@@ -112,7 +125,8 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
     for label, rule, opts in variants:
         cfg = TrainConfig(rule=rule, hidden=tuple(setup.hidden), n_steps=setup.n_steps,
                           batch_size=setup.batch_size, seed=setup.seed,
-                          recurrent=setup.recurrent, params=opts, device=str(dev))
+                          recurrent=setup.recurrent, params=opts, device=str(dev),
+                          window=setup.window)
         _, _, trainer = build(cfg, setup.n_in, setup.n_out, dev)
         trainer.start_epoch(0, 1)
         runs.append((label, rule, opts, trainer, cost_report(cfg, trainer, x, labels)))
@@ -137,6 +151,7 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
             "variant": label, "rule": rule, "options": opts,
             "seconds_per_batch": sec,
             "seconds_per_batch_all": ts,
+            "macs_per_sample": cost["macs_measured_per_sample"],
             "gflops_per_s": flops / sec / 1e9,
             "products_seconds_at_matmul_rate": flops / rate,
             "bound_ratio": sec / (flops / rate),

@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n-out", type=int, default=10, help="classes (default: 10)")
     b.add_argument("--steps", type=int, default=20, help="time steps T (default: 20)")
     b.add_argument("--batch-size", type=int, default=32, help="batch (default: 32)")
+    b.add_argument("--window", type=int, default=None, metavar="K",
+                   help="learning window: the last K steps learn (the papers' T - T_l, "
+                   "e.g. 10 of 100 in S-TLLR's SHD recipe); default: every step")
     b.add_argument("--recurrent", action="store_true", help="recurrent hidden layers")
     b.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     b.add_argument("--threads", type=int, default=0,
@@ -577,7 +580,7 @@ def _bench_speed(args) -> int:
         raise RunError("--threads must be >= 0, --repeats >= 1 and --warmup >= 0")
     try:
         setup = SpeedSetup(args.n_in, tuple(args.hidden), args.n_out, args.steps,
-                           args.batch_size, args.recurrent)
+                           args.batch_size, args.recurrent, window=args.window)
     except ValueError as e:
         raise RunError(str(e)) from None
     out = _new_folder(args.out, "bench-speed") if args.out is not None else None
@@ -585,8 +588,8 @@ def _bench_speed(args) -> int:
         torch.set_num_threads(args.threads)
     res = trainer_speed(setup, args.device, args.repeats, args.warmup,
                         [VARIANTS[r] for r in wanted], progress=not args.no_progress)
-    print(f"\ntrainer speed, net {setup.sizes}, T={setup.n_steps}, batch "
-          f"{setup.batch_size}, {res['device_name']}, torch {res['torch']}; device matmul "
+    print(f"\ntrainer speed, net {setup.sizes}, T={setup.n_steps} ({setup.window_text}), "
+          f"batch {setup.batch_size}, {res['device_name']}, torch {res['torch']}; device matmul "
           f"rate {res['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (measured)\n")
     print(format_table(*speed_table(res)))
     if out is not None:

@@ -205,8 +205,9 @@ def plot_speed(res: dict, path: Path) -> Path:
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"trainer speed vs BPTT: net {s['n_in']}-{'-'.join(map(str, s['hidden']))}"
-                 f"-{s['n_out']}, T={s['n_steps']}, batch {s['batch_size']}, "
-                 f"{res['device_name']}", fontsize=10)
+                 f"-{s['n_out']}, T={s['n_steps']}"
+                 + ("" if s.get("window") is None else f" (last {s['window']} steps learn)")
+                 + f", batch {s['batch_size']}, {res['device_name']}", fontsize=10)
     return _save(fig, plt, path)
 
 

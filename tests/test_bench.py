@@ -36,6 +36,23 @@ def test_trainer_speed_rows_are_consistent():
     assert merged["memory_ratio"] < 1.3
 
 
+def test_trainer_speed_window_learns_only_the_last_steps():
+    # S-TLLR computes its signal and update products only in the window: with the last
+    # step of 6 learning, its measured MACs drop by 5 steps' learning products; the
+    # forward pass (every step) stays
+    kw = dict(n_in=12, hidden=(16,), n_out=4, n_steps=6, batch_size=6)
+    variants = [VARIANTS["bptt"], VARIANTS["stllr-dfa"]]
+    full, last = (trainer_speed(SpeedSetup(**kw, window=w), "cpu", repeats=1, warmup=0,
+                                variants=variants, progress=False) for w in (None, 1))
+    assert last["setup"]["window"] == 1 and full["setup"]["window"] is None
+    f, l1 = full["rows"][1]["macs_per_sample"], last["rows"][1]["macs_per_sample"]
+    forward = 6 * (12 * 16 + 16 * 4)
+    learn_step = (f - forward) / 6          # every step: forward + the same learning work
+    assert learn_step > 0 and l1 == pytest.approx(forward + learn_step)
+    with pytest.raises(ValueError, match="--window"):
+        SpeedSetup(**kw, window=7)
+
+
 def test_bench_speed_command_writes_json_and_plot(tmp_path, capsys):
     out = tmp_path / "speed"
     assert main(["bench", "speed", "--n-in", "10", "--hidden", "8", "--n-out", "3",
@@ -50,6 +67,8 @@ def test_bench_speed_command_writes_json_and_plot(tmp_path, capsys):
     assert main(["bench", "speed", "--rules", "nope", "--no-progress"]) == 2
     assert "unknown variant" in capsys.readouterr().err
     assert main(["bench", "speed", "--batch-size", "1", "--no-progress"]) == 2
+    assert main(["bench", "speed", "--steps", "3", "--window", "4", "--no-progress"]) == 2
+    assert "--window must be between 1 and --steps (3)" in capsys.readouterr().err
 
 
 def test_bench_lava_speed_command(tmp_path, capsys):

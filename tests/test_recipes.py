@@ -157,6 +157,7 @@ def _fixture_data(root, dataset):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * 3600)  # full-size nets on CPU
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_runs_as_is_on_fixture_data(name, tmp_path):
     """`train --recipe NAME --epochs 1`: every other setting as the recipe has it (T,

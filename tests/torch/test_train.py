@@ -90,6 +90,7 @@ def test_bad_config_names_the_fix(kw, match):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3 * 3600)  # full-size nets on CPU
 def test_stllr_within_two_points_of_bptt_on_digits():
     """The foundation issue's target, over three seeds of the demo's configuration."""
     import numpy as np

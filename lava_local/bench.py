@@ -110,10 +110,13 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
     matmul rate), ``memory_*_bytes_per_sample`` and ``memory_ratio``.
     """
     import torch
-    from tqdm.auto import tqdm
 
     from .torch.train import TrainConfig, build, cost_report, resolve_device
 
+    if progress:
+        from tqdm.auto import tqdm
+    else:               # no bar: nothing beyond torch needed (a GPU machine without tqdm)
+        tqdm = _NoBar
     variants = tuple(VARIANTS.values()) if variants is None else variants
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(setup.seed)
@@ -167,6 +170,22 @@ def trainer_speed(setup: SpeedSetup, device: str = "cpu", repeats: int = 5, warm
             "device": str(dev), "device_name": _device_name(dev),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "matmul_flops_per_s": rate, "repeats": repeats, "rows": rows}
+
+
+class _NoBar:
+    """A progress bar that shows nothing (``progress=False``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 def _device_name(dev) -> str:

@@ -116,3 +116,44 @@ def test_bench_recipes_times_a_recipe_at_full_size(tmp_path, capsys):
     assert row["full_run_hours"] == pytest.approx(
         row["seconds_per_batch"] * row["batches_per_epoch"] * 100 / 3600)
     assert main(["bench", "recipes", "--recipes", "nope", "--no-progress"]) == 2
+
+
+def test_gpu_speed_script_needs_only_torch_and_writes_what_it_measured(tmp_path):
+    """benchmarks/gpu_speed.py, as a device machine without Lava runs it (dry run on the
+    CPU, tiny net): every import beyond torch and numpy blocked, one result per T in the
+    JSON; then the plots from that JSON here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu"
+    blocked = ("lava", "numba", "tqdm", "matplotlib", "h5py", "tonic", "scipy")
+    code = ("import sys, runpy\n"
+            f"for m in {blocked!r}: sys.modules[m] = None\n"
+            "sys.argv = ['gpu_speed.py'] + sys.argv[1:]\n"
+            "runpy.run_path('benchmarks/gpu_speed.py', run_name='__main__')\n")
+    args = ["--out", str(out), "--device", "cpu", "--steps", "3,5", "--hidden", "8,8",
+            "--n-in", "6", "--n-out", "3", "--batch-size", "4", "--repeats", "1",
+            "--warmup", "0"]
+    r = subprocess.run([sys.executable, "-c", code, *args], cwd=root, capture_output=True,
+                       text=True, timeout=300, env={"PYTHONPATH": str(root), "PATH": ""})
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "gpu_speed.json").read_text())
+    assert [x["setup"]["n_steps"] for x in res] == [3, 5]
+    assert [x["variant"] for x in res[0]["rows"]] == [v[0] for v in VARIANTS.values()]
+    assert "ratio to BPTT" in r.stdout
+    r = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--out", str(out),
+                        "--plot"], cwd=root, capture_output=True, text=True, timeout=300,
+                       env={"PYTHONPATH": str(root), "PATH": ""})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "gpu_speed_T3.png").stat().st_size > 0
+    assert (out / "gpu_speed_T5.png").stat().st_size > 0
+    import torch
+
+    if not torch.cuda.is_available():       # the default device is cuda: a clear refusal
+        r = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--out",
+                            str(tmp_path / "none")], cwd=root, capture_output=True,
+                           text=True, timeout=300, env={"PYTHONPATH": str(root), "PATH": ""})
+        assert r.returncode == 2 and "--device cpu for a dry run" in r.stderr
+        assert not (tmp_path / "none").exists()

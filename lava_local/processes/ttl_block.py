@@ -305,13 +305,17 @@ class PyTTLBlockFixed(_TTLBlockBase):
 
     def _quantise(self):
         """Integer mantissas and precisions of the current weights (first step)."""
-        ws = _split(self.params_flat, self._shapes)
-        self._precs = [weight_precision(w) for w in ws]
+        self._real = _split(self.params_flat, self._shapes)
+        self._precs = [weight_precision(w) for w in self._real]
         self._P = max(self._precs)
-        self._ints = [_mantissas(w, pr) for w, pr in zip(ws, self._precs)]
         self._vth = int(to_membrane(self.proc_params["v_th"], self._P))
         self._unit = 2.0 ** -(ACT_SHIFT + self._P)
-        self._real = _split(self.params_flat, self._shapes)
+        self._round_to_mantissas()
+
+    def _round_to_mantissas(self) -> None:
+        """The real weights (views into ``params_flat``) rounded to the integer
+        mantissas of the block's precisions, both kept."""
+        self._ints = [_mantissas(r, pr) for r, pr in zip(self._real, self._precs)]
         for r, w, pr in zip(self._real, self._ints, self._precs):
             r[:] = w * 2.0 ** -pr
 
@@ -325,9 +329,7 @@ class PyTTLBlockFixed(_TTLBlockBase):
         block's integer mantissas (the precisions of the first step kept)."""
         super()._set_var()
         if self._ints is not None:
-            for li, (r, pr) in enumerate(zip(self._real, self._precs)):
-                self._ints[li] = _mantissas(r, pr)
-                r[:] = self._ints[li] * 2.0 ** -pr
+            self._round_to_mantissas()
 
     def _init_state(self):
         if self._ints is None:

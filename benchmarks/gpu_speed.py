@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from lava_local.bench import SpeedSetup, speed_table, trainer_speed
+    from lava_local.bench import SpeedSetup, speed_table, speed_title, trainer_speed
     from lava_local.cli import format_table
 
     if a.device.startswith("cuda") and not torch.cuda.is_available():
@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         res = trainer_speed(setup, a.device, a.repeats, a.warmup, progress=False)
         results.append(res)
         path.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nnet {setup.sizes}, T={t}, batch {a.batch_size}, {res['device_name']}, "
-              f"torch {res['torch']}; matmul rate {res['matmul_flops_per_s'] / 1e9:.1f} "
-              f"GFLOP/s (measured)\n", flush=True)
+        print(f"\n{speed_title(res)}\n", flush=True)
         print(format_table(*speed_table(res)), flush=True)
     print(f"\nwritten: {path}")
     return 0

@@ -70,12 +70,6 @@ class SpeedSetup:
     def sizes(self) -> str:
         return "-".join(map(str, (self.n_in, *self.hidden, self.n_out)))
 
-    @property
-    def window_text(self) -> str:
-        """The learning window in words (for titles)."""
-        return "every step learns" if self.window is None else \
-            f"the last {self.window} steps learn"
-
 
 def _sync(device) -> None:
     import torch
@@ -196,6 +190,18 @@ def _device_name(dev) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+
+
+def speed_title(res: dict) -> str:
+    """One line saying what a :func:`trainer_speed` result timed: net, T and learning
+    window, batch, device, torch, the measured matmul rate."""
+    s = res["setup"]
+    window = "every step learns" if s.get("window") is None else \
+        f"the last {s['window']} steps learn"
+    sizes = "-".join(map(str, (s["n_in"], *s["hidden"], s["n_out"])))
+    return (f"trainer speed, net {sizes}, T={s['n_steps']} ({window}), batch "
+            f"{s['batch_size']}, {res['device_name']}, torch {res['torch']}; device matmul "
+            f"rate {res['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (measured)")
 
 
 def speed_table(res: dict) -> tuple[list[str], list[list[str]]]:

@@ -566,7 +566,7 @@ def _bench_speed(args) -> int:
 
     import torch
 
-    from .bench import VARIANTS, SpeedSetup, speed_table, trainer_speed
+    from .bench import VARIANTS, SpeedSetup, speed_table, speed_title, trainer_speed
     from .plots import plot_speed
     from .torch.train import RunError
 
@@ -588,9 +588,7 @@ def _bench_speed(args) -> int:
         torch.set_num_threads(args.threads)
     res = trainer_speed(setup, args.device, args.repeats, args.warmup,
                         [VARIANTS[r] for r in wanted], progress=not args.no_progress)
-    print(f"\ntrainer speed, net {setup.sizes}, T={setup.n_steps} ({setup.window_text}), "
-          f"batch {setup.batch_size}, {res['device_name']}, torch {res['torch']}; device matmul "
-          f"rate {res['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (measured)\n")
+    print(f"\n{speed_title(res)}\n")
     print(format_table(*speed_table(res)))
     if out is not None:
         (out / "speed.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -180,7 +180,6 @@ def plot_speed(res: dict, path: Path) -> Path:
     rows = res["rows"]
     names = [r["variant"] for r in rows]
     colors = [_color(r["rule"]) for r in rows]
-    s = res["setup"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     axes[0].bar(names, [r["ratio_to_bptt"] for r in rows], color=colors)
     axes[0].axhline(1.0, color="k", lw=0.8, ls="--")
@@ -203,11 +202,12 @@ def plot_speed(res: dict, path: Path) -> Path:
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.tick_params(axis="x", rotation=30)
+        for label in ax.get_xticklabels():      # long variant names: end under their bar
+            label.set_horizontalalignment("right")
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"trainer speed vs BPTT: net {s['n_in']}-{'-'.join(map(str, s['hidden']))}"
-                 f"-{s['n_out']}, T={s['n_steps']}"
-                 + ("" if s.get("window") is None else f" (last {s['window']} steps learn)")
-                 + f", batch {s['batch_size']}, {res['device_name']}", fontsize=10)
+    from .bench import speed_title
+
+    fig.suptitle(speed_title(res), fontsize=9)
     return _save(fig, plt, path)
 
 
